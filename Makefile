@@ -1,0 +1,33 @@
+# kube-encrypt — the two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: test deps build crds fmt lint
+
+## test: install missing system packages, then run every test (unit, root/netns, lab e2e)
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) build --workspace --all-targets
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+	$(CARGO) test --workspace --doc
+
+## deps: install the Debian packages the tests and the lab need (idempotent)
+deps:
+	@./scripts/install-deps.sh
+
+build:
+	$(CARGO) build --workspace
+
+## crds: regenerate manifests/crds from the Rust types
+crds:
+	$(CARGO) run -q -p kube-encrypt-api --bin crdgen -- --out manifests/crds
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,7 @@
+//! kube-encrypt node agent: observe → plan → apply.
+//!
+//! ```text
+//!  Kubernetes watches ─┐
+//!                      ├─► kube_encrypt_api::plan ─► diff vs. observed ─► apply (netlink, WireGuard, nftables)
+//!  local facts ────────┘                                                └─► publish key + NodeEncryption
+//! ```

@@ -1,0 +1,19 @@
+//! kube-encrypt's shared API: the custom resources, the one conversion from Kubernetes objects
+//! to domain types, the admission rules, the mesh planner, the dataplane diff and MTU maths.
+//!
+//! Pure: no async runtime, network, netlink or WireGuard. The agent, the webhook and the
+//! kubectl plugin all call into this crate, so none of them re-implements a rule.
+//!
+//! ```text
+//!  Node, Pod ──► node::NodeView ─┐
+//!  EncryptionConfig, IPPool ─────┼─► rules::evaluate ─► findings (webhook, plugin, agent)
+//!                                └─► plan::plan ─► Dataplane ─► diff::diff(observed) ─► Vec<Change>
+//!  LocalFacts (node name, underlay MTU, WireGuard support) ─┘
+//! ```
+
+pub mod crd;
+pub mod dataplane;
+pub mod key;
+pub mod net;
+pub mod node;
+pub mod plan;

@@ -1,0 +1,2 @@
+//! kube-encrypt's lab: a Kubernetes API emulator, a whole cluster in network namespaces,
+//! end-to-end flows and benchmarks. Test infrastructure only.
