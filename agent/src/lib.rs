@@ -5,3 +5,5 @@
 //!                      ├─► kube_encrypt_api::plan ─► diff vs. observed ─► apply (netlink, WireGuard, nftables)
 //!  local facts ────────┘                                                └─► publish key + NodeEncryption
 //! ```
+
+pub mod dataplane;

@@ -27,7 +27,7 @@ pub struct FamilyDataplane {
     pub interface: Option<InterfaceSpec>,
     /// Sorted by public key.
     pub peers: Vec<PeerSpec>,
-    /// Routes in the kube-encrypt routing table, sorted by destination.
+    /// Routes in the kube-encrypt routing table, sorted by (table, destination).
     pub routes: Vec<Route>,
     /// The policy rule sending unmarked traffic to the table; `None` = absent.
     pub rule: Option<RuleSpec>,
@@ -60,6 +60,8 @@ pub struct PeerSpec {
 /// A route in the kube-encrypt table.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Route {
+    /// The kube-encrypt routing table.
+    pub table: u32,
     pub destination: IpNet,
     pub kind: RouteKind,
 }

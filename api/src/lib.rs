@@ -13,6 +13,7 @@
 
 pub mod crd;
 pub mod dataplane;
+pub mod diff;
 pub mod key;
 pub mod net;
 pub mod node;

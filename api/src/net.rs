@@ -83,7 +83,10 @@ impl<T> PerFamily<T> {
 
     /// Builds both values from one function of the family.
     pub fn from_fn(mut f: impl FnMut(Family) -> T) -> Self {
-        Self { v4: f(Family::V4), v6: f(Family::V6) }
+        Self {
+            v4: f(Family::V4),
+            v6: f(Family::V6),
+        }
     }
 
     /// `(family, value)` pairs, IPv4 first.
@@ -104,7 +107,10 @@ pub fn parse_network(text: &str) -> Result<IpNet, NetworkParseError> {
         .parse()
         .map_err(|_| NetworkParseError::NotCidr(text.to_owned()))?;
     if net.trunc() != net {
-        return Err(NetworkParseError::HostBitsSet { text: text.to_owned(), network: net.trunc() });
+        return Err(NetworkParseError::HostBitsSet {
+            text: text.to_owned(),
+            network: net.trunc(),
+        });
     }
     Ok(net)
 }

@@ -98,7 +98,10 @@ impl NodeView {
 
     /// The node's InternalIPs of `family`.
     pub fn internal_ips_of(&self, family: Family) -> impl Iterator<Item = IpAddr> + '_ {
-        self.internal_ips.iter().copied().filter(move |ip| Family::of_addr(ip) == family)
+        self.internal_ips
+            .iter()
+            .copied()
+            .filter(move |ip| Family::of_addr(ip) == family)
     }
 
     /// The first InternalIP of `family`: the WireGuard endpoint address.
@@ -108,7 +111,10 @@ impl NodeView {
 
     /// The pod CIDRs of `family`.
     pub fn pod_cidrs_of(&self, family: Family) -> impl Iterator<Item = IpNet> + '_ {
-        self.pod_cidrs.iter().copied().filter(move |n| Family::of_net(n) == family)
+        self.pod_cidrs
+            .iter()
+            .copied()
+            .filter(move |n| Family::of_net(n) == family)
     }
 
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
@@ -195,7 +201,10 @@ pub fn workload_ips_by_node<'a>(
     let mut by_node: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     for pod in pods {
         let Some(node) = pod_node(pod) else { continue };
-        by_node.entry(node.to_owned()).or_default().extend(pod_ips(pod));
+        by_node
+            .entry(node.to_owned())
+            .or_default()
+            .extend(pod_ips(pod));
     }
     for ips in by_node.values_mut() {
         ips.sort_unstable();
@@ -218,7 +227,11 @@ fn pod_node(pod: &Pod) -> Option<&str> {
 
 fn pod_ips(pod: &Pod) -> impl Iterator<Item = IpAddr> + '_ {
     let status = pod.status.as_ref();
-    let listed = status.and_then(|s| s.pod_ips.as_ref()).into_iter().flatten().map(|p| &p.ip);
+    let listed = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|p| &p.ip);
     let single = status.and_then(|s| s.pod_ip.as_ref());
     listed.chain(single).filter_map(|text| text.parse().ok())
 }

@@ -234,7 +234,10 @@ impl EncryptionConfigSpec {
 
     /// The families whose encryption is enabled, IPv4 first.
     pub fn enabled_families(&self) -> Vec<Family> {
-        Family::ALL.into_iter().filter(|f| self.family(*f).enabled).collect()
+        Family::ALL
+            .into_iter()
+            .filter(|f| self.family(*f).enabled)
+            .collect()
     }
 }
 

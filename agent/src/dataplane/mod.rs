@@ -1,0 +1,73 @@
+//! The seam between the reconcile loop and the host: observe the dataplane kube-encrypt
+//! manages, apply one [`Change`] at a time. The real driver talks netlink, WireGuard and
+//! nftables; tests of the loop use a fake.
+
+use std::time::SystemTime;
+
+use kube_encrypt_api::dataplane::Dataplane;
+use kube_encrypt_api::diff::Change;
+use kube_encrypt_api::key::WireGuardKey;
+use kube_encrypt_api::net::PerFamily;
+
+/// Where to look: everything kube-encrypt may have created, for the current and any earlier
+/// configuration (interfaces renamed, table or priority changed), so leftovers are found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub families: PerFamily<Vec<FamilyScope>>,
+}
+
+/// One family's managed names and numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyScope {
+    pub interface: String,
+    pub table: u32,
+    pub rule_priority: u32,
+}
+
+/// The dataplane as found, plus what only the device knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub dataplane: Dataplane,
+    /// Public key of each family's WireGuard device, when the device exists.
+    pub device_keys: PerFamily<Option<WireGuardKey>>,
+    /// Per-peer counters of each family's device, sorted by public key.
+    pub peer_stats: PerFamily<Vec<PeerStats>>,
+}
+
+/// Counters of one WireGuard peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStats {
+    pub public_key: WireGuardKey,
+    pub last_handshake: Option<SystemTime>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// The private keys the driver programs into devices; owned by the agent's key store.
+#[derive(Clone, Default)]
+pub struct PrivateKeys {
+    pub keys: PerFamily<Option<wireguard_control::Key>>,
+}
+
+impl std::fmt::Debug for PrivateKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKeys(<redacted>)")
+    }
+}
+
+/// A failed observation or change, named after the operation.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct DriverError {
+    pub operation: String,
+    pub message: String,
+}
+
+/// Observes and changes the host's dataplane.
+#[allow(async_fn_in_trait)]
+pub trait Driver {
+    /// Reads every managed object within `scope`.
+    async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError>;
+    /// Applies one change; `keys` supplies the private key when a device is created.
+    async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError>;
+}
