@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::crd::BackendKind;
 use crate::key::WireGuardKey;
 use crate::net::{Family, PerFamily};
 
@@ -37,6 +38,8 @@ pub struct FamilyDataplane {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceSpec {
     pub name: String,
+    /// Kernel module or userspace daemon.
+    pub backend: BackendKind,
     pub listen_port: u16,
     pub fwmark: u32,
     pub mtu: u32,

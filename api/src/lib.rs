@@ -14,7 +14,10 @@
 pub mod crd;
 pub mod dataplane;
 pub mod diff;
+pub mod fixtures;
 pub mod key;
+pub mod mtu;
 pub mod net;
 pub mod node;
 pub mod plan;
+pub mod rules;

@@ -96,7 +96,7 @@ pub enum EncryptionState {
 }
 
 /// Which WireGuard implementation carries the family.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Kernel,

@@ -1,0 +1,1 @@
+//! Test builders for nodes, pods, pools and configs (being written).

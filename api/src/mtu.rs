@@ -1,0 +1,1 @@
+//! MTU maths of SPEC §4.3 (being written).

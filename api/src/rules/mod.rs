@@ -1,0 +1,1 @@
+//! The admission rules of SPEC §3 (being written).

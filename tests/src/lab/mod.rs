@@ -1,0 +1,1 @@
+//! The lab: a whole cluster inside network namespaces on one machine.
