@@ -1,2 +1,44 @@
 //! A Kubernetes API emulator speaking the real HTTP API to real clients (kube-rs, kubectl).
 //! Test infrastructure only; production runs on real clusters.
+//!
+//! ```text
+//!  HTTP (hyper) ─► request::RequestInfo ─► router ─┬─ discovery / openapi / version
+//!                                                  └─ handlers (get/list/watch/write)
+//!                                                        │ patch: merge / json / strategic / apply
+//!                                                        │ schema (CRDs) ─► admission (webhooks)
+//!                                                        ▼
+//!                                  store (per-resource BTreeMap + event history + broadcast)
+//!                                        │                         │
+//!                                  persist (log + snapshot)     gc (ownerReferences)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub mod admission;
+pub mod cel;
+pub mod schema;
+
+mod server;
+
+pub use server::RunningServer;
+
+/// Where the emulator listens and keeps its state.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind; port 0 picks a free port (see [`RunningServer::addr`]).
+    pub listen: SocketAddr,
+    /// Directory holding the snapshot and the mutation log, created when missing.
+    pub state_dir: PathBuf,
+}
+
+/// Runs the emulator until the process is killed.
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    running.wait().await
+}
+
+/// Loads the state, binds, spawns the server and returns a handle to it.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    server::start(config).await
+}

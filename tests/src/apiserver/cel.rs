@@ -1,0 +1,1 @@
+//! CEL evaluation of `x-kubernetes-validations` rules (used by `schema`).
