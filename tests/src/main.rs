@@ -1,4 +1,43 @@
-fn main() {
-    eprintln!("kube-encrypt-lab: not yet implemented");
-    std::process::exit(1);
+//! `kube-encrypt-lab`: a whole cluster in network namespaces (see `kube_encrypt_tests::lab`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kube_encrypt_tests::lab::{self, signals, Cli};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if lab::is_daemon(&cli.command) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kube-encrypt-lab: cannot start the async runtime: {e}");
+            return ExitCode::from(lab::exit::ERROR);
+        }
+    };
+    if !lab::is_daemon(&cli.command) {
+        signals::install(&rt);
+    }
+    match lab::run(cli, &rt) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kube-encrypt-lab: {e:#}");
+            lab::error_code(&e)
+        }
+    }
 }

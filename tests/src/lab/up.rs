@@ -1,0 +1,133 @@
+//! `up`: builds the lab. Everything is recorded in the state file before it is made, and a
+//! failed or interrupted `up` is rolled back through `down`'s teardown.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use super::cluster;
+use super::mounts;
+use super::network;
+use super::services;
+use super::signals;
+use super::state::{LabLock, LabState, Paths, Store};
+use super::teardown::teardown;
+use super::topology::{api_addr, LabSpec, Topology};
+use super::{preflight, LabStateError};
+
+/// How `up` was asked to build the lab.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    pub spec: LabSpec,
+    /// Run one agent per node (off: the network and the emulator only, for tests).
+    pub agents: bool,
+    pub agent_bin: Option<PathBuf>,
+}
+
+/// Builds the lab; returns the kubeconfig path for host clients.
+pub fn up(
+    paths: &Paths,
+    options: UpOptions,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<PathBuf> {
+    preflight::check()?;
+    let _lock = LabLock::acquire(Duration::from_secs(60))?;
+    if let Some(existing) = Store::load(paths)? {
+        return Err(LabStateError::AlreadyUp(existing.paths.root.display().to_string()).into());
+    }
+    let topo = Topology::new(options.spec.clone());
+    let leftovers = network::existing_netns(&topo)?;
+    if !leftovers.is_empty() {
+        bail!(
+            "network namespaces {} exist but no lab state does; they are not this lab's to remove: \
+             if they are leftovers, delete them with `ip netns del NAME`",
+            leftovers.join(", ")
+        );
+    }
+    let agent_bin = options
+        .agents
+        .then(|| find_agent(options.agent_bin.clone()))
+        .transpose()?;
+    let state = LabState {
+        spec: options.spec,
+        agents: options.agents,
+        lab_bin: std::env::current_exe().context("cannot find the lab binary")?,
+        agent_bin,
+        api_port: None,
+        ready: false,
+        resources: vec![],
+        processes: vec![],
+    };
+    let mut store = Store::create(paths, state)?;
+    match build(&topo, &mut store, rt) {
+        Ok(()) => Ok(paths.kubeconfig()),
+        Err(e) => {
+            eprintln!("kube-encrypt-lab: up failed, rolling back: {e:#}");
+            teardown(store).context("rollback of the failed `up` was incomplete")?;
+            Err(e)
+        }
+    }
+}
+
+fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let step = |name: &str| -> anyhow::Result<()> {
+        signals::check()?;
+        tracing::info!("up: {name}");
+        Ok(())
+    };
+    step("network")?;
+    network::build(topo, store)?;
+    step("node mount namespaces")?;
+    mounts::prepare(store)?;
+    for node in &topo.nodes {
+        mounts::create_node(node, store)?;
+    }
+    step("API emulator")?;
+    services::start_apiserver(store)?;
+    let port = services::start_forwarders(store)?;
+    write_kubeconfigs(&store.paths, port)?;
+    step("cluster objects")?;
+    let log = store.paths.log(services::APISERVER);
+    let kubeconfig = store.paths.kubeconfig();
+    rt.block_on(async {
+        let client = cluster::client(&kubeconfig).await?;
+        cluster::wait_ready(&client, Duration::from_secs(30), &log).await?;
+        cluster::seed(&client, topo).await
+    })?;
+    if store.state.agents {
+        step("agents")?;
+        services::start_supervisor(store)?;
+    }
+    signals::check()?;
+    store.state.ready = true;
+    store.save()?;
+    Ok(())
+}
+
+fn write_kubeconfigs(paths: &Paths, port: u16) -> anyhow::Result<()> {
+    let host = cluster::kubeconfig_text(&format!("http://127.0.0.1:{port}"));
+    let nodes = cluster::kubeconfig_text(&format!("http://{}", api_addr()));
+    std::fs::write(paths.kubeconfig(), host).context("write kubeconfig")?;
+    std::fs::write(paths.node_kubeconfig(), nodes).context("write node kubeconfig")?;
+    Ok(())
+}
+
+/// The agent binary: `--agent-bin`/`KE_LAB_AGENT_BIN`, else next to the lab binary.
+fn find_agent(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the lab binary has no directory")?
+            .join("kube-encrypt-agent"),
+    };
+    if !path.is_file() {
+        bail!(
+            "agent binary {} not found: build it (`cargo build -p kube-encrypt-agent`), pass --agent-bin PATH, \
+             or start the lab without agents (--no-agents)",
+            path.display()
+        );
+    }
+    Ok(std::fs::canonicalize(&path)?)
+}
