@@ -41,12 +41,17 @@ impl FieldErrorKind {
         }
     }
 
-    /// The kind from a cause reason, as a CEL rule's `reason` names it; `Invalid` otherwise.
+    /// The kind from a cause reason (as a CEL rule's `reason` names it); `Invalid` otherwise.
     pub fn from_reason(reason: &str) -> Self {
         match reason {
+            "FieldValueTypeInvalid" => Self::TypeInvalid,
             "FieldValueRequired" => Self::Required,
+            "FieldValueNotSupported" => Self::NotSupported,
             "FieldValueForbidden" => Self::Forbidden,
+            "FieldValueTooLong" => Self::TooLong,
+            "FieldValueTooMany" => Self::TooMany,
             "FieldValueDuplicate" => Self::Duplicate,
+            "InternalError" => Self::Internal,
             _ => Self::Invalid,
         }
     }
