@@ -27,6 +27,7 @@ pub mod state;
 pub mod supervisor;
 pub mod sys;
 pub mod teardown;
+pub mod testing;
 pub mod topology;
 pub mod up;
 

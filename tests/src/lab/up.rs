@@ -64,30 +64,49 @@ pub fn up(
         Ok(()) => Ok(paths.kubeconfig()),
         Err(e) => {
             eprintln!("kube-encrypt-lab: up failed, rolling back: {e:#}");
+            keep_logs(paths);
             teardown(store).context("rollback of the failed `up` was incomplete")?;
             Err(e)
         }
     }
 }
 
+/// Where the logs of a failed `up` are kept (the state dir itself is removed).
+pub const FAILED_UP_LOGS: &str = "/tmp/kube-encrypt-lab-failed-up-logs";
+/// Test hook: `KE_LAB_FAIL_AT=<step>` makes `up` fail at that step (network, mounts,
+/// apiserver, objects, agents, done), to test the rollback.
+pub const FAIL_AT_ENV: &str = "KE_LAB_FAIL_AT";
+
+fn keep_logs(paths: &Paths) {
+    let target = std::path::Path::new(FAILED_UP_LOGS);
+    let _ = std::fs::remove_dir_all(target);
+    if std::fs::rename(paths.logs(), target).is_ok() {
+        eprintln!("kube-encrypt-lab: the logs of the failed `up` are in {FAILED_UP_LOGS}");
+    }
+}
+
 fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let fail_at = std::env::var(FAIL_AT_ENV).ok();
     let step = |name: &str| -> anyhow::Result<()> {
         signals::check()?;
+        if fail_at.as_deref() == Some(name) {
+            bail!("failing at step `{name}` as asked by {FAIL_AT_ENV}");
+        }
         tracing::info!("up: {name}");
         Ok(())
     };
     step("network")?;
     network::build(topo, store)?;
-    step("node mount namespaces")?;
+    step("mounts")?;
     mounts::prepare(store)?;
     for node in &topo.nodes {
         mounts::create_node(node, store)?;
     }
-    step("API emulator")?;
+    step("apiserver")?;
     services::start_apiserver(store)?;
     let port = services::start_forwarders(store)?;
     write_kubeconfigs(&store.paths, port)?;
-    step("cluster objects")?;
+    step("objects")?;
     let log = store.paths.log(services::APISERVER);
     let kubeconfig = store.paths.kubeconfig();
     rt.block_on(async {
@@ -99,7 +118,7 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
         step("agents")?;
         services::start_supervisor(store)?;
     }
-    signals::check()?;
+    step("done")?;
     store.state.ready = true;
     store.save()?;
     Ok(())

@@ -1,0 +1,170 @@
+//! up → plaintext works → flows with encryption off → down leaves nothing; bad input.
+
+use super::support::*;
+use kube_encrypt_tests::lab::exit;
+use kube_encrypt_tests::lab::up::{FAILED_UP_LOGS, FAIL_AT_ENV};
+
+#[test]
+fn up_ping_flows_down_leaves_nothing() {
+    let session = session();
+    let lab = session.up(&["--nodes", "2", "--no-agents"]);
+    for ns in [
+        "ke-lab",
+        "ke-ext",
+        "ke-node-1",
+        "ke-node-2",
+        "ke-pod-1-1",
+        "ke-pod-2-2",
+    ] {
+        assert!(
+            std::path::Path::new("/run/netns").join(ns).exists(),
+            "{ns} missing"
+        );
+    }
+    let ping = session.run(&[
+        "exec",
+        "pod-1-1",
+        "--",
+        "ping",
+        "-c",
+        "2",
+        "-W",
+        "2",
+        "198.18.2.2",
+    ]);
+    assert!(
+        ping.status.success(),
+        "pod-1-1 → pod-2-1 in plaintext:\n{}",
+        text(&ping)
+    );
+    let flows = session.run(&["flows"]);
+    assert!(
+        flows.status.success(),
+        "flows with encryption off:\n{}",
+        text(&flows)
+    );
+    let report = stdout(&flows);
+    assert!(report.contains("6 flows, all as expected"), "{report}");
+    assert!(
+        report.contains("pod → outside") && report.contains("works no"),
+        "no route from ke-ext to pods:\n{report}"
+    );
+
+    let again = session.run(&["up", "--nodes", "2", "--no-agents"]);
+    assert_eq!(
+        again.status.code(),
+        Some(i32::from(exit::LAB_STATE)),
+        "{}",
+        text(&again)
+    );
+    assert!(stderr(&again).contains("already up"), "{}", text(&again));
+
+    let processes = recorded_processes();
+    assert!(
+        processes.len() >= 3,
+        "emulator and forwarders are recorded: {processes:?}"
+    );
+    drop(lab);
+    assert_no_residue(&processes);
+
+    let twice = session.run(&["down"]);
+    assert_eq!(
+        twice.status.code(),
+        Some(i32::from(exit::OK)),
+        "{}",
+        text(&twice)
+    );
+    assert!(stdout(&twice).contains("no lab is up"), "{}", text(&twice));
+}
+
+#[test]
+fn commands_that_need_a_lab_say_there_is_none() {
+    let session = session();
+    let cases: [&[&str]; 4] = [
+        &["flows"],
+        &["status"],
+        &["exec", "node-1", "--", "true"],
+        &["apiserver", "stop"],
+    ];
+    for args in cases {
+        let output = session.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(exit::LAB_STATE)),
+            "{args:?}: {}",
+            text(&output)
+        );
+        assert!(
+            stderr(&output).contains("no lab is up"),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_made() {
+    let session = session();
+    let cases: [(&[&str], &str); 4] = [
+        (&["up", "--nodes", "0"], "--nodes must be"),
+        (&["up", "--mtu", "100"], "--mtu must be"),
+        (
+            &["up", "--nodes", "2", "--no-wireguard", "node-3"],
+            "no such node",
+        ),
+        (
+            &[
+                "up",
+                "--nodes",
+                "2",
+                "--agent-bin",
+                "/nonexistent/kube-encrypt-agent",
+            ],
+            "agent binary",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = session.run(args);
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(exit::ERROR)),
+            "{args:?}: {}",
+            text(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            text(&output)
+        );
+        assert_no_residue(&[]);
+    }
+}
+
+#[test]
+fn a_failed_up_is_rolled_back() {
+    let session = session();
+    for step in ["network", "mounts", "apiserver"] {
+        let output = session
+            .command(&["up", "--nodes", "2", "--no-agents"])
+            .env(FAIL_AT_ENV, step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(exit::ERROR)),
+            "{step}: {}",
+            text(&output)
+        );
+        assert!(
+            stderr(&output).contains("rolling back"),
+            "{step}: {}",
+            text(&output)
+        );
+        assert!(
+            stderr(&output).contains(FAILED_UP_LOGS),
+            "{step}: the logs are kept: {}",
+            text(&output)
+        );
+        assert_no_residue(&[]);
+    }
+}
