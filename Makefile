@@ -2,7 +2,13 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test deps build crds fmt lint
+.PHONY: demo test deps build crds fmt lint
+
+## demo: (root) a 3-node dual-stack lab in network namespaces, encryption enabled with
+## kubectl, node status and the flow matrix, then teardown (also on failure or Ctrl-C)
+demo: deps
+	$(CARGO) build -p kube-encrypt-tests -p kube-encrypt-agent
+	$(CARGO) run -q -p kube-encrypt-tests --bin kube-encrypt-lab -- demo
 
 ## test: install missing system packages, then run every test (unit, root/netns, lab e2e)
 test: deps
