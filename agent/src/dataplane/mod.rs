@@ -2,6 +2,21 @@
 //! manages, apply one [`Change`] at a time. The real driver talks netlink, WireGuard and
 //! nftables; tests of the loop use a fake.
 
+mod error;
+pub mod facts;
+mod firewall;
+mod host;
+mod interface;
+mod links;
+mod observe;
+mod routing;
+mod state;
+mod sysctl;
+mod userspace;
+mod wireguard;
+
+pub use host::{HostDriver, HostDriverConfig};
+
 use std::time::SystemTime;
 
 use kube_encrypt_api::dataplane::Dataplane;

@@ -1,0 +1,191 @@
+//! What the planner needs to know about this host that the cluster cannot tell it: the
+//! interfaces carrying the node's InternalIPs (for the MTU and RPF marking) and which
+//! WireGuard implementations can run here.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use kube_encrypt_api::net::Family;
+
+use super::error::{netlink_errno, netlink_text};
+use super::links::{self, Address, Link};
+use super::{DriverError, HostDriver};
+
+/// Plain facts about the host; the agent maps them into the planner's `LocalFacts`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Up interfaces holding one of the node's InternalIPs, sorted.
+    pub underlay_interfaces: Vec<String>,
+    /// The smallest MTU among them; `None` when none was found.
+    pub underlay_mtu: Option<u32>,
+    /// The kernel can create `wireguard` links.
+    pub kernel_wireguard: bool,
+    /// The userspace implementation exists and `/dev/net/tun` can be opened.
+    pub userspace_wireguard: bool,
+}
+
+const TUN_DEVICE: &str = "/dev/net/tun";
+
+impl HostDriver {
+    /// Gathers [`HostFacts`] for a node with these InternalIPs.
+    pub async fn host_facts(&self, node_ips: &[IpAddr]) -> Result<HostFacts, DriverError> {
+        let all_links = links::all_links(&self.handle)
+            .await
+            .map_err(|e| DriverError::netlink("list links", &e))?;
+        let mut addresses = Vec::new();
+        for family in Family::ALL {
+            let found = links::addresses(&self.handle, family, None)
+                .await
+                .map_err(|e| DriverError::netlink(format!("list {family} addresses"), &e))?;
+            addresses.extend(found);
+        }
+        let (underlay_interfaces, underlay_mtu) = underlay(&all_links, &addresses, node_ips);
+        Ok(HostFacts {
+            underlay_interfaces,
+            underlay_mtu,
+            kernel_wireguard: *self
+                .kernel_wireguard
+                .get_or_try_init(|| self.probe_kernel_wireguard())
+                .await?,
+            userspace_wireguard: userspace_wireguard(
+                self.config.userspace_implementation.as_deref(),
+            ),
+        })
+    }
+
+    /// Creates and deletes a throwaway `wireguard` link; "Unknown device type" means no.
+    /// The kernel loads the module on demand when it has one, so one probe per driver is
+    /// enough (a module installed later is seen after an agent restart).
+    async fn probe_kernel_wireguard(&self) -> Result<bool, DriverError> {
+        let name = format!("ketprobe{}", std::process::id() % 1_000_000);
+        let operation = format!("probe kernel WireGuard with link {name}");
+        match links::add_wireguard_link(&self.handle, &name).await {
+            Ok(()) => {}
+            Err(e) if netlink_errno(&e) == Some(libc::EOPNOTSUPP) => return Ok(false),
+            Err(e) => return Err(DriverError::new(operation, netlink_text(&e))),
+        }
+        let link = links::link_by_name(&self.handle, &name)
+            .await
+            .map_err(|e| DriverError::netlink(&operation, &e))?;
+        if let Some(link) = link {
+            links::delete_link(&self.handle, link.index)
+                .await
+                .map_err(|e| DriverError::netlink(&operation, &e))?;
+        }
+        Ok(true)
+    }
+}
+
+/// The up links holding one of `node_ips`, and their smallest MTU.
+pub(crate) fn underlay(
+    links: &[Link],
+    addresses: &[Address],
+    node_ips: &[IpAddr],
+) -> (Vec<String>, Option<u32>) {
+    let indexes: BTreeSet<u32> = addresses
+        .iter()
+        .filter(|a| node_ips.contains(&a.net.addr()))
+        .map(|a| a.index)
+        .collect();
+    let carriers: Vec<&Link> = links
+        .iter()
+        .filter(|l| l.up && indexes.contains(&l.index))
+        .collect();
+    let names: BTreeSet<String> = carriers.iter().map(|l| l.name.clone()).collect();
+    let mtu = carriers.iter().map(|l| l.mtu).min();
+    (names.into_iter().collect(), mtu)
+}
+
+/// True when `implementation` is an executable file and a TUN device can be opened.
+pub(crate) fn userspace_wireguard(implementation: Option<&Path>) -> bool {
+    let executable = implementation
+        .and_then(|path| std::fs::metadata(path).ok())
+        .is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    executable
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(TUN_DEVICE)
+            .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, name: &str, mtu: u32, up: bool) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mtu,
+            up,
+            kind: None,
+        }
+    }
+
+    fn address(index: u32, net: &str) -> Address {
+        Address {
+            index,
+            net: net.parse().unwrap(),
+            universe: true,
+        }
+    }
+
+    #[test]
+    fn underlay_is_the_up_links_holding_node_ips() {
+        let links = [
+            link(2, "eth0", 9000, true),
+            link(3, "eth1", 1500, true),
+            link(4, "eth2", 1400, false),
+            link(5, "pod0", 1200, true),
+        ];
+        let addresses = [
+            address(2, "192.0.2.1/24"),
+            address(3, "2001:db8::1/64"),
+            address(4, "192.0.2.9/24"),
+            address(5, "198.18.1.1/24"),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let cases: [(Vec<IpAddr>, Vec<&str>, Option<u32>); 4] = [
+            (vec![ip("192.0.2.1")], vec!["eth0"], Some(9000)),
+            (
+                vec![ip("192.0.2.1"), ip("2001:db8::1")],
+                vec!["eth0", "eth1"],
+                Some(1500),
+            ),
+            (vec![ip("192.0.2.9")], vec![], None),
+            (vec![ip("203.0.113.1")], vec![], None),
+        ];
+        for (node_ips, names, mtu) in cases {
+            let got = underlay(&links, &addresses, &node_ips);
+            assert_eq!(
+                got,
+                (names.iter().map(|s| s.to_string()).collect(), mtu),
+                "{node_ips:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn userspace_needs_an_executable_implementation() {
+        let not_executable = std::env::temp_dir().join(format!("ket-facts-{}", std::process::id()));
+        std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cases = [
+            (None, false),
+            (Some(Path::new("/nonexistent/wireguard-go")), false),
+            (Some(Path::new("/")), false),
+            (Some(not_executable.as_path()), false),
+        ];
+        for (implementation, expected) in cases {
+            assert_eq!(
+                userspace_wireguard(implementation),
+                expected,
+                "{implementation:?}"
+            );
+        }
+        std::fs::remove_file(not_executable).unwrap();
+    }
+}

@@ -1,0 +1,236 @@
+//! [`HostDriver`]: the real [`Driver`], acting on the network namespace it was created in
+//! through rtnetlink (links, addresses, routes, rules), wireguard-control (devices, peers),
+//! `nft -j` (the firewall table) and `/proc/sys` (sysctls).
+
+use std::path::PathBuf;
+
+use kube_encrypt_api::dataplane::{Route, RouteKind, RuleSpec};
+use kube_encrypt_api::diff::Change;
+use kube_encrypt_api::net::Family;
+use rtnetlink::Handle;
+
+use super::error::{io_text, netlink_errno};
+use super::firewall::Firewall;
+use super::interface::Interfaces;
+use super::links;
+use super::observe::observe_family;
+use super::routing::{self, describe_route, describe_rule};
+use super::state::StateDir;
+use super::sysctl::Sysctls;
+use super::{Driver, DriverError, Observed, PrivateKeys, Scope};
+
+/// How the driver finds its tools and keeps its state.
+#[derive(Clone, Debug)]
+pub struct HostDriverConfig {
+    /// Where the driver keeps what the kernel cannot tell it (created, mode 0700).
+    pub state_dir: PathBuf,
+    /// A userspace WireGuard implementation such as `/usr/bin/wireguard-go`; `None` when
+    /// none is available (only the kernel backend can be used).
+    pub userspace_implementation: Option<PathBuf>,
+    /// The `nft` program.
+    pub nft: PathBuf,
+    /// Root of the sysctl tree.
+    pub sysctl_root: PathBuf,
+}
+
+impl HostDriverConfig {
+    /// `nft` from `PATH` and `/proc/sys`.
+    pub fn new(state_dir: impl Into<PathBuf>, userspace_implementation: Option<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            userspace_implementation,
+            nft: PathBuf::from("nft"),
+            sysctl_root: PathBuf::from("/proc/sys"),
+        }
+    }
+}
+
+/// The driver of the host's real dataplane.
+pub struct HostDriver {
+    pub(super) config: HostDriverConfig,
+    pub(super) state: StateDir,
+    pub(super) handle: Handle,
+    /// Whether the kernel can create `wireguard` links; probed once per driver.
+    pub(super) kernel_wireguard: tokio::sync::OnceCell<bool>,
+}
+
+impl std::fmt::Debug for HostDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostDriver")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl HostDriver {
+    /// Opens the state directory and an rtnetlink connection in the current network
+    /// namespace. Must be called inside a tokio runtime (the connection runs as a task).
+    pub fn new(config: HostDriverConfig) -> Result<Self, DriverError> {
+        let state = StateDir::open(&config.state_dir)?;
+        let (connection, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| DriverError::new("open rtnetlink socket", io_text(&e)))?;
+        tokio::spawn(connection);
+        Ok(Self {
+            config,
+            state,
+            handle,
+            kernel_wireguard: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub fn config(&self) -> &HostDriverConfig {
+        &self.config
+    }
+
+    fn interfaces(&self) -> Interfaces<'_> {
+        Interfaces {
+            handle: &self.handle,
+            userspace: self.config.userspace_implementation.as_deref(),
+            state: &self.state,
+        }
+    }
+
+    fn firewall(&self) -> Firewall<'_> {
+        Firewall {
+            nft: self.config.nft.as_os_str(),
+            state: &self.state,
+        }
+    }
+
+    fn sysctls(&self) -> Sysctls<'_> {
+        Sysctls::new(&self.state, &self.config.sysctl_root)
+    }
+
+    async fn create_interface(
+        &self,
+        family: Family,
+        spec: &kube_encrypt_api::dataplane::InterfaceSpec,
+        keys: &PrivateKeys,
+    ) -> Result<(), DriverError> {
+        let key = keys.keys.get(family).as_ref().ok_or_else(|| {
+            DriverError::new(
+                format!("create WireGuard interface {}", spec.name),
+                format!("no {family} private key was supplied"),
+            )
+        })?;
+        self.interfaces().create(family, spec, key).await
+    }
+
+    async fn add_route(&self, family: Family, route: &Route) -> Result<(), DriverError> {
+        let operation = format!("add route {}", describe_route(route));
+        let oif = self.route_device(&operation, family, route).await?;
+        routing::add_route(&self.handle, route, oif)
+            .await
+            .map_err(|e| DriverError::netlink(operation, &e))
+    }
+
+    /// Deleting a route that is not there succeeds: the table already looks as wanted.
+    async fn delete_route(&self, family: Family, route: &Route) -> Result<(), DriverError> {
+        let operation = format!("delete route {}", describe_route(route));
+        let oif = match self.route_device(&operation, family, route).await {
+            Ok(oif) => oif,
+            // Without its device the route cannot exist any more.
+            Err(_) if matches!(route.kind, RouteKind::Device(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match routing::delete_route(&self.handle, route, oif).await {
+            Err(e) if netlink_errno(&e) == Some(libc::ESRCH) => Ok(()),
+            result => result.map_err(|e| DriverError::netlink(operation, &e)),
+        }
+    }
+
+    /// Checks the route's family and finds the index of its device.
+    async fn route_device(
+        &self,
+        operation: &str,
+        family: Family,
+        route: &Route,
+    ) -> Result<Option<u32>, DriverError> {
+        if Family::of_net(&route.destination) != family {
+            return Err(DriverError::new(
+                operation,
+                format!("not an {family} route"),
+            ));
+        }
+        let RouteKind::Device(name) = &route.kind else {
+            return Ok(None);
+        };
+        let link = links::link_by_name(&self.handle, name)
+            .await
+            .map_err(|e| DriverError::netlink(operation, &e))?
+            .ok_or_else(|| DriverError::new(operation, format!("no interface named {name}")))?;
+        Ok(Some(link.index))
+    }
+
+    async fn add_rule(&self, rule: &RuleSpec) -> Result<(), DriverError> {
+        routing::add_rule(&self.handle, rule)
+            .await
+            .map_err(|e| DriverError::netlink(format!("add rule {}", describe_rule(rule)), &e))
+    }
+
+    /// Deleting a rule that is not there succeeds.
+    async fn delete_rule(&self, rule: &RuleSpec) -> Result<(), DriverError> {
+        match routing::delete_rule(&self.handle, rule).await {
+            Err(e) if netlink_errno(&e) == Some(libc::ENOENT) => Ok(()),
+            result => result.map_err(|e| {
+                DriverError::netlink(format!("delete rule {}", describe_rule(rule)), &e)
+            }),
+        }
+    }
+}
+
+impl Driver for HostDriver {
+    async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError> {
+        let links = links::all_links(&self.handle)
+            .await
+            .map_err(|e| DriverError::netlink("list links", &e))?;
+        let peer_names = self.state.peer_names()?;
+        let mut observed = Observed::default();
+        for family in Family::ALL {
+            let scopes = scope.families.get(family);
+            let found = observe_family(&self.handle, family, scopes, &links, &peer_names).await?;
+            *observed.dataplane.families.get_mut(family) = found.dataplane;
+            *observed.device_keys.get_mut(family) = found.device_key;
+            *observed.peer_stats.get_mut(family) = found.peer_stats;
+        }
+        observed.dataplane.firewall = self.firewall().observe().await?;
+        observed.dataplane.sysctls = self.sysctls().observe()?;
+        Ok(observed)
+    }
+
+    async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError> {
+        match change {
+            Change::CreateInterface { family, spec } => {
+                self.create_interface(*family, spec, keys).await
+            }
+            Change::UpdateInterface { family, from, to } => {
+                self.interfaces().update(*family, from, to).await
+            }
+            Change::DeleteInterface { name, .. } => self.interfaces().delete(name).await,
+            Change::AddPeer {
+                interface, peer, ..
+            } => self.interfaces().put_peer("add", interface, peer).await,
+            Change::UpdatePeer { interface, to, .. } => {
+                self.interfaces().put_peer("update", interface, to).await
+            }
+            Change::RemovePeer {
+                interface,
+                public_key,
+                node,
+                ..
+            } => {
+                self.interfaces()
+                    .remove_peer(interface, public_key, node)
+                    .await
+            }
+            Change::AddRoute { family, route } => self.add_route(*family, route).await,
+            Change::DeleteRoute { family, route } => self.delete_route(*family, route).await,
+            Change::AddRule(rule) => self.add_rule(rule).await,
+            Change::DeleteRule(rule) => self.delete_rule(rule).await,
+            Change::ReplaceFirewall(spec) => self.firewall().replace(spec).await,
+            Change::DeleteFirewall => self.firewall().delete().await,
+            Change::SetSysctl(sysctl) => self.sysctls().set(sysctl),
+            Change::RestoreSysctl { key } => self.sysctls().restore(key),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Host facts inside a node namespace, compared with what `ip` says.
+
+use kube_encrypt_api::crd::BackendKind;
+use wireguard_control::Key;
+
+use super::lab::Lab;
+use super::mesh::Mesh;
+use super::node::{run_step_in, Facts, Op};
+
+#[test]
+fn host_facts_find_the_underlay_mtu_and_the_wireguard_backends() {
+    let lab = Lab::new("facts");
+    lab.a.ip(&["link", "set", "eth0", "mtu", "1400"]);
+    // Independent kernel probe, the way an operator would try it.
+    let probe = lab
+        .a
+        .exec(&["ip", "link", "add", "ketprobe", "type", "wireguard"]);
+    let kernel = probe.status.success();
+    if kernel {
+        lab.a.ip(&["link", "del", "ketprobe"]);
+    }
+    let node_ips = |ips: &[&str]| ips.iter().map(|ip| ip.parse().unwrap()).collect();
+    let cases = [
+        (
+            node_ips(&["192.0.2.1", "2001:db8::1"]),
+            vec!["eth0"],
+            Some(1400),
+        ),
+        (
+            node_ips(&["198.18.1.1", "192.0.2.1"]),
+            vec!["eth0", "pod0"],
+            Some(1400),
+        ),
+        (node_ips(&["2001:db8:1::1"]), vec!["pod0"], Some(1500)),
+        (node_ips(&["203.0.113.7"]), vec![], None),
+    ];
+    let mesh = Mesh::v4(BackendKind::Userspace);
+    for (ips, interfaces, mtu) in cases {
+        let step = mesh.step(&lab.a, &Key::generate_private(), vec![Op::Facts(ips)]);
+        let report = run_step_in(&lab.a, "facts", step);
+        assert_eq!(
+            report.facts,
+            Some(Facts {
+                underlay_interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
+                underlay_mtu: mtu,
+                kernel_wireguard: kernel,
+                userspace_wireguard: true,
+            })
+        );
+    }
+    let links = lab.a.ip(&["link", "show"]);
+    assert!(
+        !links.contains("ketprobe"),
+        "the driver's probe link was left:\n{links}"
+    );
+}
