@@ -108,6 +108,9 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            status.as_object_mut().expect("object").remove("reason");
+        }
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }

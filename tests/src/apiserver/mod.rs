@@ -19,7 +19,31 @@ pub mod admission;
 pub mod cel;
 pub mod schema;
 
+mod api;
+mod context;
+mod discovery;
+mod errors;
+mod gc;
+mod http;
+mod openapi;
+mod patch;
+mod read;
+mod router;
+mod strategy;
+mod table;
+mod watch;
+mod write;
+mod fieldset;
+mod lists;
+mod managed;
+mod meta;
+mod persist;
+mod registry;
+mod request;
+mod selectors;
 mod server;
+mod smp;
+mod store;
 
 pub use server::RunningServer;
 

@@ -46,11 +46,6 @@ impl ResourceType {
         qualify(&self.resource, &self.group)
     }
 
-    /// `Node`, `Deployment.apps`.
-    pub fn qualified_kind(&self) -> String {
-        qualify(&self.kind, &self.group)
-    }
-
     /// Key of the stored collection: `group/resource`.
     pub fn storage_key(&self) -> String {
         format!("{}/{}", self.group, self.resource)
@@ -203,12 +198,6 @@ impl Registry {
 
     pub fn by_key(&self, key: &str) -> Option<Arc<ResourceType>> {
         self.types.read().expect("registry lock").get(key).cloned()
-    }
-
-    /// The type of `kind` in `group` (any served version).
-    pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        let types = self.types.read().expect("registry lock");
-        types.values().find(|t| t.group == group && t.kind == kind).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<ResourceType>> {

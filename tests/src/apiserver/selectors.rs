@@ -42,10 +42,6 @@ impl LabelSelector {
             }
         })
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Splits on commas outside parentheses; empty text is no requirement.
@@ -132,10 +128,6 @@ impl FieldSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| (field_value(obj, field) == *value) == *equal)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// The name an exact `metadata.name=` term pins, if any.
