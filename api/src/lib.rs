@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  Node, Pod ──► node::NodeView ─┐
-//!  EncryptionConfig, IPPool ─────┼─► rules::evaluate ─► findings (webhook, plugin, agent)
+//!  EncryptionConfig, IPPool ─────┼─► rules::evaluate_config ─► findings (webhook, plugin, agent)
 //!                                └─► plan::plan ─► Dataplane ─► diff::diff(observed) ─► Vec<Change>
 //!  LocalFacts (node name, underlay MTU, WireGuard support) ─┘
 //! ```
