@@ -6,6 +6,12 @@ use clap::Parser;
 use kube_encrypt_tests::lab::{self, signals, Cli};
 use tracing_subscriber::EnvFilter;
 
+/// Colour logs only on a terminal, never with NO_COLOR (daemons log to files).
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if lab::is_daemon(&cli.command) {
@@ -18,6 +24,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_stderr())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -36,7 +43,9 @@ fn main() -> ExitCode {
     match lab::run(cli, &rt) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kube-encrypt-lab: {e:#}");
+            if !lab::is_broken_pipe(&e) {
+                eprintln!("kube-encrypt-lab: {e:#}");
+            }
             lab::error_code(&e)
         }
     }

@@ -197,7 +197,29 @@ fn node_status(topo: &Topology, node: &NodePlan) -> serde_json::Value {
     json!({"status": {
         "addresses": addresses,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kube-encrypt-lab node"}],
+        "nodeInfo": node_info(),
     }})
+}
+
+/// What a kubelet would report; the lab's nodes are network namespaces on this host.
+fn node_info() -> serde_json::Value {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    json!({
+        "architecture": arch,
+        "operatingSystem": "linux",
+        "osImage": "kube-encrypt-lab network namespace",
+        "kernelVersion": "",
+        "kubeletVersion": "v1.32.0-lab",
+        "kubeProxyVersion": "",
+        "containerRuntimeVersion": "netns://kube-encrypt-lab",
+        "bootID": "",
+        "machineID": "",
+        "systemUUID": "",
+    })
 }
 
 async fn create_node(

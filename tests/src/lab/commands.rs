@@ -11,7 +11,7 @@ use super::state::{LabLock, Paths, Store};
 use super::sys::describe;
 use super::teardown::teardown;
 use super::topology::{parse_node_ref, Topology, EXT_NETNS, LAB_NETNS};
-use super::{cluster, preflight, LabStateError};
+use super::{cluster, preflight, say, LabStateError};
 
 /// Loads the lab that is up, or says that none is.
 pub fn require_lab(paths: &Paths) -> anyhow::Result<Store> {
@@ -115,7 +115,7 @@ pub fn status(paths: &Paths) -> anyhow::Result<()> {
     let store = require_lab(paths)?;
     let topo = store.state.topology();
     let state = &store.state;
-    println!(
+    say(format!(
         "lab: {} nodes, IPv6 {}, MTU {}{}",
         topo.spec.nodes,
         if topo.spec.ipv6 { "on" } else { "off" },
@@ -125,10 +125,10 @@ pub fn status(paths: &Paths) -> anyhow::Result<()> {
         } else {
             " (not ready: `up` did not finish)"
         }
-    );
-    println!("kubeconfig: {}", paths.kubeconfig().display());
+    ))?;
+    say(format!("kubeconfig: {}", paths.kubeconfig().display()))?;
     for process in &state.processes {
-        println!(
+        say(format!(
             "{:<14} pid {:<8} {}",
             process.role,
             process.pid,
@@ -137,7 +137,7 @@ pub fn status(paths: &Paths) -> anyhow::Result<()> {
             } else {
                 "NOT running"
             }
-        );
+        ))?;
     }
     for node in &topo.nodes {
         let agent = super::supervisor::AgentRecord::load(paths, &node.name);
@@ -149,7 +149,7 @@ pub fn status(paths: &Paths) -> anyhow::Result<()> {
             _ => "no agent".to_string(),
         };
         let wg = if node.wireguard { "" } else { ", no WireGuard" };
-        println!(
+        say(format!(
             "{:<7} {} {}  pods {}  {agent}{wg}",
             node.name,
             node.v4,
@@ -159,7 +159,7 @@ pub fn status(paths: &Paths) -> anyhow::Result<()> {
                 .map(|p| p.name.as_str())
                 .collect::<Vec<_>>()
                 .join(" ")
-        );
+        ))?;
     }
     Ok(())
 }

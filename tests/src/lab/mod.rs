@@ -218,9 +218,26 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
+/// Writes a line to stdout; a closed pipe (`flows | head`) becomes an error that
+/// [`is_broken_pipe`] recognises, so the command ends quietly instead of panicking.
+pub fn say(text: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}")
+}
+
+/// The reader of stdout went away: not an error for a command whose output was cut short.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The exit code for an error: [`exit::LAB_STATE`] for a lab in the wrong state.
 pub fn error_code(error: &anyhow::Error) -> ExitCode {
-    if error.chain().any(|e| e.is::<LabStateError>()) {
+    if is_broken_pipe(error) {
+        ExitCode::from(exit::OK)
+    } else if error.chain().any(|e| e.is::<LabStateError>()) {
         ExitCode::from(exit::LAB_STATE)
     } else {
         ExitCode::from(exit::ERROR)

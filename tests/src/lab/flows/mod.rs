@@ -59,7 +59,7 @@ pub fn run(
         let client = cluster::client(&kubeconfig).await?;
         live::read(&client, &topo).await
     })?;
-    print!("{}", report::header(&topo, &view, style));
+    super::say(report::header(&topo, &view, style).trim_end())?;
     let ports = [view.ports.v4, view.ports.v6];
     let mut results = Vec::new();
     for flow in matrix::plan(&topo) {
@@ -71,9 +71,9 @@ pub fn run(
             expected,
             observed,
         };
-        println!("{}", report::line(&result, style));
+        super::say(report::line(&result, style))?;
         results.push(result);
     }
-    println!("{}", report::summary(&results, style));
+    super::say(report::summary(&results, style))?;
     Ok(results)
 }
