@@ -5,9 +5,17 @@ use kube_encrypt_tests::apiserver::{serve, ServerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let mut args = std::env::args().skip(1);
-    let listen = args.next().unwrap_or_else(|| "127.0.0.1:6443".into()).parse()?;
-    let state_dir = args.next().unwrap_or_else(|| "/tmp/apiserver-state".into()).into();
+    let listen = args
+        .next()
+        .unwrap_or_else(|| "127.0.0.1:6443".into())
+        .parse()?;
+    let state_dir = args
+        .next()
+        .unwrap_or_else(|| "/tmp/apiserver-state".into())
+        .into();
     serve(ServerConfig { listen, state_dir }).await
 }

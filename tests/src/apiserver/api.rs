@@ -1,7 +1,6 @@
 //! The emulator's shared state: store, registry, admission, garbage collector.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -24,8 +23,14 @@ pub struct Api {
 impl Api {
     pub fn new(store: Store, deleted: mpsc::UnboundedSender<String>) -> Self {
         let resolver_store = store.clone();
-        let admission = Admission::new(move |service: &ServiceRef| resolve_service(&resolver_store, service));
-        Self { store, registry: Registry::default(), admission, deleted }
+        let admission =
+            Admission::new(move |service: &ServiceRef| resolve_service(&resolver_store, service));
+        Self {
+            store,
+            registry: Registry::default(),
+            admission,
+            deleted,
+        }
     }
 
     /// Registers the type of every stored CRD (after loading the state).
@@ -45,7 +50,11 @@ const WEBHOOK_KEY: &str = "admissionregistration.k8s.io/validatingwebhookconfigu
 
 impl WebhookSource for Store {
     fn validating_webhook_configurations(&self) -> Vec<Value> {
-        self.list(WEBHOOK_KEY, None).0.iter().map(|s| s.value.clone()).collect()
+        self.list(WEBHOOK_KEY, None)
+            .0
+            .iter()
+            .map(|s| s.value.clone())
+            .collect()
     }
 
     fn namespace(&self, name: &str) -> Option<Value> {
@@ -58,22 +67,40 @@ impl WebhookSource for Store {
 fn resolve_service(store: &Store, service: &ServiceRef) -> Result<SocketAddr, String> {
     if let Some(endpoints) = store.get("/endpoints", &service.namespace, &service.name) {
         let subset = endpoints.value.pointer("/subsets/0");
-        let ip = subset.and_then(|s| s.pointer("/addresses/0/ip")).and_then(Value::as_str);
-        let port = subset.and_then(|s| s.pointer("/ports/0/port")).and_then(Value::as_u64);
+        let ip = subset
+            .and_then(|s| s.pointer("/addresses/0/ip"))
+            .and_then(Value::as_str);
+        let port = subset
+            .and_then(|s| s.pointer("/ports/0/port"))
+            .and_then(Value::as_u64);
         if let (Some(ip), Some(port)) = (ip, port) {
-            return format!("{ip}:{port}").parse().map_err(|e| format!("endpoints address {ip}:{port}: {e}"));
+            return format!("{ip}:{port}")
+                .parse()
+                .map_err(|e| format!("endpoints address {ip}:{port}: {e}"));
         }
     }
     let svc = store
         .get("/services", &service.namespace, &service.name)
-        .ok_or_else(|| format!("service \"{}/{}\" not found", service.namespace, service.name))?;
+        .ok_or_else(|| {
+            format!(
+                "service \"{}/{}\" not found",
+                service.namespace, service.name
+            )
+        })?;
     let ip = svc
         .value
         .pointer("/spec/clusterIP")
         .and_then(Value::as_str)
         .filter(|ip| !ip.is_empty() && *ip != "None")
-        .ok_or_else(|| format!("service \"{}/{}\" has no cluster IP and no endpoints", service.namespace, service.name))?;
-    format!("{ip}:{}", service.port).parse().map_err(|e| format!("service address {ip}: {e}"))
+        .ok_or_else(|| {
+            format!(
+                "service \"{}/{}\" has no cluster IP and no endpoints",
+                service.namespace, service.name
+            )
+        })?;
+    format!("{ip}:{}", service.port)
+        .parse()
+        .map_err(|e| format!("service address {ip}: {e}"))
 }
 
 /// The user a request acts as: `Impersonate-User` (and `Impersonate-Group`) when sent,
@@ -84,8 +111,12 @@ pub fn user_of(headers: &hyper::HeaderMap) -> UserInfo {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("system:admin")
         .to_string();
-    let mut groups: Vec<String> =
-        headers.get_all("impersonate-group").iter().filter_map(|v| v.to_str().ok()).map(String::from).collect();
+    let mut groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(String::from)
+        .collect();
     if groups.is_empty() && username == "system:admin" {
         groups.push("system:masters".into());
     }

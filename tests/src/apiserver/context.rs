@@ -6,7 +6,9 @@ use bytes::Bytes;
 use hyper::{HeaderMap, Response};
 use serde_json::Value;
 
-use super::admission::{AdmissionAttributes, GroupVersionKind, GroupVersionResource, Operation, UserInfo};
+use super::admission::{
+    AdmissionAttributes, GroupVersionKind, GroupVersionResource, Operation, UserInfo,
+};
 use super::api::{list_types, Api};
 use super::errors::ApiError;
 use super::fieldset::Scope;
@@ -74,8 +76,19 @@ impl Req {
         }
     }
 
-    pub fn writer<'a>(&'a self, manager: &'a str, api_version: &'a str, now: &'a str) -> Writer<'a> {
-        Writer { manager, api_version, subresource: self.subresource(), scope: self.scope(), now }
+    pub fn writer<'a>(
+        &'a self,
+        manager: &'a str,
+        api_version: &'a str,
+        now: &'a str,
+    ) -> Writer<'a> {
+        Writer {
+            manager,
+            api_version,
+            subresource: self.subresource(),
+            scope: self.scope(),
+            now,
+        }
     }
 
     pub fn lists(&self) -> impl Fn(&[String], &[Value]) -> ListType + '_ {
@@ -98,11 +111,22 @@ impl Req {
     }
 
     /// CRD defaulting, pruning and validation; honours `fieldValidation` for unknown fields.
-    pub fn validate_custom(&self, obj: &mut Value, old: Option<&Value>) -> Result<Vec<String>, ApiError> {
-        let Some(crd) = &self.rt.crd else { return Ok(Vec::new()) };
-        let prepared = schema::prepare(crd, &self.path.version, obj, old)
-            .map_err(|errors| ApiError::invalid(&self.rt, crate::apiserver::meta::name(obj), &errors))?;
-        let unknown: Vec<String> = prepared.pruned.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+    pub fn validate_custom(
+        &self,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let Some(crd) = &self.rt.crd else {
+            return Ok(Vec::new());
+        };
+        let prepared = schema::prepare(crd, &self.path.version, obj, old).map_err(|errors| {
+            ApiError::invalid(&self.rt, crate::apiserver::meta::name(obj), &errors)
+        })?;
+        let unknown: Vec<String> = prepared
+            .pruned
+            .iter()
+            .map(|p| format!("unknown field \"{p}\""))
+            .collect();
         match self.query.get("fieldValidation").unwrap_or("Warn") {
             "Strict" if !unknown.is_empty() => Err(ApiError::bad_request(format!(
                 "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
@@ -122,7 +146,10 @@ impl Req {
         object: Option<&Value>,
         old: Option<&Value>,
     ) -> Result<Vec<String>, ApiError> {
-        let name = object.or(old).map(|o| crate::apiserver::meta::name(o).to_string()).unwrap_or_default();
+        let name = object
+            .or(old)
+            .map(|o| crate::apiserver::meta::name(o).to_string())
+            .unwrap_or_default();
         let attrs = AdmissionAttributes {
             operation,
             gvk: GroupVersionKind {
@@ -143,15 +170,19 @@ impl Req {
             dry_run: self.dry_run(),
             sub_resource: self.path.subresource.clone(),
         };
-        self.api.admission.review_source(&self.api.store, &attrs).await.map_err(|denied| {
-            let status = denied.status();
-            ApiError {
-                code: denied.code,
-                reason: reason_of(denied.code, &denied.reason),
-                message: denied.message.clone(),
-                details: status.get("details").cloned(),
-            }
-        })
+        self.api
+            .admission
+            .review_source(&self.api.store, &attrs)
+            .await
+            .map_err(|denied| {
+                let status = denied.status();
+                ApiError {
+                    code: denied.code,
+                    reason: reason_of(denied.code, &denied.reason),
+                    message: denied.message.clone(),
+                    details: status.get("details").cloned(),
+                }
+            })
     }
 }
 

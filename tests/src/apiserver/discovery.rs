@@ -6,7 +6,16 @@ use serde_json::{json, Value};
 
 use super::registry::{Registry, ResourceType};
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 pub fn version() -> Value {
     json!({
@@ -32,8 +41,10 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 fn group_doc(name: &str, versions: &[String]) -> Value {
-    let versions: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({"name": name, "versions": versions, "preferredVersion": versions[0]})
 }
 
@@ -86,11 +97,21 @@ fn resource_entries(t: &ResourceType) -> Vec<Value> {
 
 /// `/api/v1`, `/apis/<group>/<version>`
 pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<_> = registry.all().into_iter().filter(|t| t.group == group && t.serves(version)).collect();
+    let types: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.serves(version))
+        .collect();
     if types.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     let resources: Vec<Value> = types.iter().flat_map(|t| resource_entries(t)).collect();
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }

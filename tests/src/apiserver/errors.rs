@@ -17,7 +17,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -27,20 +32,32 @@ impl ApiError {
 
     /// `nodes "x" not found`
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.qualified_resource()))
-            .with_details(named_details(rt, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", rt.qualified_resource()),
+        )
+        .with_details(named_details(rt, name))
     }
 
     /// `the server could not find the requested resource`
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     /// `encryptionconfigs.kube-encrypt.dev "default" already exists`
     pub fn already_exists(rt: &ResourceType, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.qualified_resource()))
-            .with_details(named_details(rt, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", rt.qualified_resource()),
+        )
+        .with_details(named_details(rt, name))
     }
 
     /// Optimistic concurrency failure on a stale resourceVersion.
@@ -52,7 +69,10 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", rt.qualified_resource()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                rt.qualified_resource()
+            ),
         )
         .with_details(named_details(rt, name))
     }
@@ -60,8 +80,12 @@ impl ApiError {
     /// 422 with one cause per field error.
     pub fn invalid(rt: &ResourceType, name: &str, errors: &[FieldError]) -> Self {
         let status = schema::invalid_status(&rt.kind, &rt.group, name, errors);
-        Self::new(422, "Invalid", status["message"].as_str().unwrap_or_default())
-            .with_details(status["details"].clone())
+        Self::new(
+            422,
+            "Invalid",
+            status["message"].as_str().unwrap_or_default(),
+        )
+        .with_details(status["details"].clone())
     }
 
     /// One invalid field.
@@ -74,7 +98,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn unsupported_media_type(accepted: &[&str]) -> Self {
@@ -90,7 +118,11 @@ impl ApiError {
 
     /// 410 for a watch or list from a compacted resourceVersion.
     pub fn gone(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -133,7 +165,10 @@ mod tests {
     use crate::apiserver::schema::FieldErrorKind;
 
     fn rt(resource: &str) -> ResourceType {
-        builtin_types().into_iter().find(|t| t.resource == resource).unwrap()
+        builtin_types()
+            .into_iter()
+            .find(|t| t.resource == resource)
+            .unwrap()
     }
 
     #[test]

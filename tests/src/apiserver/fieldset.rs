@@ -45,7 +45,9 @@ impl FieldSet {
     /// The fields an object sets within `scope`.
     pub fn of_object(obj: &Value, scope: Scope, lists: &ListTypes<'_>) -> Self {
         let mut out = BTreeSet::new();
-        let Some(map) = obj.as_object() else { return Self(out) };
+        let Some(map) = obj.as_object() else {
+            return Self(out);
+        };
         for (key, value) in map {
             let in_scope = match scope {
                 Scope::All => true,
@@ -56,15 +58,26 @@ impl FieldSet {
                 continue;
             }
             if key == "metadata" {
-                let Some(meta) = value.as_object() else { continue };
-                for (mk, mv) in meta.iter().filter(|(k, _)| !SERVER_METADATA.contains(&k.as_str())) {
+                let Some(meta) = value.as_object() else {
+                    continue;
+                };
+                for (mk, mv) in meta
+                    .iter()
+                    .filter(|(k, _)| !SERVER_METADATA.contains(&k.as_str()))
+                {
                     let mut keys = vec!["metadata".to_string(), mk.clone()];
                     let mut path = vec!["f:metadata".to_string(), format!("f:{mk}")];
                     collect(mv, &mut keys, &mut path, &mut out, lists);
                 }
                 continue;
             }
-            collect(value, &mut vec![key.clone()], &mut vec![format!("f:{key}")], &mut out, lists);
+            collect(
+                value,
+                &mut vec![key.clone()],
+                &mut vec![format!("f:{key}")],
+                &mut out,
+                lists,
+            );
         }
         Self(out)
     }
@@ -80,7 +93,9 @@ impl FieldSet {
         for path in &self.0 {
             let mut node = &mut root;
             for (i, el) in path.iter().enumerate() {
-                let child = node.entry(el.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let child = node
+                    .entry(el.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 let child = child.as_object_mut().expect("field trees are objects");
                 if i + 1 == path.len() && self.has_descendants(path) {
                     child.insert(".".into(), Value::Object(Map::new()));
@@ -92,7 +107,10 @@ impl FieldSet {
     }
 
     fn has_descendants(&self, path: &Path) -> bool {
-        self.0.range(path.clone()..).nth(1).is_some_and(|p| p.starts_with(path))
+        self.0
+            .range(path.clone()..)
+            .nth(1)
+            .is_some_and(|p| p.starts_with(path))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,7 +146,13 @@ impl FieldSet {
     }
 }
 
-fn collect(value: &Value, keys: &mut Vec<String>, path: &mut Path, out: &mut BTreeSet<Path>, lists: &ListTypes<'_>) {
+fn collect(
+    value: &Value,
+    keys: &mut Vec<String>,
+    path: &mut Path,
+    out: &mut BTreeSet<Path>,
+    lists: &ListTypes<'_>,
+) {
     match value {
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
@@ -147,7 +171,9 @@ fn collect(value: &Value, keys: &mut Vec<String>, path: &mut Path, out: &mut BTr
                     out.insert(p);
                 }
             }
-            ListType::Map(key_fields) if items.iter().all(|i| item_key(i, &key_fields).is_some()) => {
+            ListType::Map(key_fields)
+                if items.iter().all(|i| item_key(i, &key_fields).is_some()) =>
+            {
                 for item in items {
                     let key = item_key(item, &key_fields).expect("checked above");
                     path.push(format!("k:{}", Value::Object(key)));
@@ -202,7 +228,9 @@ fn step<'a>(v: &'a Value, el: &str) -> Option<&'a Value> {
 
 /// Removes the field, keyed item or set member at `path` from `obj`.
 pub fn remove_at(obj: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut node = obj;
     for el in parents {
         node = match step_mut(node, el) {
@@ -215,9 +243,15 @@ pub fn remove_at(obj: &mut Value, path: &[String]) {
             m.remove(field);
         }
     } else if let Some(items) = node.as_array_mut() {
-        if let Some(key) = last.strip_prefix("k:").and_then(|k| serde_json::from_str::<Map<String, Value>>(k).ok()) {
+        if let Some(key) = last
+            .strip_prefix("k:")
+            .and_then(|k| serde_json::from_str::<Map<String, Value>>(k).ok())
+        {
             items.retain(|i| !has_key(i, &key));
-        } else if let Some(v) = last.strip_prefix("v:").and_then(|v| serde_json::from_str::<Value>(v).ok()) {
+        } else if let Some(v) = last
+            .strip_prefix("v:")
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+        {
             items.retain(|i| *i != v);
         }
     }
@@ -295,12 +329,20 @@ mod tests {
     #[test]
     fn paths_navigate_and_print() {
         let mut obj = json!({"spec": {"containers": [{"name": "c", "image": "i"}, {"name": "d"}]}, "metadata": {"finalizers": ["x", "y"]}});
-        let path: Path = vec!["f:spec".into(), "f:containers".into(), "k:{\"name\":\"c\"}".into(), "f:image".into()];
+        let path: Path = vec![
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"c\"}".into(),
+            "f:image".into(),
+        ];
         assert_eq!(value_at(&obj, &path), Some(&json!("i")));
         assert_eq!(display_path(&path), ".spec.containers[name=\"c\"].image");
         remove_at(&mut obj, &path[..3]);
         assert_eq!(obj["spec"]["containers"], json!([{"name": "d"}]));
-        remove_at(&mut obj, &["f:metadata".into(), "f:finalizers".into(), "v:\"x\"".into()]);
+        remove_at(
+            &mut obj,
+            &["f:metadata".into(), "f:finalizers".into(), "v:\"x\"".into()],
+        );
         assert_eq!(obj["metadata"]["finalizers"], json!(["y"]));
     }
 }

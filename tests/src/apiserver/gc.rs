@@ -42,7 +42,12 @@ fn after_delete_key(api: &Api, key: &str, deleted: &Stored, propagation: &str) {
 }
 
 fn delete_namespace_contents(api: &Api, namespace: &str) {
-    for key in api.store.collection_keys().iter().filter(|k| k.as_str() != NAMESPACE_KEY) {
+    for key in api
+        .store
+        .collection_keys()
+        .iter()
+        .filter(|k| k.as_str() != NAMESPACE_KEY)
+    {
         delete_all(api, key, Some(namespace));
     }
 }
@@ -60,7 +65,11 @@ fn delete_all(api: &Api, key: &str, namespace: Option<&str>) {
 fn owner_uids(obj: &Value) -> Vec<&str> {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .map(|refs| refs.iter().filter_map(|r| r.get("uid").and_then(Value::as_str)).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -69,13 +78,24 @@ fn dependents(store: &Store, uid: &str) -> Vec<(String, Arc<Stored>)> {
     let mut out = Vec::new();
     for key in store.collection_keys() {
         let (items, _) = store.list(&key, None);
-        out.extend(items.into_iter().filter(|i| owner_uids(&i.value).contains(&uid)).map(|i| (key.clone(), i)));
+        out.extend(
+            items
+                .into_iter()
+                .filter(|i| owner_uids(&i.value).contains(&uid))
+                .map(|i| (key.clone(), i)),
+        );
     }
     out
 }
 
 fn uid_exists(store: &Store, uid: &str) -> bool {
-    store.collection_keys().iter().any(|key| store.list(key, None).0.iter().any(|i| meta::uid(&i.value) == uid))
+    store.collection_keys().iter().any(|key| {
+        store
+            .list(key, None)
+            .0
+            .iter()
+            .any(|i| meta::uid(&i.value) == uid)
+    })
 }
 
 /// Removes the ownerReference to `uid` from a dependent, retrying on races.
@@ -83,7 +103,10 @@ fn drop_owner_reference(store: &Store, key: &str, dependent: &Arc<Stored>, uid: 
     let mut current = dependent.clone();
     for _ in 0..8 {
         let mut value = current.value.clone();
-        if let Some(refs) = value.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+        if let Some(refs) = value
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
         }
         match store.update(key, value, current.rv) {
@@ -108,7 +131,10 @@ fn orphan_dependents(store: &Store, uid: &str) {
 /// Deletes the dependents of a deleted owner whose other owners are gone too.
 fn collect_garbage(api: &Api, uid: &str) {
     for (key, dependent) in dependents(&api.store, uid) {
-        let others: Vec<&str> = owner_uids(&dependent.value).into_iter().filter(|o| *o != uid).collect();
+        let others: Vec<&str> = owner_uids(&dependent.value)
+            .into_iter()
+            .filter(|o| *o != uid)
+            .collect();
         if others.iter().any(|o| uid_exists(&api.store, o)) {
             drop_owner_reference(&api.store, &key, &dependent, uid);
             continue;

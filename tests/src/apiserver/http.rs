@@ -24,12 +24,16 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 pub fn json_bytes(code: u16, bytes: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(full(bytes));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
 pub fn json(code: u16, value: &Value) -> Response<Body> {
-    json_bytes(code, serde_json::to_vec(value).expect("JSON values serialize"))
+    json_bytes(
+        code,
+        serde_json::to_vec(value).expect("JSON values serialize"),
+    )
 }
 
 pub fn error(err: &ApiError) -> Response<Body> {
@@ -52,7 +56,13 @@ pub fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
@@ -61,25 +71,33 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io")))
+        .is_some_and(|a| {
+            a.split(',')
+                .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"))
+        })
 }
 
 /// Reads the whole request body.
 pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
-    limited
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| ApiError::new(413, "RequestEntityTooLarge", format!("reading the request body: {e}")))
+    limited.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("reading the request body: {e}"),
+        )
+    })
 }
 
 /// Decodes a JSON or YAML object body.
 pub fn decode_object(body: &[u8], media: &str) -> Result<Value, ApiError> {
     let value: Value = if media.contains("yaml") {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+        serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))?
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+        })?
     };
     if !value.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));

@@ -18,7 +18,9 @@ pub enum ListType {
 /// The list type at `path` (the map keys leading to the list; list positions are skipped).
 pub fn list_type(rt: &ResourceType, path: &[String], items: &[Value]) -> ListType {
     match path {
-        [m, f] if m == "metadata" && f == "ownerReferences" => return ListType::Map(vec!["uid".into()]),
+        [m, f] if m == "metadata" && f == "ownerReferences" => {
+            return ListType::Map(vec!["uid".into()])
+        }
         [m, f] if m == "metadata" && f == "finalizers" => return ListType::Set,
         [m, ..] if m == "metadata" => return ListType::Atomic,
         _ => {}
@@ -31,8 +33,14 @@ pub fn list_type(rt: &ResourceType, path: &[String], items: &[Value]) -> ListTyp
 
 fn builtin_list_type(field: &str, items: &[Value]) -> ListType {
     let key = match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets"
-        | "webhooks" | "secrets" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "webhooks"
+        | "secrets" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "conditions" | "addresses" => "type",
@@ -46,19 +54,29 @@ fn builtin_list_type(field: &str, items: &[Value]) -> ListType {
 
 /// Reads `x-kubernetes-list-type` / `x-kubernetes-list-map-keys` from the CRD schema.
 fn custom_list_type(crd: &Value, version: &str, path: &[String]) -> ListType {
-    let Some(schema) = crd_schema(crd, version) else { return ListType::Atomic };
+    let Some(schema) = crd_schema(crd, version) else {
+        return ListType::Atomic;
+    };
     let found = path.iter().try_fold(schema, |node, key| {
         let node = node.get("items").unwrap_or(node);
-        node.get("properties").and_then(|p| p.get(key)).or_else(|| node.get("additionalProperties"))
+        node.get("properties")
+            .and_then(|p| p.get(key))
+            .or_else(|| node.get("additionalProperties"))
     });
-    let Some(node) = found else { return ListType::Atomic };
+    let Some(node) = found else {
+        return ListType::Atomic;
+    };
     match node.get("x-kubernetes-list-type").and_then(Value::as_str) {
         Some("set") => ListType::Set,
         Some("map") => {
             let keys = node
                 .get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|k| k.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|k| {
+                    k.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             ListType::Map(keys)
         }

@@ -29,7 +29,10 @@ impl Entry {
             api_version: text("apiVersion").unwrap_or_default(),
             time: text("time").unwrap_or_default(),
             subresource: text("subresource").filter(|s| !s.is_empty()),
-            fields: v.get("fieldsV1").map(FieldSet::from_fields_v1).unwrap_or_default(),
+            fields: v
+                .get("fieldsV1")
+                .map(FieldSet::from_fields_v1)
+                .unwrap_or_default(),
         })
     }
 
@@ -49,7 +52,9 @@ impl Entry {
     }
 
     fn is(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.as_deref() == subresource
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 
     /// How conflict messages name the manager.
@@ -77,13 +82,21 @@ fn entries_of(obj: Option<&Value>) -> Vec<Entry> {
 fn store_entries(obj: &mut Value, mut entries: Vec<Entry>, old: &[Entry]) {
     entries.retain(|e| !e.fields.is_empty());
     let same = entries.len() == old.len()
-        && entries.iter().zip(old).all(|(a, b)| Entry { time: b.time.clone(), ..a.clone() } == *b);
+        && entries.iter().zip(old).all(|(a, b)| {
+            Entry {
+                time: b.time.clone(),
+                ..a.clone()
+            } == *b
+        });
     let chosen = if same { old.to_vec() } else { entries };
     let meta = super::meta::metadata_mut(obj);
     if chosen.is_empty() {
         meta.remove("managedFields");
     } else {
-        meta.insert("managedFields".into(), Value::Array(chosen.iter().map(Entry::to_value).collect()));
+        meta.insert(
+            "managedFields".into(),
+            Value::Array(chosen.iter().map(Entry::to_value).collect()),
+        );
     }
 }
 
@@ -99,10 +112,17 @@ pub struct Writer<'a> {
 
 /// Records an ordinary (non-apply) write: `writer` takes the fields it changed from their
 /// previous owners; removed fields leave every set.
-pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, lists: &ListTypes<'_>) {
+pub fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    writer: &Writer<'_>,
+    lists: &ListTypes<'_>,
+) {
     let previous = entries_of(old);
     let new_set = FieldSet::of_object(new, writer.scope, lists);
-    let old_set = old.map(|o| FieldSet::of_object(o, writer.scope, lists)).unwrap_or_default();
+    let old_set = old
+        .map(|o| FieldSet::of_object(o, writer.scope, lists))
+        .unwrap_or_default();
     let changed: FieldSet = new_set
         .iter()
         .filter(|p| !old_set.contains(p) || leaf_differs(old, new, p, &new_set))
@@ -115,10 +135,16 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, 
     let lost = changed.union(&removed);
     let mut entries: Vec<Entry> = previous
         .iter()
-        .map(|e| Entry { fields: e.fields.difference(&lost), ..e.clone() })
+        .map(|e| Entry {
+            fields: e.fields.difference(&lost),
+            ..e.clone()
+        })
         .collect();
     if !changed.is_empty() {
-        match entries.iter_mut().find(|e| e.is(writer.manager, "Update", writer.subresource)) {
+        match entries
+            .iter_mut()
+            .find(|e| e.is(writer.manager, "Update", writer.subresource))
+        {
             Some(e) => {
                 e.fields = e.fields.union(&changed);
                 e.time = writer.now.to_string();
@@ -141,7 +167,11 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer<'_>, 
 /// differ only by existing or not, which the caller checks.
 fn leaf_differs(old: Option<&Value>, new: &Value, path: &Path, set: &FieldSet) -> bool {
     let is_item = path.last().is_some_and(|l| l.starts_with("k:"));
-    if is_item && set.iter().any(|p| p.len() > path.len() && p.starts_with(path)) {
+    if is_item
+        && set
+            .iter()
+            .any(|p| p.len() > path.len() && p.starts_with(path))
+    {
         return false;
     }
     old.and_then(|o| value_at(o, path)) != value_at(new, path)
@@ -157,7 +187,10 @@ pub struct Conflict {
 /// The API server's conflict message.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [only] = conflicts {
-        return format!("Apply failed with 1 conflict: conflict with {}: {}", only.manager, only.path);
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            only.manager, only.path
+        );
     }
     let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
     managers.sort();
@@ -165,9 +198,18 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
     let mut lines = Vec::new();
     for m in managers {
         lines.push(format!("conflicts with {m}:"));
-        lines.extend(conflicts.iter().filter(|c| c.manager == m).map(|c| format!("- {}", c.path)));
+        lines.extend(
+            conflicts
+                .iter()
+                .filter(|c| c.manager == m)
+                .map(|c| format!("- {}", c.path)),
+        );
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 /// Server-side apply of `applied` by `writer` onto `live` (absent on create). Returns the
@@ -189,7 +231,10 @@ pub fn apply(
     if !conflicts.is_empty() && !force {
         let mut out: Vec<Conflict> = conflicts
             .iter()
-            .map(|(i, p)| Conflict { manager: entries[*i].display(), path: display_path(p) })
+            .map(|(i, p)| Conflict {
+                manager: entries[*i].display(),
+                path: display_path(p),
+            })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         return Err(out);
@@ -198,10 +243,18 @@ pub fn apply(
         entries[*i].fields.remove(path);
     }
 
-    let previously_applied = entries.iter().find(|e| mine(e)).map(|e| e.fields.clone()).unwrap_or_default();
-    let owned_by_others =
-        entries.iter().filter(|e| !mine(e)).fold(FieldSet::default(), |acc, e| acc.union(&e.fields));
-    let dropped = previously_applied.difference(&applied_set).difference(&owned_by_others);
+    let previously_applied = entries
+        .iter()
+        .find(|e| mine(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let owned_by_others = entries
+        .iter()
+        .filter(|e| !mine(e))
+        .fold(FieldSet::default(), |acc, e| acc.union(&e.fields));
+    let dropped = previously_applied
+        .difference(&applied_set)
+        .difference(&owned_by_others);
 
     let mut merged = live.cloned().unwrap_or_else(|| json!({}));
     strip_managed_fields(&mut merged);
@@ -262,7 +315,10 @@ fn prune_empty_parents(obj: &mut Value, path: &Path, owned: &FieldSet) {
     for len in (1..path.len()).rev() {
         let parent = &path[..len];
         let empty = value_at(obj, parent).is_some_and(|v| v.as_object().is_some_and(Map::is_empty));
-        if !empty || owned.contains(&parent.to_vec()) || !parent.last().is_some_and(|l| l.starts_with("f:")) {
+        if !empty
+            || owned.contains(&parent.to_vec())
+            || !parent.last().is_some_and(|l| l.starts_with("f:"))
+        {
             return;
         }
         remove_at(obj, parent);
@@ -271,9 +327,12 @@ fn prune_empty_parents(obj: &mut Value, path: &Path, owned: &FieldSet) {
 
 fn without_nulls(v: &Value) -> Value {
     match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
         other => other.clone(),
     }
@@ -282,7 +341,9 @@ fn without_nulls(v: &Value) -> Value {
 /// Merges the applied configuration into `obj` within `scope`: maps recursively, keyed
 /// lists by key, sets by union, everything else replaced.
 fn merge_applied(obj: &mut Value, applied: &Value, scope: Scope, lists: &ListTypes<'_>) {
-    let (Some(target), Some(source)) = (obj.as_object_mut(), applied.as_object()) else { return };
+    let (Some(target), Some(source)) = (obj.as_object_mut(), applied.as_object()) else {
+        return;
+    };
     for (k, v) in source {
         let in_scope = match scope {
             Scope::All => true,
@@ -304,7 +365,12 @@ fn merge_value(slot: &mut Value, applied: &Value, keys: &mut Vec<String>, lists:
             let target = slot.as_object_mut().expect("checked");
             for (k, v) in source {
                 keys.push(k.clone());
-                merge_value(target.entry(k.clone()).or_insert(Value::Null), v, keys, lists);
+                merge_value(
+                    target.entry(k.clone()).or_insert(Value::Null),
+                    v,
+                    keys,
+                    lists,
+                );
                 keys.pop();
             }
         }
@@ -319,7 +385,9 @@ fn merge_value(slot: &mut Value, applied: &Value, keys: &mut Vec<String>, lists:
                         }
                     }
                 }
-                ListType::Map(key_fields) if items.iter().all(|i| item_key(i, &key_fields).is_some()) => {
+                ListType::Map(key_fields)
+                    if items.iter().all(|i| item_key(i, &key_fields).is_some()) =>
+                {
                     for item in items {
                         let key = item_key(item, &key_fields).expect("checked above");
                         match current.iter_mut().find(|c| has_key(c, &key)) {
@@ -348,13 +416,29 @@ mod tests {
     }
 
     fn writer(manager: &str) -> Writer<'_> {
-        Writer { manager, api_version: "v1", subresource: None, scope: Scope::NoStatus, now: "2024-01-01T00:00:00Z" }
+        Writer {
+            manager,
+            api_version: "v1",
+            subresource: None,
+            scope: Scope::NoStatus,
+            now: "2024-01-01T00:00:00Z",
+        }
     }
 
     fn managers(obj: &Value) -> Vec<String> {
         obj["metadata"]["managedFields"]
             .as_array()
-            .map(|a| a.iter().map(|e| format!("{}/{}", e["manager"].as_str().unwrap(), e["operation"].as_str().unwrap())).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        format!(
+                            "{}/{}",
+                            e["manager"].as_str().unwrap(),
+                            e["operation"].as_str().unwrap()
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -365,21 +449,44 @@ mod tests {
         assert_eq!(managers(&first), ["one/Apply"]);
 
         // Same values: shared ownership, no conflict.
-        let shared = apply(Some(&first), &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), &writer("two"), false, &lists).unwrap();
+        let shared = apply(
+            Some(&first),
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            &writer("two"),
+            false,
+            &lists,
+        )
+        .unwrap();
         assert_eq!(managers(&shared), ["one/Apply", "two/Apply"]);
 
         // Different value: conflict naming the field and the manager.
         let change = json!({"metadata": {"name": "c"}, "data": {"b": "9"}});
         let conflicts = apply(Some(&shared), &change, &writer("two"), false, &lists).unwrap_err();
-        assert_eq!(conflicts, vec![Conflict { manager: "\"one\"".into(), path: ".data.b".into() }]);
-        assert_eq!(conflict_message(&conflicts), "Apply failed with 1 conflict: conflict with \"one\": .data.b");
+        assert_eq!(
+            conflicts,
+            vec![Conflict {
+                manager: "\"one\"".into(),
+                path: ".data.b".into()
+            }]
+        );
+        assert_eq!(
+            conflict_message(&conflicts),
+            "Apply failed with 1 conflict: conflict with \"one\": .data.b"
+        );
 
         // Forced: two takes .data.b; it no longer applies .data.a but one still owns it.
         let forced = apply(Some(&shared), &change, &writer("two"), true, &lists).unwrap();
         assert_eq!(forced["data"], json!({"a": "1", "b": "9"}));
 
         // one stops applying .data.a and .data.b: a (owned only by one) goes, b stays (two owns it).
-        let dropped = apply(Some(&forced), &json!({"metadata": {"name": "c", "labels": {"x": "y"}}}), &writer("one"), false, &lists).unwrap();
+        let dropped = apply(
+            Some(&forced),
+            &json!({"metadata": {"name": "c", "labels": {"x": "y"}}}),
+            &writer("one"),
+            false,
+            &lists,
+        )
+        .unwrap();
         assert_eq!(dropped["data"], json!({"b": "9"}));
         assert_eq!(dropped["metadata"]["labels"], json!({"x": "y"}));
     }
@@ -388,8 +495,14 @@ mod tests {
     fn repeated_apply_is_identical() {
         let cm = json!({"metadata": {"name": "c"}, "data": {"a": "1"}});
         let first = apply(None, &cm, &writer("one"), false, &lists).unwrap();
-        let later = Writer { now: "2030-01-01T00:00:00Z", ..writer("one") };
-        assert_eq!(apply(Some(&first), &cm, &later, false, &lists).unwrap(), first);
+        let later = Writer {
+            now: "2030-01-01T00:00:00Z",
+            ..writer("one")
+        };
+        assert_eq!(
+            apply(Some(&first), &cm, &later, false, &lists).unwrap(),
+            first
+        );
     }
 
     #[test]
@@ -410,6 +523,9 @@ mod tests {
         more["metadata"] = base["metadata"].clone();
         record_update(Some(&base), &mut more, &writer("two"), &lists);
         let two = &more["metadata"]["managedFields"][1]["fieldsV1"];
-        assert_eq!(two, &json!({"f:spec": {"f:containers": {"k:{\"name\":\"b\"}": {".": {}, "f:image": {}, "f:name": {}}}}}));
+        assert_eq!(
+            two,
+            &json!({"f:spec": {"f:containers": {"k:{\"name\":\"b\"}": {".": {}, "f:image": {}, "f:name": {}}}}})
+        );
     }
 }

@@ -4,7 +4,9 @@ use serde_json::{Map, Value};
 
 /// `2024-05-01T10:00:00Z`, the API's second-precision RFC 3339 timestamps.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Seconds since the epoch of an RFC 3339 timestamp.
@@ -23,20 +25,31 @@ pub fn new_uid() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// `generateName` plus five random characters from the API server's alphabet.
 pub fn generated_name(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let suffix: String = (0..5).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect();
     format!("{prefix}{suffix}")
 }
 
 /// `metadata` of an object, created when missing.
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let map = obj.as_object_mut().expect("objects are JSON objects");
-    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
@@ -76,7 +89,9 @@ pub fn spec_part(obj: &Value) -> Map<String, Value> {
     obj.as_object()
         .map(|m| {
             m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })
@@ -111,7 +126,13 @@ mod tests {
 
     #[test]
     fn ages_print_like_kubectl() {
-        for (secs, text) in [(5, "5s"), (150, "2m30s"), (3600, "60m"), (4 * 3600 + 60, "4h1m"), (86400 * 3, "3d0h")] {
+        for (secs, text) in [
+            (5, "5s"),
+            (150, "2m30s"),
+            (3600, "60m"),
+            (4 * 3600 + 60, "4h1m"),
+            (86400 * 3, "3d0h"),
+        ] {
             assert_eq!(human_duration(secs), text);
         }
     }

@@ -21,7 +21,9 @@ fn gv_path(group: &str, version: &str) -> String {
 /// A short stable hash of a document, for the root's cache-busting URLs.
 fn hash(doc: &Value) -> String {
     let text = doc.to_string();
-    let h = text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let h = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     format!("{h:016X}")
 }
 
@@ -32,7 +34,10 @@ pub fn root(registry: &Registry) -> Value {
         for version in versions {
             let doc = group_version(registry, &group, &version);
             let path = gv_path(&group, &version);
-            paths.insert(path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(&doc))}));
+            paths.insert(
+                path.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(&doc))}),
+            );
         }
     }
     json!({"paths": paths})
@@ -43,7 +48,11 @@ fn query_param(name: &str) -> Value {
 }
 
 fn schema_name(t: &ResourceType, version: &str) -> String {
-    let group = if t.group.is_empty() { "core".to_string() } else { t.group.clone() };
+    let group = if t.group.is_empty() {
+        "core".to_string()
+    } else {
+        t.group.clone()
+    };
     format!("{group}.{version}.{}", t.kind)
 }
 
@@ -61,7 +70,11 @@ fn operations(t: &ResourceType, version: &str) -> Value {
     let reference = json!({"$ref": format!("#/components/schemas/{}", schema_name(t, version))});
     let body_schema = json!({"schema": reference});
     let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": reference}}}});
-    let write_params = vec![query_param("dryRun"), query_param("fieldManager"), query_param("fieldValidation")];
+    let write_params = vec![
+        query_param("dryRun"),
+        query_param("fieldManager"),
+        query_param("fieldValidation"),
+    ];
     let mut patch_params = write_params.clone();
     patch_params.push(query_param("force"));
     json!({
@@ -98,13 +111,18 @@ fn component_schema(t: &ResourceType, version: &str) -> Value {
         .and_then(|crd| crd_schema(crd, version))
         .cloned()
         .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
-    schema["x-kubernetes-group-version-kind"] = json!([{"group": t.group, "version": version, "kind": t.kind}]);
+    schema["x-kubernetes-group-version-kind"] =
+        json!([{"group": t.group, "version": version, "kind": t.kind}]);
     schema
 }
 
 /// `/openapi/v3/apis/<group>/<version>` (or `api/v1`).
 pub fn group_version(registry: &Registry, group: &str, version: &str) -> Value {
-    let types: Vec<_> = registry.all().into_iter().filter(|t| t.group == group && t.serves(version)).collect();
+    let types: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.serves(version))
+        .collect();
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for t in &types {

@@ -19,8 +19,11 @@ pub fn check_media(rt: &ResourceType, media: &str) -> Result<(), ApiError> {
     if ok {
         return Ok(());
     }
-    let accepted: &[&str] =
-        if rt.is_custom() { &[JSON, MERGE, APPLY] } else { &[JSON, MERGE, APPLY, STRATEGIC] };
+    let accepted: &[&str] = if rt.is_custom() {
+        &[JSON, MERGE, APPLY]
+    } else {
+        &[JSON, MERGE, APPLY, STRATEGIC]
+    };
     Err(ApiError::unsupported_media_type(accepted))
 }
 
@@ -31,22 +34,35 @@ pub fn patched(req: &Req, media: &str, current: &Value, body: &[u8]) -> Result<V
         MERGE => {
             let patch: Value = parse(body)?;
             if !patch.is_object() {
-                return Err(ApiError::bad_request("a JSON merge patch must be a JSON object"));
+                return Err(ApiError::bad_request(
+                    "a JSON merge patch must be a JSON object",
+                ));
             }
             json_patch::merge(&mut doc, &patch);
         }
         JSON => {
-            let ops: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the server rejected our request due to an error in our request: {e}"),
+                )
             })?;
         }
         STRATEGIC => {
             let patch: Value = parse(body)?;
             doc = smp::apply(current, &patch, &req.lists()).map_err(ApiError::bad_request)?;
         }
-        other => return Err(ApiError::internal(format!("patch type {other} reached the patcher"))),
+        other => {
+            return Err(ApiError::internal(format!(
+                "patch type {other} reached the patcher"
+            )))
+        }
     }
     if !doc.is_object() {
         return Err(ApiError::bad_request("the patch did not produce an object"));
@@ -55,5 +71,6 @@ pub fn patched(req: &Req, media: &str, current: &Value, body: &[u8]) -> Result<V
 }
 
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }

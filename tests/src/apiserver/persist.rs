@@ -22,13 +22,28 @@ const COMPACT_AFTER: usize = 50_000;
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     #[error("creating the state directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} line {line} is not a state record ({source}); move the file away to start empty")]
-    Corrupt { path: PathBuf, line: usize, source: serde_json::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} line {line} is not a state record ({source}); move the file away to start empty"
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
     #[error("writing {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One line of the snapshot or the log.
@@ -81,28 +96,54 @@ fn log_path(dir: &Path) -> PathBuf {
 
 /// Reads the snapshot and the log of `dir` (missing files are empty).
 pub fn load(dir: &Path) -> Result<Loaded, PersistError> {
-    fs::create_dir_all(dir).map_err(|source| PersistError::CreateDir { path: dir.into(), source })?;
-    Ok(Loaded { snapshot: read_records(&snapshot_path(dir))?, log: read_records(&log_path(dir))? })
+    fs::create_dir_all(dir).map_err(|source| PersistError::CreateDir {
+        path: dir.into(),
+        source,
+    })?;
+    Ok(Loaded {
+        snapshot: read_records(&snapshot_path(dir))?,
+        log: read_records(&log_path(dir))?,
+    })
 }
 
 fn read_records(path: &Path) -> Result<Vec<Record>, PersistError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(PersistError::Read { path: path.into(), source }),
+        Err(source) => {
+            return Err(PersistError::Read {
+                path: path.into(),
+                source,
+            })
+        }
     };
     let lines: Vec<String> = BufReader::new(file)
         .lines()
         .collect::<Result<_, _>>()
-        .map_err(|source| PersistError::Read { path: path.into(), source })?;
+        .map_err(|source| PersistError::Read {
+            path: path.into(),
+            source,
+        })?;
     let last = lines.len();
     let mut records = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         match serde_json::from_str(line) {
             Ok(r) => records.push(r),
             // A torn final line from a crash mid-write loses only that write.
-            Err(_) if i + 1 == last => tracing::warn!(path = %path.display(), "ignoring a torn last record"),
-            Err(source) => return Err(PersistError::Corrupt { path: path.into(), line: i + 1, source }),
+            Err(_) if i + 1 == last => {
+                tracing::warn!(path = %path.display(), "ignoring a torn last record")
+            }
+            Err(source) => {
+                return Err(PersistError::Corrupt {
+                    path: path.into(),
+                    line: i + 1,
+                    source,
+                })
+            }
         }
     }
     Ok(records)
@@ -130,22 +171,40 @@ impl std::fmt::Debug for Log {
 
 impl Log {
     /// Writes `snapshot` as the new snapshot, empties the log and starts the writer.
-    pub fn open(dir: &Path, snapshot: &[Bytes], snapshot_fn: SnapshotFn) -> Result<Self, PersistError> {
+    pub fn open(
+        dir: &Path,
+        snapshot: &[Bytes],
+        snapshot_fn: SnapshotFn,
+    ) -> Result<Self, PersistError> {
         write_snapshot(dir, snapshot)?;
         let path = log_path(dir);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| PersistError::Write { path: path.clone(), source })?;
-        file.set_len(0).map_err(|source| PersistError::Write { path: path.clone(), source })?;
+            .map_err(|source| PersistError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        file.set_len(0).map_err(|source| PersistError::Write {
+            path: path.clone(),
+            source,
+        })?;
         let (tx, rx) = mpsc::channel();
-        let writer = Writer { dir: dir.into(), out: BufWriter::with_capacity(1 << 20, file), lines: 0, snapshot_fn };
+        let writer = Writer {
+            dir: dir.into(),
+            out: BufWriter::with_capacity(1 << 20, file),
+            lines: 0,
+            snapshot_fn,
+        };
         let thread = std::thread::Builder::new()
             .name("apiserver-log".into())
             .spawn(move || writer.run(rx))
             .map_err(|source| PersistError::Write { path, source })?;
-        Ok(Self { tx, thread: Mutex::new(Some(thread)) })
+        Ok(Self {
+            tx,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     pub fn append(&self, line: Bytes) {
@@ -212,7 +271,11 @@ impl Writer {
     }
 
     fn write(&mut self, line: &[u8]) {
-        if let Err(e) = self.out.write_all(line).and_then(|_| self.out.write_all(b"\n")) {
+        if let Err(e) = self
+            .out
+            .write_all(line)
+            .and_then(|_| self.out.write_all(b"\n"))
+        {
             tracing::error!(error = %e, "appending to the apiserver log");
         }
         self.lines += 1;

@@ -20,7 +20,13 @@ pub fn get(req: &Req) -> Result<Response<Body>, ApiError> {
         .get(&req.key(), req.namespace(), req.name())
         .ok_or_else(|| ApiError::not_found(&req.rt, req.name()))?;
     if http::wants_table(&req.headers) {
-        let t = table::table(&req.rt, &req.path.version, &[&stored.value], req.query.get("includeObject"), stored.rv);
+        let t = table::table(
+            &req.rt,
+            &req.path.version,
+            &[&stored.value],
+            req.query.get("includeObject"),
+            stored.rv,
+        );
         return Ok(http::json(200, &t));
     }
     Ok(req.object_response(200, &stored))
@@ -28,8 +34,10 @@ pub fn get(req: &Req) -> Result<Response<Body>, ApiError> {
 
 /// The selectors of a list, watch or deletecollection request.
 pub fn selectors(req: &Req) -> Result<Selectors, ApiError> {
-    let labels = LabelSelector::parse(req.query.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(req.query.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(req.query.get("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(req.query.get("fieldSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
     Ok(Selectors { labels, fields })
 }
 
@@ -48,21 +56,36 @@ fn decode_continue(token: &str) -> Result<Continue, ApiError> {
 }
 
 fn encode_continue(rv: u64, key: &ObjectKey) -> String {
-    let token = Continue { rv, ns: key.0.clone(), name: key.1.clone() };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("serializes"))
+    let token = Continue {
+        rv,
+        ns: key.0.clone(),
+        name: key.1.clone(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&token).expect("serializes"))
 }
 
 pub fn list(req: &Req) -> Result<Response<Body>, ApiError> {
     let selectors = selectors(req)?;
-    let (items, mut rv) = req.api.store.list(&req.key(), req.path.namespace.as_deref());
-    let mut matching: Vec<Arc<Stored>> = items.into_iter().filter(|i| selectors.matches(&i.value)).collect();
+    let (items, mut rv) = req
+        .api
+        .store
+        .list(&req.key(), req.path.namespace.as_deref());
+    let mut matching: Vec<Arc<Stored>> = items
+        .into_iter()
+        .filter(|i| selectors.matches(&i.value))
+        .collect();
     if let Some(token) = req.query.get("continue") {
         let after = decode_continue(token)?;
         rv = after.rv;
         let key = (after.ns, after.name);
         matching.retain(|i| i.key() > key);
     }
-    let limit = req.query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = req
+        .query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
     let mut next = None;
     if let Some(limit) = limit.filter(|l| matching.len() > *l) {
         let remaining = matching.len() - limit;
@@ -71,7 +94,13 @@ pub fn list(req: &Req) -> Result<Response<Body>, ApiError> {
     }
     if http::wants_table(&req.headers) {
         let values: Vec<&Value> = matching.iter().map(|s| &s.value).collect();
-        let mut t = table::table(&req.rt, &req.path.version, &values, req.query.get("includeObject"), rv);
+        let mut t = table::table(
+            &req.rt,
+            &req.path.version,
+            &values,
+            req.query.get("includeObject"),
+            rv,
+        );
         if let Some((token, _)) = &next {
             t["metadata"]["continue"] = json!(token);
         }

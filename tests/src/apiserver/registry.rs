@@ -93,30 +93,174 @@ const fn b(
     status: bool,
     generation: bool,
 ) -> Builtin {
-    Builtin { group, version, resource, kind, short, namespaced, status, generation }
+    Builtin {
+        group,
+        version,
+        resource,
+        kind,
+        short,
+        namespaced,
+        status,
+        generation,
+    }
 }
 
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "namespaces", "Namespace", &["ns"], false, true, false),
+    b(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        &["ns"],
+        false,
+        true,
+        false,
+    ),
     b("", "v1", "nodes", "Node", &["no"], false, true, false),
     b("", "v1", "pods", "Pod", &["po"], true, true, false),
-    b("", "v1", "configmaps", "ConfigMap", &["cm"], true, false, false),
+    b(
+        "",
+        "v1",
+        "configmaps",
+        "ConfigMap",
+        &["cm"],
+        true,
+        false,
+        false,
+    ),
     b("", "v1", "secrets", "Secret", &[], true, false, false),
     b("", "v1", "services", "Service", &["svc"], true, true, false),
-    b("", "v1", "endpoints", "Endpoints", &["ep"], true, false, false),
+    b(
+        "",
+        "v1",
+        "endpoints",
+        "Endpoints",
+        &["ep"],
+        true,
+        false,
+        false,
+    ),
     b("", "v1", "events", "Event", &["ev"], true, false, false),
-    b("", "v1", "serviceaccounts", "ServiceAccount", &["sa"], true, false, false),
-    b("apps", "v1", "daemonsets", "DaemonSet", &["ds"], true, true, true),
-    b("apps", "v1", "deployments", "Deployment", &["deploy"], true, true, true),
-    b("coordination.k8s.io", "v1", "leases", "Lease", &[], true, false, false),
-    b("events.k8s.io", "v1", "events", "Event", &["ev"], true, false, false),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", &["crd", "crds"], false, true, true),
-    b("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", &[], false, false, true),
-    b("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", &[], false, false, true),
-    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", &[], false, false, false),
-    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", &[], false, false, false),
-    b("rbac.authorization.k8s.io", "v1", "roles", "Role", &[], true, false, false),
-    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", &[], true, false, false),
+    b(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        &["sa"],
+        true,
+        false,
+        false,
+    ),
+    b(
+        "apps",
+        "v1",
+        "daemonsets",
+        "DaemonSet",
+        &["ds"],
+        true,
+        true,
+        true,
+    ),
+    b(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        &["deploy"],
+        true,
+        true,
+        true,
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        &[],
+        true,
+        false,
+        false,
+    ),
+    b(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        &["ev"],
+        true,
+        false,
+        false,
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        &["crd", "crds"],
+        false,
+        true,
+        true,
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        &[],
+        false,
+        false,
+        true,
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        &[],
+        false,
+        false,
+        true,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        &[],
+        false,
+        false,
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        &[],
+        false,
+        false,
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        &[],
+        true,
+        false,
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        &[],
+        true,
+        false,
+        false,
+    ),
 ];
 
 /// The built-in kinds.
@@ -130,7 +274,10 @@ pub fn builtin_types() -> Vec<ResourceType> {
             singular: b.kind.to_lowercase(),
             kind: b.kind.into(),
             short_names: b.short.iter().map(|s| s.to_string()).collect(),
-            categories: if matches!(b.resource, "pods" | "services" | "daemonsets" | "deployments") {
+            categories: if matches!(
+                b.resource,
+                "pods" | "services" | "daemonsets" | "deployments"
+            ) {
                 vec!["all".into()]
             } else {
                 Vec::new()
@@ -151,13 +298,22 @@ pub fn from_crd(crd: &Value) -> Option<ResourceType> {
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let versions = spec.get("versions")?.as_array()?;
-    let mut served: Vec<&Value> = versions.iter().filter(|v| v["served"].as_bool().unwrap_or(true)).collect();
+    let mut served: Vec<&Value> = versions
+        .iter()
+        .filter(|v| v["served"].as_bool().unwrap_or(true))
+        .collect();
     served.sort_by_key(|v| !v["storage"].as_bool().unwrap_or(false));
-    let status_subresource = served.iter().any(|v| v.pointer("/subresources/status").is_some());
+    let status_subresource = served
+        .iter()
+        .any(|v| v.pointer("/subresources/status").is_some());
     let kind = text(names, "kind")?;
     Some(ResourceType {
         group: text(spec, "group")?,
@@ -184,8 +340,13 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        let types = builtin_types().into_iter().map(|t| (t.storage_key(), Arc::new(t))).collect();
-        Self { types: RwLock::new(types) }
+        let types = builtin_types()
+            .into_iter()
+            .map(|t| (t.storage_key(), Arc::new(t)))
+            .collect();
+        Self {
+            types: RwLock::new(types),
+        }
     }
 }
 
@@ -193,7 +354,10 @@ impl Registry {
     /// The type serving `resource` in `group/version`.
     pub fn lookup(&self, group: &str, version: &str, resource: &str) -> Option<Arc<ResourceType>> {
         let types = self.types.read().expect("registry lock");
-        types.get(&format!("{group}/{resource}")).filter(|t| t.serves(version)).cloned()
+        types
+            .get(&format!("{group}/{resource}"))
+            .filter(|t| t.serves(version))
+            .cloned()
     }
 
     pub fn by_key(&self, key: &str) -> Option<Arc<ResourceType>> {
@@ -201,14 +365,22 @@ impl Registry {
     }
 
     pub fn all(&self) -> Vec<Arc<ResourceType>> {
-        self.types.read().expect("registry lock").values().cloned().collect()
+        self.types
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Registers (or replaces) the type a CRD declares. Returns its storage key.
     pub fn register_crd(&self, crd: &Value) -> Option<String> {
         let t = from_crd(crd)?;
         let key = t.storage_key();
-        self.types.write().expect("registry lock").insert(key.clone(), Arc::new(t));
+        self.types
+            .write()
+            .expect("registry lock")
+            .insert(key.clone(), Arc::new(t));
         Some(key)
     }
 
@@ -252,11 +424,15 @@ mod tests {
         });
         let registry = Registry::default();
         let key = registry.register_crd(&crd).unwrap();
-        let t = registry.lookup("kube-encrypt.dev", "v1alpha1", "ippools").unwrap();
+        let t = registry
+            .lookup("kube-encrypt.dev", "v1alpha1", "ippools")
+            .unwrap();
         assert_eq!(key, "kube-encrypt.dev/ippools");
         assert!(!t.namespaced && t.status_subresource && t.is_custom());
         assert_eq!(t.qualified_resource(), "ippools.kube-encrypt.dev");
-        assert!(registry.lookup("kube-encrypt.dev", "v1", "ippools").is_none());
+        assert!(registry
+            .lookup("kube-encrypt.dev", "v1", "ippools")
+            .is_none());
         registry.unregister(&key);
         assert!(registry.by_key(&key).is_none());
     }

@@ -14,11 +14,17 @@ pub enum Route {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1`, `/apis/<group>/<version>`
-    Resources { group: String, version: String },
+    Resources {
+        group: String,
+        version: String,
+    },
     /// `/openapi/v3`
     OpenApiRoot,
     /// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`
-    OpenApiGroupVersion { group: String, version: String },
+    OpenApiGroupVersion {
+        group: String,
+        version: String,
+    },
     /// Objects of a resource.
     Object(ObjectPath),
     NotFound,
@@ -43,7 +49,11 @@ pub fn route(path: &str) -> Route {
         .trim_matches('/')
         .split('/')
         .filter(|p| !p.is_empty())
-        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match parts.as_slice() {
@@ -52,15 +62,23 @@ pub fn route(path: &str) -> Route {
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
         ["apis", group] => Route::Group(group.to_string()),
-        ["api", version] => Route::Resources { group: String::new(), version: version.to_string() },
-        ["apis", group, version] => Route::Resources { group: group.to_string(), version: version.to_string() },
+        ["api", version] => Route::Resources {
+            group: String::new(),
+            version: version.to_string(),
+        },
+        ["apis", group, version] => Route::Resources {
+            group: group.to_string(),
+            version: version.to_string(),
+        },
         ["openapi", "v3"] => Route::OpenApiRoot,
-        ["openapi", "v3", "api", version] => {
-            Route::OpenApiGroupVersion { group: String::new(), version: version.to_string() }
-        }
-        ["openapi", "v3", "apis", group, version] => {
-            Route::OpenApiGroupVersion { group: group.to_string(), version: version.to_string() }
-        }
+        ["openapi", "v3", "api", version] => Route::OpenApiGroupVersion {
+            group: String::new(),
+            version: version.to_string(),
+        },
+        ["openapi", "v3", "apis", group, version] => Route::OpenApiGroupVersion {
+            group: group.to_string(),
+            version: version.to_string(),
+        },
         ["api", version, rest @ ..] => object_route("", version, rest),
         ["apis", group, version, rest @ ..] => object_route(group, version, rest),
         _ => Route::NotFound,
@@ -75,7 +93,9 @@ fn object_route(group: &str, version: &str, rest: &[&str]) -> Route {
     // `namespaces/<ns>/<resource>...`, except `namespaces/<name>/status|finalize`, which
     // are subresources of the namespace itself.
     let (namespace, rest) = match rest {
-        ["namespaces", ns, next, more @ ..] if !matches!(*next, "status" | "finalize") || !more.is_empty() => {
+        ["namespaces", ns, next, more @ ..]
+            if !matches!(*next, "status" | "finalize") || !more.is_empty() =>
+        {
             (Some(ns.to_string()), &rest[2..])
         }
         _ => (None, rest),
@@ -105,11 +125,18 @@ pub struct Query(HashMap<String, String>);
 
 impl Query {
     pub fn parse(query: Option<&str>) -> Self {
-        Self(form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect())
+        Self(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -126,10 +153,20 @@ impl Query {
 mod tests {
     use super::*;
 
-    fn obj(group: &str, resource: &str, ns: Option<&str>, name: Option<&str>, sub: Option<&str>) -> Route {
+    fn obj(
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+        sub: Option<&str>,
+    ) -> Route {
         Route::Object(ObjectPath {
             group: group.into(),
-            version: if group.is_empty() { "v1".into() } else { "v1".into() },
+            version: if group.is_empty() {
+                "v1".into()
+            } else {
+                "v1".into()
+            },
             resource: resource.into(),
             namespace: ns.map(Into::into),
             name: name.map(Into::into),
@@ -143,17 +180,56 @@ mod tests {
         let cases = [
             ("/api", Route::CoreVersions),
             ("/apis", Route::Groups),
-            ("/api/v1", Route::Resources { group: "".into(), version: "v1".into() }),
-            ("/apis/apps/v1", Route::Resources { group: "apps".into(), version: "v1".into() }),
+            (
+                "/api/v1",
+                Route::Resources {
+                    group: "".into(),
+                    version: "v1".into(),
+                },
+            ),
+            (
+                "/apis/apps/v1",
+                Route::Resources {
+                    group: "apps".into(),
+                    version: "v1".into(),
+                },
+            ),
             ("/api/v1/nodes", obj("", "nodes", None, None, None)),
-            ("/api/v1/nodes/n1/status", obj("", "nodes", None, Some("n1"), Some("status"))),
-            ("/api/v1/namespaces", obj("", "namespaces", None, None, None)),
-            ("/api/v1/namespaces/kube-system", obj("", "namespaces", None, Some("kube-system"), None)),
-            ("/api/v1/namespaces/ns1/status", obj("", "namespaces", None, Some("ns1"), Some("status"))),
-            ("/api/v1/namespaces/ns1/pods", obj("", "pods", Some("ns1"), None, None)),
-            ("/api/v1/namespaces/ns1/pods/p/status", obj("", "pods", Some("ns1"), Some("p"), Some("status"))),
-            ("/apis/apps/v1/namespaces/ns1/deployments/d", obj("apps", "deployments", Some("ns1"), Some("d"), None)),
-            ("/openapi/v3/apis/apps/v1", Route::OpenApiGroupVersion { group: "apps".into(), version: "v1".into() }),
+            (
+                "/api/v1/nodes/n1/status",
+                obj("", "nodes", None, Some("n1"), Some("status")),
+            ),
+            (
+                "/api/v1/namespaces",
+                obj("", "namespaces", None, None, None),
+            ),
+            (
+                "/api/v1/namespaces/kube-system",
+                obj("", "namespaces", None, Some("kube-system"), None),
+            ),
+            (
+                "/api/v1/namespaces/ns1/status",
+                obj("", "namespaces", None, Some("ns1"), Some("status")),
+            ),
+            (
+                "/api/v1/namespaces/ns1/pods",
+                obj("", "pods", Some("ns1"), None, None),
+            ),
+            (
+                "/api/v1/namespaces/ns1/pods/p/status",
+                obj("", "pods", Some("ns1"), Some("p"), Some("status")),
+            ),
+            (
+                "/apis/apps/v1/namespaces/ns1/deployments/d",
+                obj("apps", "deployments", Some("ns1"), Some("d"), None),
+            ),
+            (
+                "/openapi/v3/apis/apps/v1",
+                Route::OpenApiGroupVersion {
+                    group: "apps".into(),
+                    version: "v1".into(),
+                },
+            ),
             ("/nothing/here", Route::NotFound),
         ];
         for (path, want) in cases {

@@ -30,13 +30,20 @@ pub async fn handle(api: Arc<Api>, request: Request<Incoming>) -> Response<Body>
 }
 
 /// Discovery, OpenAPI, version and health documents.
-fn document(api: &Api, route: Route, headers: &hyper::HeaderMap) -> Result<Response<Body>, ApiError> {
+fn document(
+    api: &Api,
+    route: Route,
+    headers: &hyper::HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     let registry = &api.registry;
     let doc = match route {
         Route::Health => return Ok(Response::new(http::full("ok"))),
         Route::Version => discovery::version(),
         Route::CoreVersions => {
-            let host = headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let host = headers
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
             discovery::core_versions(host)
         }
         Route::Groups => discovery::groups(registry),
@@ -61,7 +68,10 @@ async fn object(
     path: ObjectPath,
     query: Query,
 ) -> Result<Response<Body>, ApiError> {
-    let rt = api.registry.lookup(&path.group, &path.version, &path.resource).ok_or_else(ApiError::no_route)?;
+    let rt = api
+        .registry
+        .lookup(&path.group, &path.version, &path.resource)
+        .ok_or_else(ApiError::no_route)?;
     let scope_ok = rt.namespaced || path.namespace.is_none();
     let sub_ok = match path.subresource.as_deref() {
         None => true,
@@ -72,7 +82,14 @@ async fn object(
         return Err(ApiError::no_route());
     }
     let watching = path.watch || query.flag("watch");
-    let req = Req { api, rt, user: user_of(&parts.headers), path, query, headers: parts.headers };
+    let req = Req {
+        api,
+        rt,
+        user: user_of(&parts.headers),
+        path,
+        query,
+        headers: parts.headers,
+    };
     let named = req.path.name.is_some();
     let method = parts.method;
     let needs_namespace = req.rt.namespaced && req.path.namespace.is_none();

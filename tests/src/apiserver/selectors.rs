@@ -25,7 +25,11 @@ pub struct LabelSelector(Vec<LabelRequirement>);
 
 impl LabelSelector {
     pub fn parse(text: &str) -> Result<Self, String> {
-        split_top_level(text).into_iter().map(|r| parse_label_requirement(r.trim())).collect::<Result<_, _>>().map(Self)
+        split_top_level(text)
+            .into_iter()
+            .map(|r| parse_label_requirement(r.trim()))
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -64,21 +68,33 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn parse_label_requirement(text: &str) -> Result<LabelRequirement, String> {
-    let invalid = || format!("unable to parse requirement: found '{text}', expected: key, !key, key=value, key!=value, key in (values) or key notin (values)");
+    let invalid = || {
+        format!("unable to parse requirement: found '{text}', expected: key, !key, key=value, key!=value, key in (values) or key notin (values)")
+    };
     if let Some(key) = text.strip_prefix('!') {
-        return Ok(LabelRequirement { key: valid_key(key.trim()).ok_or_else(invalid)?, op: LabelOp::DoesNotExist });
+        return Ok(LabelRequirement {
+            key: valid_key(key.trim()).ok_or_else(invalid)?,
+            op: LabelOp::DoesNotExist,
+        });
     }
     for (sep, negate) in [("!=", true), ("==", false), ("=", false)] {
         if let Some((k, v)) = text.split_once(sep) {
             let key = valid_key(k.trim()).ok_or_else(invalid)?;
             let values = vec![v.trim().to_string()];
-            let op = if negate { LabelOp::NotIn(values) } else { LabelOp::In(values) };
+            let op = if negate {
+                LabelOp::NotIn(values)
+            } else {
+                LabelOp::In(values)
+            };
             return Ok(LabelRequirement { key, op });
         }
     }
     let words: Vec<&str> = text.splitn(2, char::is_whitespace).collect();
     match words.as_slice() {
-        [key] => Ok(LabelRequirement { key: valid_key(key).ok_or_else(invalid)?, op: LabelOp::Exists }),
+        [key] => Ok(LabelRequirement {
+            key: valid_key(key).ok_or_else(invalid)?,
+            op: LabelOp::Exists,
+        }),
         [key, rest] => {
             let rest = rest.trim();
             let (negate, list) = if let Some(l) = rest.strip_prefix("notin") {
@@ -88,11 +104,25 @@ fn parse_label_requirement(text: &str) -> Result<LabelRequirement, String> {
             } else {
                 return Err(invalid());
             };
-            let inner = list.trim().strip_prefix('(').and_then(|l| l.strip_suffix(')')).ok_or_else(invalid)?;
-            let values: Vec<String> =
-                inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+            let inner = list
+                .trim()
+                .strip_prefix('(')
+                .and_then(|l| l.strip_suffix(')'))
+                .ok_or_else(invalid)?;
+            let values: Vec<String> = inner
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
             let key = valid_key(key).ok_or_else(invalid)?;
-            Ok(LabelRequirement { key, op: if negate { LabelOp::NotIn(values) } else { LabelOp::In(values) } })
+            Ok(LabelRequirement {
+                key,
+                op: if negate {
+                    LabelOp::NotIn(values)
+                } else {
+                    LabelOp::In(values)
+                },
+            })
         }
         _ => Err(invalid()),
     }
@@ -100,7 +130,9 @@ fn parse_label_requirement(text: &str) -> Result<LabelRequirement, String> {
 
 fn valid_key(key: &str) -> Option<String> {
     let ok = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
     ok.then(|| key.to_string())
 }
 
@@ -119,7 +151,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{text}'; can't understand '{term}'"));
+                return Err(format!(
+                    "invalid selector: '{text}'; can't understand '{term}'"
+                ));
             };
             terms.push((field.trim().to_string(), equal, value.trim().to_string()));
         }
@@ -127,12 +161,17 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(field, equal, value)| (field_value(obj, field) == *value) == *equal)
+        self.0
+            .iter()
+            .all(|(field, equal, value)| (field_value(obj, field) == *value) == *equal)
     }
 
     /// The name an exact `metadata.name=` term pins, if any.
     pub fn exact_name(&self) -> Option<&str> {
-        self.0.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(f, eq, _)| f == "metadata.name" && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -181,7 +220,11 @@ mod tests {
             ("app in (db),tier", false),
         ];
         for (selector, want) in cases {
-            assert_eq!(LabelSelector::parse(selector).unwrap().matches(&obj), want, "{selector}");
+            assert_eq!(
+                LabelSelector::parse(selector).unwrap().matches(&obj),
+                want,
+                "{selector}"
+            );
         }
         assert!(LabelSelector::parse("app in web").is_err());
         assert!(LabelSelector::parse("a b c").is_err());
@@ -199,7 +242,11 @@ mod tests {
             ("spec.missing=", true),
         ];
         for (selector, want) in cases {
-            assert_eq!(FieldSelector::parse(selector).unwrap().matches(&obj), want, "{selector}");
+            assert_eq!(
+                FieldSelector::parse(selector).unwrap().matches(&obj),
+                want,
+                "{selector}"
+            );
         }
         assert!(FieldSelector::parse("nonsense").is_err());
     }

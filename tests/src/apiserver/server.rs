@@ -51,7 +51,12 @@ pub(super) async fn start(config: ServerConfig) -> anyhow::Result<RunningServer>
     let store = tokio::task::spawn_blocking(move || Store::open(&dir))
         .await
         .context("loading the apiserver state")?
-        .with_context(|| format!("loading the apiserver state from {}", config.state_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "loading the apiserver state from {}",
+                config.state_dir.display()
+            )
+        })?;
     let (deleted_tx, deleted_rx) = mpsc::unbounded_channel();
     let api = Arc::new(Api::new(store, deleted_tx));
     api.register_stored_crds();
@@ -66,7 +71,9 @@ pub(super) async fn start(config: ServerConfig) -> anyhow::Result<RunningServer>
         let result = accept_loop(listener, api.clone(), stop_rx).await;
         gc_task.abort();
         let store = api.store.clone();
-        tokio::task::spawn_blocking(move || store.close()).await.context("flushing the apiserver state")?;
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .context("flushing the apiserver state")?;
         result
     });
     tracing::info!(%addr, state_dir = %config.state_dir.display(), "apiserver listening");
@@ -74,7 +81,10 @@ pub(super) async fn start(config: ServerConfig) -> anyhow::Result<RunningServer>
 }
 
 fn create_default_namespaces(api: &Api) {
-    let ns_type = api.registry.by_key(NAMESPACE_KEY).expect("namespaces are built in");
+    let ns_type = api
+        .registry
+        .by_key(NAMESPACE_KEY)
+        .expect("namespaces are built in");
     let path = ObjectPath {
         group: String::new(),
         version: "v1".into(),
@@ -96,7 +106,11 @@ fn create_default_namespaces(api: &Api) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, api: Arc<Api>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn accept_loop(
+    listener: TcpListener,
+    api: Arc<Api>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = stop.changed() => return Ok(()),

@@ -13,7 +13,9 @@ pub type ListTypes<'a> = dyn Fn(&[String], &[Value]) -> ListType + 'a;
 
 /// Applies `patch` to `original`.
 pub fn apply(original: &Value, patch: &Value, lists: &ListTypes<'_>) -> Result<Value, String> {
-    let patch = patch.as_object().ok_or("a strategic merge patch must be a JSON object")?;
+    let patch = patch
+        .as_object()
+        .ok_or("a strategic merge patch must be a JSON object")?;
     let empty = Map::new();
     let orig = original.as_object().unwrap_or(&empty);
     let merged = merge_map(orig, patch, &mut Vec::new(), lists)?;
@@ -85,8 +87,15 @@ fn merge_list(
     path: &mut Vec<String>,
     lists: &ListTypes<'_>,
 ) -> Result<Vec<Value>, String> {
-    if patch.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        return Ok(patch.iter().filter(|i| i.get("$patch").is_none()).map(strip_value).collect());
+    if patch
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        return Ok(patch
+            .iter()
+            .filter(|i| i.get("$patch").is_none())
+            .map(strip_value)
+            .collect());
     }
     let sample: Vec<Value> = orig.iter().chain(patch).cloned().collect();
     match lists(path, &sample) {
@@ -113,8 +122,12 @@ fn merge_keyed(
 ) -> Result<Vec<Value>, String> {
     let mut out = orig.to_vec();
     for item in patch {
-        let key = item_key(item, keys)
-            .ok_or_else(|| format!("map: {item} does not contain declared merge key: {}", keys.join(",")))?;
+        let key = item_key(item, keys).ok_or_else(|| {
+            format!(
+                "map: {item} does not contain declared merge key: {}",
+                keys.join(",")
+            )
+        })?;
         let found = out.iter().position(|o| has_key(o, &key));
         let deleting = item.get("$patch").and_then(Value::as_str) == Some("delete");
         match (found, deleting) {
@@ -148,7 +161,10 @@ fn delete_from_primitive_list(out: &mut Map<String, Value>, field: &str, values:
 
 /// The patch without directives, as an object to insert.
 fn strip(map: &Map<String, Value>) -> Map<String, Value> {
-    map.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_value(v))).collect()
+    map.iter()
+        .filter(|(k, _)| !k.starts_with('$'))
+        .map(|(k, v)| (k.clone(), strip_value(v)))
+        .collect()
 }
 
 fn strip_value(value: &Value) -> Value {
@@ -187,29 +203,103 @@ mod tests {
             "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Other", "status": "True"}]}
         });
         let cases = [
-            ("labels merge, null deletes", json!({"metadata": {"labels": {"a": null, "c": "3"}}}), "/metadata/labels", json!({"b": "2", "c": "3"})),
-            ("containers merge by name", json!({"spec": {"containers": [{"name": "c2", "image": "new"}]}}), "/spec/containers/1/image", json!("new")),
-            ("untouched container kept", json!({"spec": {"containers": [{"name": "c2", "image": "new"}]}}), "/spec/containers/0/image", json!("i1")),
-            ("new container appended", json!({"spec": {"containers": [{"name": "c3", "image": "i3"}]}}), "/spec/containers/2/name", json!("c3")),
-            ("nested env merges", json!({"spec": {"containers": [{"name": "c1", "env": [{"name": "F", "value": "2"}]}]}}), "/spec/containers/0/env", json!([{"name": "E", "value": "1"}, {"name": "F", "value": "2"}])),
-            ("$patch delete removes an item", json!({"spec": {"containers": [{"name": "c1", "$patch": "delete"}]}}), "/spec/containers", json!([{"name": "c2", "image": "i2"}])),
-            ("conditions merge by type", json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}), "/status/conditions", json!([{"type": "Ready", "status": "True"}, {"type": "Other", "status": "True"}])),
-            ("lists without key replace", json!({"spec": {"tolerations": [{"key": "t2"}]}}), "/spec/tolerations", json!([{"key": "t2"}])),
-            ("scalar sets union", json!({"metadata": {"finalizers": ["y", "x"]}}), "/metadata/finalizers", json!(["x", "y"])),
-            ("deleteFromPrimitiveList", json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}), "/metadata/finalizers", json!([])),
-            ("$patch replace on a map", json!({"metadata": {"labels": {"$patch": "replace", "z": "9"}}}), "/metadata/labels", json!({"z": "9"})),
-            ("$retainKeys", json!({"spec": {"$retainKeys": ["containers"], "tolerations": null}}), "/spec/tolerations", Value::Null),
-            ("$setElementOrder ignored", json!({"spec": {"$setElementOrder/containers": [{"name": "c2"}, {"name": "c1"}]}}), "/spec/containers/0/name", json!("c1")),
+            (
+                "labels merge, null deletes",
+                json!({"metadata": {"labels": {"a": null, "c": "3"}}}),
+                "/metadata/labels",
+                json!({"b": "2", "c": "3"}),
+            ),
+            (
+                "containers merge by name",
+                json!({"spec": {"containers": [{"name": "c2", "image": "new"}]}}),
+                "/spec/containers/1/image",
+                json!("new"),
+            ),
+            (
+                "untouched container kept",
+                json!({"spec": {"containers": [{"name": "c2", "image": "new"}]}}),
+                "/spec/containers/0/image",
+                json!("i1"),
+            ),
+            (
+                "new container appended",
+                json!({"spec": {"containers": [{"name": "c3", "image": "i3"}]}}),
+                "/spec/containers/2/name",
+                json!("c3"),
+            ),
+            (
+                "nested env merges",
+                json!({"spec": {"containers": [{"name": "c1", "env": [{"name": "F", "value": "2"}]}]}}),
+                "/spec/containers/0/env",
+                json!([{"name": "E", "value": "1"}, {"name": "F", "value": "2"}]),
+            ),
+            (
+                "$patch delete removes an item",
+                json!({"spec": {"containers": [{"name": "c1", "$patch": "delete"}]}}),
+                "/spec/containers",
+                json!([{"name": "c2", "image": "i2"}]),
+            ),
+            (
+                "conditions merge by type",
+                json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+                "/status/conditions",
+                json!([{"type": "Ready", "status": "True"}, {"type": "Other", "status": "True"}]),
+            ),
+            (
+                "lists without key replace",
+                json!({"spec": {"tolerations": [{"key": "t2"}]}}),
+                "/spec/tolerations",
+                json!([{"key": "t2"}]),
+            ),
+            (
+                "scalar sets union",
+                json!({"metadata": {"finalizers": ["y", "x"]}}),
+                "/metadata/finalizers",
+                json!(["x", "y"]),
+            ),
+            (
+                "deleteFromPrimitiveList",
+                json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
+                "/metadata/finalizers",
+                json!([]),
+            ),
+            (
+                "$patch replace on a map",
+                json!({"metadata": {"labels": {"$patch": "replace", "z": "9"}}}),
+                "/metadata/labels",
+                json!({"z": "9"}),
+            ),
+            (
+                "$retainKeys",
+                json!({"spec": {"$retainKeys": ["containers"], "tolerations": null}}),
+                "/spec/tolerations",
+                Value::Null,
+            ),
+            (
+                "$setElementOrder ignored",
+                json!({"spec": {"$setElementOrder/containers": [{"name": "c2"}, {"name": "c1"}]}}),
+                "/spec/containers/0/name",
+                json!("c1"),
+            ),
         ];
         for (name, patch, pointer, want) in cases {
             let out = apply(&pod, &patch, &lists).unwrap();
-            assert_eq!(out.pointer(pointer).cloned().unwrap_or(Value::Null), want, "{name}: {out}");
+            assert_eq!(
+                out.pointer(pointer).cloned().unwrap_or(Value::Null),
+                want,
+                "{name}: {out}"
+            );
         }
     }
 
     #[test]
     fn keyed_items_need_their_key() {
-        let err = apply(&json!({}), &json!({"spec": {"containers": [{"image": "x"}]}}), &lists).unwrap_err();
+        let err = apply(
+            &json!({}),
+            &json!({"spec": {"containers": [{"image": "x"}]}}),
+            &lists,
+        )
+        .unwrap_err();
         assert!(err.contains("merge key"), "{err}");
     }
 }

@@ -41,7 +41,10 @@ impl Stored {
     }
 
     pub fn key(&self) -> ObjectKey {
-        (meta::namespace(&self.value).unwrap_or("").to_string(), meta::name(&self.value).to_string())
+        (
+            meta::namespace(&self.value).unwrap_or("").to_string(),
+            meta::name(&self.value).to_string(),
+        )
     }
 }
 
@@ -101,7 +104,13 @@ pub struct Collection {
 impl Collection {
     fn new(floor: u64) -> Self {
         let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
-        Self { inner: RwLock::new(Inner { floor, ..Inner::default() }), sender }
+        Self {
+            inner: RwLock::new(Inner {
+                floor,
+                ..Inner::default()
+            }),
+            sender,
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -160,7 +169,11 @@ impl Store {
         loaded.snapshot.into_iter().for_each(|r| store.restore(r));
         loaded.log.into_iter().for_each(|r| store.replay(r));
         let weak = Arc::downgrade(&store.inner);
-        let log = Log::open(dir, &store.snapshot_lines(), Box::new(move || snapshot_of(&weak)))?;
+        let log = Log::open(
+            dir,
+            &store.snapshot_lines(),
+            Box::new(move || snapshot_of(&weak)),
+        )?;
         store.inner.log.set(log).expect("log set once");
         Ok(store)
     }
@@ -182,18 +195,29 @@ impl Store {
             return c.clone();
         }
         let mut all = self.inner.collections.write().expect("store lock");
-        all.entry(key.to_string()).or_insert_with(|| Arc::new(Collection::new(0))).clone()
+        all.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Collection::new(0)))
+            .clone()
     }
 
     /// Keys of every collection holding or having held objects.
     pub fn collection_keys(&self) -> Vec<String> {
-        self.inner.collections.read().expect("store lock").keys().cloned().collect()
+        self.inner
+            .collections
+            .read()
+            .expect("store lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn get(&self, key: &str, namespace: &str, name: &str) -> Option<Arc<Stored>> {
         let c = self.collection(key);
         let inner = c.read();
-        inner.objects.get(&(namespace.to_string(), name.to_string())).cloned()
+        inner
+            .objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Objects of the collection (of one namespace when given) and the list resourceVersion.
@@ -224,12 +248,24 @@ impl Store {
     }
 
     /// Replaces the object if its stored resourceVersion is still `expected`.
-    pub fn update(&self, key: &str, value: Value, expected: u64) -> Result<Arc<Stored>, StoreError> {
+    pub fn update(
+        &self,
+        key: &str,
+        value: Value,
+        expected: u64,
+    ) -> Result<Arc<Stored>, StoreError> {
         let c = self.collection(key);
         let mut inner = c.inner.write().expect("collection lock");
-        let prev = inner.objects.get(&object_key(&value)).cloned().ok_or(StoreError::NotFound)?;
+        let prev = inner
+            .objects
+            .get(&object_key(&value))
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
         if prev.rv != expected {
-            return Err(StoreError::Conflict { expected, current: prev.rv });
+            return Err(StoreError::Conflict {
+                expected,
+                current: prev.rv,
+            });
         }
         Ok(self.commit(key, &c, &mut inner, EventType::Modified, value, Some(prev)))
     }
@@ -246,9 +282,16 @@ impl Store {
         let c = self.collection(key);
         let mut inner = c.inner.write().expect("collection lock");
         let id = (namespace.to_string(), name.to_string());
-        let prev = inner.objects.get(&id).cloned().ok_or(StoreError::NotFound)?;
+        let prev = inner
+            .objects
+            .get(&id)
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
         if let Some(expected) = expected.filter(|e| *e != prev.rv) {
-            return Err(StoreError::Conflict { expected, current: prev.rv });
+            return Err(StoreError::Conflict {
+                expected,
+                current: prev.rv,
+            });
         }
         let value = prev.value.clone();
         Ok(self.commit(key, &c, &mut inner, EventType::Deleted, value, Some(prev)))
@@ -262,14 +305,22 @@ impl Store {
         let live = c.sender.subscribe();
         let rv = self.current_rv();
         match from {
-            WatchFrom::Now => {
-                Ok(WatchStart { initial: inner.objects.values().cloned().collect(), backlog: Vec::new(), live, rv })
-            }
+            WatchFrom::Now => Ok(WatchStart {
+                initial: inner.objects.values().cloned().collect(),
+                backlog: Vec::new(),
+                live,
+                rv,
+            }),
             WatchFrom::After(after) if after < inner.floor => Err(inner.floor),
             WatchFrom::After(after) => {
                 let start = inner.history.partition_point(|e| e.rv <= after);
                 let backlog = inner.history.range(start..).cloned().collect();
-                Ok(WatchStart { initial: Vec::new(), backlog, live, rv })
+                Ok(WatchStart {
+                    initial: Vec::new(),
+                    backlog,
+                    live,
+                    rv,
+                })
             }
         }
     }
@@ -301,12 +352,20 @@ impl Store {
                 let c = self.collection(&collection);
                 c.inner.write().expect("collection lock").floor = rv;
             }
-            Record::Put { collection, rv, mut object } => {
+            Record::Put {
+                collection,
+                rv,
+                mut object,
+            } => {
                 self.inner.rv.fetch_max(rv, Ordering::SeqCst);
                 set_rv(&mut object, rv);
                 let c = self.collection(&collection);
                 let id = object_key(&object);
-                c.inner.write().expect("collection lock").objects.insert(id, Arc::new(Stored::new(object, rv)));
+                c.inner
+                    .write()
+                    .expect("collection lock")
+                    .objects
+                    .insert(id, Arc::new(Stored::new(object, rv)));
             }
             Record::Delete { .. } => {}
         }
@@ -315,11 +374,20 @@ impl Store {
     /// Applies a log record newer than its collection's snapshot as an event.
     fn replay(&self, record: Record) {
         let (key, rv, object, id) = match record {
-            Record::Put { collection, rv, object } => {
+            Record::Put {
+                collection,
+                rv,
+                object,
+            } => {
                 let id = object_key(&object);
                 (collection, rv, Some(object), id)
             }
-            Record::Delete { collection, rv, namespace, name } => (collection, rv, None, (namespace, name)),
+            Record::Delete {
+                collection,
+                rv,
+                namespace,
+                name,
+            } => (collection, rv, None, (namespace, name)),
             other => return self.restore(other),
         };
         self.inner.rv.fetch_max(rv, Ordering::SeqCst);
@@ -344,17 +412,34 @@ impl Store {
 }
 
 fn snapshot_of(store: &Weak<StoreInner>) -> Vec<Bytes> {
-    let Some(store) = store.upgrade() else { return Vec::new() };
-    let collections: Vec<(String, Arc<Collection>)> =
-        store.collections.read().expect("store lock").iter().map(|(k, c)| (k.clone(), c.clone())).collect();
+    let Some(store) = store.upgrade() else {
+        return Vec::new();
+    };
+    let collections: Vec<(String, Arc<Collection>)> = store
+        .collections
+        .read()
+        .expect("store lock")
+        .iter()
+        .map(|(k, c)| (k.clone(), c.clone()))
+        .collect();
     let mut lines = Vec::new();
     for (key, c) in collections {
         let inner = c.read();
         let floor = store.rv.load(Ordering::SeqCst);
-        lines.push(Bytes::from(json!({"op": "floor", "c": key, "rv": floor}).to_string()));
-        lines.extend(inner.objects.values().map(|o| record_line(&key, EventType::Added, o)));
+        lines.push(Bytes::from(
+            json!({"op": "floor", "c": key, "rv": floor}).to_string(),
+        ));
+        lines.extend(
+            inner
+                .objects
+                .values()
+                .map(|o| record_line(&key, EventType::Added, o)),
+        );
     }
-    lines.insert(0, Bytes::from(json!({"op": "rv", "rv": store.rv.load(Ordering::SeqCst)}).to_string()));
+    lines.insert(
+        0,
+        Bytes::from(json!({"op": "rv", "rv": store.rv.load(Ordering::SeqCst)}).to_string()),
+    );
     lines
 }
 
@@ -373,7 +458,12 @@ fn apply_event(
         EventType::Deleted => inner.objects.remove(&id),
         _ => inner.objects.insert(id, stored.clone()),
     };
-    let event = Arc::new(Event { kind, rv, object: stored.clone(), prev });
+    let event = Arc::new(Event {
+        kind,
+        rv,
+        object: stored.clone(),
+        prev,
+    });
     inner.history.push_back(event.clone());
     while inner.history.len() > HISTORY_LIMIT {
         if let Some(old) = inner.history.pop_front() {
@@ -389,17 +479,27 @@ fn set_rv(value: &mut Value, rv: u64) {
 }
 
 fn object_key(value: &Value) -> ObjectKey {
-    (meta::namespace(value).unwrap_or("").to_string(), meta::name(value).to_string())
+    (
+        meta::namespace(value).unwrap_or("").to_string(),
+        meta::name(value).to_string(),
+    )
 }
 
 fn record_line(key: &str, kind: EventType, stored: &Stored) -> Bytes {
     let line = match kind {
         EventType::Deleted => {
             let (ns, name) = stored.key();
-            json!({"op": "del", "c": key, "rv": stored.rv, "ns": ns, "name": name}).to_string().into_bytes()
+            json!({"op": "del", "c": key, "rv": stored.rv, "ns": ns, "name": name})
+                .to_string()
+                .into_bytes()
         }
         _ => {
-            let mut line = format!(r#"{{"op":"put","c":{},"rv":{},"obj":"#, json!(key), stored.rv).into_bytes();
+            let mut line = format!(
+                r#"{{"op":"put","c":{},"rv":{},"obj":"#,
+                json!(key),
+                stored.rv
+            )
+            .into_bytes();
             line.extend_from_slice(&stored.json);
             line.push(b'}');
             line

@@ -38,15 +38,23 @@ pub fn check_type(rt: &ResourceType, version: &str, obj: &mut Value) -> Result<(
 }
 
 /// Sets the server-owned metadata of an object about to be created.
-pub fn prepare_create(rt: &ResourceType, path: &ObjectPath, obj: &mut Value, now: &str) -> Result<(), ApiError> {
+pub fn prepare_create(
+    rt: &ResourceType,
+    path: &ObjectPath,
+    obj: &mut Value,
+    now: &str,
+) -> Result<(), ApiError> {
     check_type(rt, &path.version, obj)?;
     let meta = meta::metadata_mut(obj);
-    match (&path.namespace, meta.get("namespace").and_then(Value::as_str).filter(|s| !s.is_empty())) {
-        (Some(url), Some(body)) if url != body => {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ))
-        }
+    match (
+        &path.namespace,
+        meta.get("namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty()),
+    ) {
+        (Some(url), Some(body)) if url != body => return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
         (Some(url), _) if rt.namespaced => {
             meta.insert("namespace".into(), json!(url));
         }
@@ -55,11 +63,24 @@ pub fn prepare_create(rt: &ResourceType, path: &ObjectPath, obj: &mut Value, now
         }
         _ => {}
     }
-    let name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if name.is_empty() {
-        let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
+        let prefix = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if prefix.is_empty() {
-            let err = FieldError::new("metadata.name", FieldErrorKind::Required, None, "name or generateName is required");
+            let err = FieldError::new(
+                "metadata.name",
+                FieldErrorKind::Required,
+                None,
+                "name or generateName is required",
+            );
             return Err(ApiError::invalid_field(rt, "", err));
         }
         meta.insert("name".into(), json!(meta::generated_name(&prefix)));
@@ -68,7 +89,12 @@ pub fn prepare_create(rt: &ResourceType, path: &ObjectPath, obj: &mut Value, now
     let meta = meta::metadata_mut(obj);
     meta.insert("uid".into(), json!(meta::new_uid()));
     meta.insert("creationTimestamp".into(), json!(now));
-    for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for server_owned in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(server_owned);
     }
     if rt.tracks_generation {
@@ -87,7 +113,9 @@ fn check_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
     let rbac = rt.group == "rbac.authorization.k8s.io";
     let label_ok = |l: &str| {
         !l.is_empty()
-            && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (rbac && c == ':'))
+            && l.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (rbac && c == ':')
+            })
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
@@ -97,7 +125,12 @@ fn check_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
         return Ok(());
     }
     let message = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-    let err = FieldError::new("metadata.name", FieldErrorKind::Invalid, Some(json!(name)), message);
+    let err = FieldError::new(
+        "metadata.name",
+        FieldErrorKind::Invalid,
+        Some(json!(name)),
+        message,
+    );
     Err(ApiError::invalid_field(rt, name, err))
 }
 
@@ -124,14 +157,25 @@ fn on_create(rt: &ResourceType, obj: &mut Value, now: &str) -> Result<(), ApiErr
 }
 
 fn check_crd_name(rt: &ResourceType, crd: &Value) -> Result<(), ApiError> {
-    let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("");
-    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let name = meta::name(crd);
     if name == format!("{plural}.{group}") {
         return Ok(());
     }
     let message = "must be spec.names.plural+\".\"+spec.group";
-    let err = FieldError::new("metadata.name", FieldErrorKind::Invalid, Some(json!(name)), message);
+    let err = FieldError::new(
+        "metadata.name",
+        FieldErrorKind::Invalid,
+        Some(json!(name)),
+        message,
+    );
     Err(ApiError::invalid_field(rt, name, err))
 }
 
@@ -141,7 +185,10 @@ fn crd_status(crd: &Value, old: Option<&Value>, now: &str) -> Value {
     let since = |kind: &str| {
         old.and_then(|o| o.pointer("/status/conditions"))
             .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c["type"] == kind && c["status"] == "True"))
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == kind && c["status"] == "True")
+            })
             .and_then(|c| c.get("lastTransitionTime").cloned())
             .unwrap_or_else(|| json!(now))
     };
@@ -195,9 +242,20 @@ pub fn prepare_update(
         *new = merged;
         return Ok(());
     }
-    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let meta = meta::metadata_mut(new);
-    for kept in ["uid", "creationTimestamp", "name", "namespace", "deletionTimestamp", "generation"] {
+    for kept in [
+        "uid",
+        "creationTimestamp",
+        "name",
+        "namespace",
+        "deletionTimestamp",
+        "generation",
+    ] {
         match old_meta.get(kept) {
             Some(v) => meta.insert(kept.into(), v.clone()),
             None => meta.remove(kept),
@@ -212,7 +270,11 @@ pub fn prepare_update(
         };
     }
     if rt.tracks_generation && meta::spec_part(old) != meta::spec_part(new) {
-        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         meta::metadata_mut(new).insert("generation".into(), json!(generation));
     }
     on_update(rt, old, new, now)
@@ -222,7 +284,9 @@ fn on_update(rt: &ResourceType, old: &Value, new: &mut Value, now: &str) -> Resu
     match (rt.group.as_str(), rt.resource.as_str()) {
         ("", "namespaces") => {
             let name = meta::name(new).to_string();
-            let labels = meta::metadata_mut(new).entry("labels").or_insert_with(|| Value::Object(Map::new()));
+            let labels = meta::metadata_mut(new)
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Map::new()));
             labels["kubernetes.io/metadata.name"] = json!(name);
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {

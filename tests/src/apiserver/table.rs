@@ -15,7 +15,13 @@ struct Column {
 }
 
 fn column(name: &str, kind: &str, format: &str, json_path: &str) -> Column {
-    Column { name: name.into(), kind: kind.into(), format: format.into(), priority: 0, json_path: json_path.into() }
+    Column {
+        name: name.into(),
+        kind: kind.into(),
+        format: format.into(),
+        priority: 0,
+        json_path: json_path.into(),
+    }
 }
 
 fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
@@ -61,7 +67,13 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
 }
 
 /// The Table of `objects`; `include` is the `includeObject` parameter.
-pub fn table(rt: &ResourceType, version: &str, objects: &[&Value], include: Option<&str>, rv: u64) -> Value {
+pub fn table(
+    rt: &ResourceType,
+    version: &str,
+    objects: &[&Value],
+    include: Option<&str>,
+    rv: u64,
+) -> Value {
     let cols = columns(rt, version);
     let now = meta::now_seconds();
     let defs: Vec<Value> = cols
@@ -100,17 +112,31 @@ fn cell(c: &Column, obj: &Value, now: i64) -> Value {
     match c.json_path.as_str() {
         "#node-status" => {
             let ready = first(obj, ".status.conditions[?(@.type==\"Ready\")].status");
-            json!(if ready == Some(json!("True")) { "Ready" } else { "NotReady" })
+            json!(if ready == Some(json!("True")) {
+                "Ready"
+            } else {
+                "NotReady"
+            })
         }
         "#node-roles" => {
             let roles: Vec<&str> = meta::labels(obj)
-                .map(|l| l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect())
+                .map(|l| {
+                    l.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect()
+                })
                 .unwrap_or_default();
-            json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") })
+            json!(if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            })
         }
         path => match (first(obj, path), c.kind.as_str()) {
             (Some(Value::String(t)), "date") => {
-                json!(meta::parse_rfc3339(&t).map(|s| meta::human_duration(now - s)).unwrap_or(t))
+                json!(meta::parse_rfc3339(&t)
+                    .map(|s| meta::human_duration(now - s))
+                    .unwrap_or(t))
             }
             (Some(v), _) => v,
             (None, _) => Value::Null,
@@ -122,7 +148,11 @@ fn cell(c: &Column, obj: &Value, now: i64) -> Value {
 /// `[?(@.field=="value")]`. Returns the first match.
 pub fn first(obj: &Value, path: &str) -> Option<Value> {
     let mut current: Vec<&Value> = vec![obj];
-    let mut rest = path.trim().trim_start_matches('{').trim_end_matches('}').trim_start_matches('$');
+    let mut rest = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('$');
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
             let end = r.find(['.', '[']).unwrap_or(r.len());
@@ -132,7 +162,10 @@ pub fn first(obj: &Value, path: &str) -> Option<Value> {
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']')?;
             let selector = &r[..end];
-            current = current.into_iter().flat_map(|v| select(v, selector)).collect();
+            current = current
+                .into_iter()
+                .flat_map(|v| select(v, selector))
+                .collect();
             rest = &r[end + 1..];
         } else {
             return None;
@@ -142,21 +175,35 @@ pub fn first(obj: &Value, path: &str) -> Option<Value> {
 }
 
 fn select<'a>(v: &'a Value, selector: &str) -> Vec<&'a Value> {
-    let Some(items) = v.as_array() else { return Vec::new() };
+    let Some(items) = v.as_array() else {
+        return Vec::new();
+    };
     if selector == "*" {
         return items.iter().collect();
     }
     if let Ok(i) = selector.parse::<usize>() {
         return items.get(i).into_iter().collect();
     }
-    let Some(filter) = selector.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) else { return Vec::new() };
-    let Some((field, want)) = filter.split_once("==") else { return Vec::new() };
+    let Some(filter) = selector
+        .strip_prefix("?(@.")
+        .and_then(|f| f.strip_suffix(')'))
+    else {
+        return Vec::new();
+    };
+    let Some((field, want)) = filter.split_once("==") else {
+        return Vec::new();
+    };
     let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
     items
         .iter()
         .filter(|i| {
             i.pointer(&format!("/{}", field.trim().replace('.', "/")))
-                .map(|x| x.as_str().map(String::from).unwrap_or_else(|| x.to_string()) == want)
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| x.to_string())
+                        == want
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -170,7 +217,10 @@ mod tests {
     fn jsonpath_subset() {
         let obj = json!({"status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]}, "spec": {"list": [1, 2]}});
         let cases = [
-            (".status.conditions[?(@.type==\"Ready\")].status", Some(json!("True"))),
+            (
+                ".status.conditions[?(@.type==\"Ready\")].status",
+                Some(json!("True")),
+            ),
             (".spec.list[1]", Some(json!(2))),
             (".spec.list[*]", Some(json!(1))),
             (".spec.missing", None),

@@ -79,22 +79,39 @@ pub fn watch(req: &Req) -> Result<Response<Body>, ApiError> {
     let selectors = read::selectors(req)?;
     let filter = Filter {
         namespace: req.path.namespace.clone(),
-        name: req.path.name.clone().or_else(|| selectors.fields.exact_name().map(String::from)),
+        name: req
+            .path
+            .name
+            .clone()
+            .or_else(|| selectors.fields.exact_name().map(String::from)),
         selectors,
     };
     let initial_events = req.query.get("sendInitialEvents") == Some("true");
     let from = match req.query.get("resourceVersion") {
         _ if initial_events => WatchFrom::Now,
         None | Some("0") => WatchFrom::Now,
-        Some(rv) => WatchFrom::After(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?),
+        Some(rv) => WatchFrom::After(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?,
+        ),
     };
-    let timeout = req.query.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = req
+        .query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT);
     let start = match req.api.store.watch(&req.key(), from) {
         Ok(start) => start,
         Err(oldest) => {
-            let WatchFrom::After(requested) = from else { unreachable!("only resumed watches expire") };
+            let WatchFrom::After(requested) = from else {
+                unreachable!("only resumed watches expire")
+            };
             let status = ApiError::gone(requested, oldest).status();
-            return Ok(stream_response(VecDeque::from([event_line("ERROR", &status)]), None));
+            return Ok(stream_response(
+                VecDeque::from([event_line("ERROR", &status)]),
+                None,
+            ));
         }
     };
     let mut w = Watch {
@@ -135,7 +152,13 @@ pub fn watch(req: &Req) -> Result<Response<Body>, ApiError> {
 impl Watch {
     fn line(&self, kind: EventType, obj: &Stored) -> Bytes {
         if self.table {
-            let t = table::table(&self.req.rt, &self.req.path.version, &[&obj.value], self.req.query.get("includeObject"), obj.rv);
+            let t = table::table(
+                &self.req.rt,
+                &self.req.path.version,
+                &[&obj.value],
+                self.req.query.get("includeObject"),
+                obj.rv,
+            );
             return event_line(kind.as_str(), &t);
         }
         let mut line = Vec::with_capacity(obj.json.len() + 32);
@@ -162,7 +185,11 @@ impl Watch {
             return Some(chunk);
         }
         while !self.done {
-            let bookmark_at = if self.bookmarks { self.next_bookmark } else { self.deadline };
+            let bookmark_at = if self.bookmarks {
+                self.next_bookmark
+            } else {
+                self.deadline
+            };
             tokio::select! {
                 _ = tokio::time::sleep_until(self.deadline) => return None,
                 _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
@@ -188,7 +215,8 @@ impl Watch {
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serializes");
+    let mut line =
+        serde_json::to_vec(&json!({"type": kind, "object": object})).expect("serializes");
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -199,8 +227,11 @@ fn stream_response(first: VecDeque<Bytes>, watch: Option<Watch>) -> Response<Bod
         let mut w = w?;
         w.next().await.map(|chunk| (chunk, Some(w)))
     });
-    let frames = initial.chain(live).map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+    let frames = initial
+        .chain(live)
+        .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
     let mut resp = Response::new(StreamBody::new(frames).boxed_unsync());
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

@@ -39,12 +39,22 @@ pub async fn create(req: &Req, body: &[u8]) -> Result<Response<Body>, ApiError> 
     strategy::prepare_create(&req.rt, &req.path, &mut obj, &now)?;
     let warnings = req.validate_custom(&mut obj, None)?;
     let (manager, api_version) = (req.manager(), req.api_version());
-    managed::record_update(None, &mut obj, &req.writer(&manager, &api_version, &now), &req.lists());
+    managed::record_update(
+        None,
+        &mut obj,
+        &req.writer(&manager, &api_version, &now),
+        &req.lists(),
+    );
     store_new(req, obj, warnings, generated).await
 }
 
 /// Admission, then the store, for a new object.
-async fn store_new(req: &Req, mut obj: Value, mut warnings: Vec<String>, generated: bool) -> Result<Response<Body>, ApiError> {
+async fn store_new(
+    req: &Req,
+    mut obj: Value,
+    mut warnings: Vec<String>,
+    generated: bool,
+) -> Result<Response<Body>, ApiError> {
     ensure_namespace(req)?;
     warnings.extend(req.admit(Operation::Create, Some(&obj), None).await?);
     if req.dry_run() {
@@ -57,10 +67,15 @@ async fn store_new(req: &Req, mut obj: Value, mut warnings: Vec<String>, generat
                 return Ok(with_warnings(req.object_response(201, &stored), &warnings));
             }
             Err(StoreError::AlreadyExists) if generated => {
-                let prefix = meta::meta_str(&obj, "generateName").unwrap_or("").to_string();
-                meta::metadata_mut(&mut obj).insert("name".into(), json!(meta::generated_name(&prefix)));
+                let prefix = meta::meta_str(&obj, "generateName")
+                    .unwrap_or("")
+                    .to_string();
+                meta::metadata_mut(&mut obj)
+                    .insert("name".into(), json!(meta::generated_name(&prefix)));
             }
-            Err(StoreError::AlreadyExists) => return Err(ApiError::already_exists(&req.rt, meta::name(&obj))),
+            Err(StoreError::AlreadyExists) => {
+                return Err(ApiError::already_exists(&req.rt, meta::name(&obj)))
+            }
             Err(e) => return Err(ApiError::internal(e.to_string())),
         }
     }
@@ -69,10 +84,20 @@ async fn store_new(req: &Req, mut obj: Value, mut warnings: Vec<String>, generat
 
 /// Namespaced objects need their namespace.
 fn ensure_namespace(req: &Req) -> Result<(), ApiError> {
-    if !req.rt.namespaced || req.api.store.get(NAMESPACE_KEY, "", req.namespace()).is_some() {
+    if !req.rt.namespaced
+        || req
+            .api
+            .store
+            .get(NAMESPACE_KEY, "", req.namespace())
+            .is_some()
+    {
         return Ok(());
     }
-    let ns_type = req.api.registry.by_key(NAMESPACE_KEY).expect("namespaces are built in");
+    let ns_type = req
+        .api
+        .registry
+        .by_key(NAMESPACE_KEY)
+        .expect("namespaces are built in");
     Err(ApiError::not_found(&ns_type, req.namespace()))
 }
 
@@ -100,7 +125,9 @@ pub async fn patch(req: &Req, body: bytes::Bytes) -> Result<Response<Body>, ApiE
         return update(req, Change::Patch { media, body }).await;
     }
     if req.query.get("fieldManager").is_none() {
-        return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires fieldManager parameter"));
+        return Err(ApiError::bad_request(
+            "PATCH, application/apply-patch+yaml requires fieldManager parameter",
+        ));
     }
     let applied = http::decode_object(&body, "yaml")?;
     check_url_name(req, &applied)?;
@@ -120,7 +147,8 @@ fn check_url_name(req: &Req, obj: &Value) -> Result<(), ApiError> {
 }
 
 fn rv_of(obj: &Value) -> Result<Option<u64>, ApiError> {
-    meta::resource_version(obj).map_err(|rv| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
+    meta::resource_version(obj)
+        .map_err(|rv| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
 }
 
 fn conflict_error(conflicts: &[Conflict]) -> ApiError {
@@ -149,7 +177,9 @@ async fn update(req: &Req, change: Change) -> Result<Response<Body>, ApiError> {
         let lists = req.lists();
         let (mut new, pinned) = match &change {
             Change::Replace(obj) => (obj.clone(), rv_of(obj)?.is_some()),
-            Change::Patch { media, body } => (patch::patched(req, media, &current.value, body)?, false),
+            Change::Patch { media, body } => {
+                (patch::patched(req, media, &current.value, body)?, false)
+            }
             Change::Apply { applied, force } => {
                 let merged = managed::apply(Some(&current.value), applied, &writer, *force, &lists)
                     .map_err(|c| conflict_error(&c))?;
@@ -159,7 +189,14 @@ async fn update(req: &Req, change: Change) -> Result<Response<Body>, ApiError> {
         if rv_of(&new)?.is_some_and(|rv| rv != current.rv) {
             return Err(ApiError::conflict(&req.rt, req.name()));
         }
-        strategy::prepare_update(&req.rt, &req.path.version, &current.value, &mut new, req.subresource(), &now)?;
+        strategy::prepare_update(
+            &req.rt,
+            &req.path.version,
+            &current.value,
+            &mut new,
+            req.subresource(),
+            &now,
+        )?;
         let mut warnings = req.validate_custom(&mut new, Some(&current.value))?;
         if !matches!(change, Change::Apply { .. }) {
             managed::record_update(Some(&current.value), &mut new, &writer, &lists);
@@ -167,9 +204,13 @@ async fn update(req: &Req, change: Change) -> Result<Response<Body>, ApiError> {
         if strategy::is_noop(&current.value, &new) {
             return Ok(with_warnings(req.object_response(200, &current), &warnings));
         }
-        warnings.extend(req.admit(Operation::Update, Some(&new), Some(&current.value)).await?);
+        warnings.extend(
+            req.admit(Operation::Update, Some(&new), Some(&current.value))
+                .await?,
+        );
         if req.dry_run() {
-            meta::metadata_mut(&mut new).insert("resourceVersion".into(), json!(current.rv.to_string()));
+            meta::metadata_mut(&mut new)
+                .insert("resourceVersion".into(), json!(current.rv.to_string()));
             return Ok(with_warnings(http::json(200, &new), &warnings));
         }
         match req.api.store.update(&req.key(), new, current.rv) {
@@ -177,12 +218,18 @@ async fn update(req: &Req, change: Change) -> Result<Response<Body>, ApiError> {
                 gc::after_write(&req.api, &req.rt, &stored);
                 return Ok(with_warnings(req.object_response(200, &stored), &warnings));
             }
-            Err(StoreError::Conflict { .. }) if pinned => return Err(ApiError::conflict(&req.rt, req.name())),
+            Err(StoreError::Conflict { .. }) if pinned => {
+                return Err(ApiError::conflict(&req.rt, req.name()))
+            }
             Err(StoreError::Conflict { .. } | StoreError::NotFound) => continue,
             Err(e) => return Err(ApiError::internal(e.to_string())),
         }
     }
-    Err(ApiError::conflict_with(&req.rt, req.name(), "too many concurrent writers; please try again"))
+    Err(ApiError::conflict_with(
+        &req.rt,
+        req.name(),
+        "too many concurrent writers; please try again",
+    ))
 }
 
 /// Server-side apply of an object that does not exist yet.
@@ -193,7 +240,8 @@ async fn apply_create(req: &Req, applied: Value, force: bool) -> Result<Response
     let now = meta::now_rfc3339();
     let (manager, api_version) = (req.manager(), req.api_version());
     let writer = req.writer(&manager, &api_version, &now);
-    let mut obj = managed::apply(None, &applied, &writer, force, &req.lists()).map_err(|c| conflict_error(&c))?;
+    let mut obj = managed::apply(None, &applied, &writer, force, &req.lists())
+        .map_err(|c| conflict_error(&c))?;
     meta::metadata_mut(&mut obj).insert("name".into(), json!(req.name()));
     strategy::prepare_create(&req.rt, &req.path, &mut obj, &now)?;
     let warnings = req.validate_custom(&mut obj, None)?;
@@ -205,7 +253,8 @@ pub async fn delete(req: &Req, body: &[u8]) -> Result<Response<Body>, ApiError> 
     let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("decoding DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("decoding DeleteOptions: {e}")))?
     };
     let propagation = options
         .get("propagationPolicy")
@@ -213,7 +262,10 @@ pub async fn delete(req: &Req, body: &[u8]) -> Result<Response<Body>, ApiError> 
         .or(req.query.get("propagationPolicy"))
         .unwrap_or("Background")
         .to_string();
-    let dry_run = req.dry_run() || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
+    let dry_run = req.dry_run()
+        || options["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
     for _ in 0..RETRIES {
         let current = req
             .api
@@ -221,11 +273,17 @@ pub async fn delete(req: &Req, body: &[u8]) -> Result<Response<Body>, ApiError> 
             .get(&req.key(), req.namespace(), req.name())
             .ok_or_else(|| ApiError::not_found(&req.rt, req.name()))?;
         check_preconditions(req, &options, &current.value)?;
-        let warnings = req.admit(Operation::Delete, None, Some(&current.value)).await?;
+        let warnings = req
+            .admit(Operation::Delete, None, Some(&current.value))
+            .await?;
         if dry_run {
             return Ok(with_warnings(req.object_response(200, &current), &warnings));
         }
-        match req.api.store.delete(&req.key(), req.namespace(), req.name(), Some(current.rv)) {
+        match req
+            .api
+            .store
+            .delete(&req.key(), req.namespace(), req.name(), Some(current.rv))
+        {
             Ok(deleted) => {
                 gc::after_delete(&req.api, &req.rt, &deleted, &propagation);
                 return Ok(with_warnings(req.object_response(200, &deleted), &warnings));
@@ -235,14 +293,21 @@ pub async fn delete(req: &Req, body: &[u8]) -> Result<Response<Body>, ApiError> 
             Err(e) => return Err(ApiError::internal(e.to_string())),
         }
     }
-    Err(ApiError::conflict_with(&req.rt, req.name(), "too many concurrent writers; please try again"))
+    Err(ApiError::conflict_with(
+        &req.rt,
+        req.name(),
+        "too many concurrent writers; please try again",
+    ))
 }
 
 fn check_preconditions(req: &Req, options: &Value, current: &Value) -> Result<(), ApiError> {
     let pre = &options["preconditions"];
     if let Some(uid) = pre.get("uid").and_then(Value::as_str) {
         if uid != meta::uid(current) {
-            let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(current));
+            let why = format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(current)
+            );
             return Err(ApiError::conflict_with(&req.rt, req.name(), &why));
         }
     }
@@ -259,8 +324,15 @@ fn check_preconditions(req: &Req, options: &Value, current: &Value) -> Result<()
 }
 
 /// DELETE of a collection (with selectors): deletes each match, returns them as a list.
-pub async fn delete_collection(req: &Req, selectors: &Selectors, body: &[u8]) -> Result<Response<Body>, ApiError> {
-    let (items, rv) = req.api.store.list(&req.key(), req.path.namespace.as_deref());
+pub async fn delete_collection(
+    req: &Req,
+    selectors: &Selectors,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let (items, rv) = req
+        .api
+        .store
+        .list(&req.key(), req.path.namespace.as_deref());
     let mut deleted = Vec::new();
     for item in items.iter().filter(|i| selectors.matches(&i.value)) {
         let mut one = req.clone();
