@@ -5,6 +5,7 @@
 mod lab {
     pub mod agents;
     pub mod cluster;
+    pub mod encryption;
     pub mod lifecycle;
     pub mod support;
 }

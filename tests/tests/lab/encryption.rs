@@ -1,0 +1,190 @@
+//! `flows` judges the lab against the live config: it fails when encryption is configured
+//! but absent, and passes once real agents encrypt — also with an opted-out node and a node
+//! without WireGuard, whose traffic must stay plaintext and keep working.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use kube_encrypt_api::crd::{
+    EncryptionConfig, EncryptionConfigSpec, EncryptionState, IPPool, IPPoolSpec, NodeEncryption,
+};
+use kube_encrypt_tests::lab::exit;
+use serde_json::json;
+
+use super::support::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn client(kubeconfig: &std::path::Path) -> Client {
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// IPPools with natOutgoing and an EncryptionConfig enabling both families.
+async fn enable_encryption(client: &Client) {
+    let pools: Api<IPPool> = Api::all(client.clone());
+    for (name, cidr) in [("v4", "198.18.0.0/16"), ("v6", "2001:db8:1::/48")] {
+        let pool = IPPool::new(
+            name,
+            IPPoolSpec {
+                cidr: cidr.into(),
+                nat_outgoing: true,
+                disabled: false,
+            },
+        );
+        pools.create(&PostParams::default(), &pool).await.unwrap();
+    }
+    let mut spec = EncryptionConfigSpec::default();
+    spec.ipv4.enabled = true;
+    spec.ipv6.enabled = true;
+    Api::<EncryptionConfig>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &EncryptionConfig::new("default", spec),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until every node's NodeEncryption shows `want(node)` for IPv4.
+async fn wait_states(client: &Client, want: &[(&str, EncryptionState)], timeout: Duration) {
+    let api: Api<NodeEncryption> = Api::all(client.clone());
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let state = |node: &str| {
+            list.iter()
+                .find(|ne| ne.metadata.name.as_deref() == Some(node))
+                .and_then(|ne| ne.status.as_ref()?.ipv4.as_ref().map(|s| s.state))
+        };
+        if want.iter().all(|(node, s)| state(node) == Some(*s)) {
+            return;
+        }
+        let seen: Vec<_> = want.iter().map(|(node, _)| (node, state(node))).collect();
+        assert!(
+            Instant::now() < deadline,
+            "NodeEncryption states not reached in {timeout:?}: want {want:?}, have {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[test]
+fn flows_fail_when_encryption_is_configured_but_absent() {
+    let session = session();
+    let lab = session.up(&["--nodes", "2", "--ipv6", "--no-agents"]);
+    runtime().block_on(async { enable_encryption(&client(&lab.kubeconfig()).await).await });
+    let flows = session.run(&["flows"]);
+    assert_eq!(
+        flows.status.code(),
+        Some(i32::from(exit::FLOWS_MISMATCH)),
+        "{}",
+        text(&flows)
+    );
+    let report = stdout(&flows);
+    assert!(
+        report.contains("IPv4 encryption on, IPv6 encryption on"),
+        "{report}"
+    );
+    assert!(
+        report.contains("encrypted no (want yes)"),
+        "no agents, no encryption:\n{report}"
+    );
+    assert!(
+        report.contains("works no (want yes)"),
+        "no agents, no NAT outgoing:\n{report}"
+    );
+}
+
+#[test]
+fn agents_encrypt_and_flows_pass_with_an_opted_out_node_and_one_without_wireguard() {
+    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab"))
+        .with_file_name("kube-encrypt-agent");
+    assert!(
+        agent.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`)",
+        agent.display()
+    );
+    let session = session();
+    let lab = session.up(&[
+        "--nodes",
+        "3",
+        "--ipv6",
+        "--no-wireguard",
+        "node-3",
+        "--agent-bin",
+        agent.to_str().unwrap(),
+    ]);
+    let rt = runtime();
+    let client = rt.block_on(client(&lab.kubeconfig()));
+    rt.block_on(async {
+        enable_encryption(&client).await;
+        let states = [
+            ("node-1", EncryptionState::Encrypted),
+            ("node-2", EncryptionState::Encrypted),
+            ("node-3", EncryptionState::Unsupported),
+        ];
+        wait_states(&client, &states, Duration::from_secs(60)).await;
+    });
+    let flows = session.run(&["flows"]);
+    assert!(
+        flows.status.success(),
+        "encryption on, node-3 without WireGuard:\n{}",
+        text(&flows)
+    );
+    let report = stdout(&flows);
+    assert!(
+        report.contains("pod-1-1 → pod-2-1    works yes  encrypted yes"),
+        "{report}"
+    );
+    assert!(
+        report.contains("pod-1-1 → pod-3-1    works yes  encrypted no"),
+        "{report}"
+    );
+
+    rt.block_on(async {
+        let labels = json!({"metadata": {"labels": {"kube-encrypt.dev/encryption": "disabled"}}});
+        Api::<Node>::all(client.clone())
+            .patch("node-2", &PatchParams::default(), &Patch::Merge(&labels))
+            .await
+            .unwrap();
+        wait_states(
+            &client,
+            &[
+                ("node-1", EncryptionState::Encrypted),
+                ("node-2", EncryptionState::Disabled),
+            ],
+            Duration::from_secs(60),
+        )
+        .await;
+    });
+    let flows = session.run(&["flows"]);
+    assert!(
+        flows.status.success(),
+        "node-2 opted out:\n{}",
+        text(&flows)
+    );
+    let report = stdout(&flows);
+    assert!(report.contains("node-2: opted out"), "{report}");
+    assert!(
+        report.contains("pod-1-1 → pod-2-1    works yes  encrypted no"),
+        "{report}"
+    );
+}
