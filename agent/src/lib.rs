@@ -5,5 +5,24 @@
 //!                      ├─► kube_encrypt_api::plan ─► diff vs. observed ─► apply (netlink, WireGuard, nftables)
 //!  local facts ────────┘                                                └─► publish key + NodeEncryption
 //! ```
+//!
+//! [`watch`] keeps the caches, [`reconcile`] runs one round (plan, [`publish`], observe,
+//! [`execute`], [`status`]), [`run`] wires them into a loop with [`server`] and [`metrics`].
+//! The host sits behind [`dataplane::Driver`] and [`host::HostProbe`]; [`fake`] stands in for
+//! both (and for the API server's writes) in tests.
 
+pub mod args;
+pub mod cluster;
 pub mod dataplane;
+pub mod execute;
+pub mod fake;
+pub mod host;
+pub mod keys;
+pub mod metrics;
+pub mod publish;
+pub mod reconcile;
+pub mod run;
+pub mod scope;
+pub mod server;
+pub mod status;
+pub mod watch;

@@ -1,0 +1,258 @@
+//! The cluster as the agent sees it (a snapshot of its watch caches) and the only two writes
+//! it makes: its own Node's annotations and its own NodeEncryption status.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+use kube_encrypt_api::crd::{
+    EncryptionConfigSpec, IPPoolSpec, NodeEncryption, NodeEncryptionSpec, NodeEncryptionStatus,
+};
+use kube_encrypt_api::node::{node_views, workload_ips_by_node, NodeView};
+use serde_json::{json, Value};
+
+/// Field manager of every write the agent makes.
+pub const FIELD_MANAGER: &str = "kube-encrypt-agent";
+
+/// What the watch caches hold at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    /// The `default` EncryptionConfig's spec; `None` when it does not exist.
+    pub config: Option<EncryptionConfigSpec>,
+    pub pools: Vec<IPPoolSpec>,
+    pub nodes: Vec<Arc<Node>>,
+    /// The pods, only in `WorkloadIPs` mode.
+    pub pods: Option<Vec<Arc<Pod>>>,
+}
+
+impl ClusterState {
+    /// Every node as the planner sees it.
+    pub fn node_views(&self) -> Vec<NodeView> {
+        let workload_ips = self
+            .pods
+            .as_ref()
+            .map(|pods| workload_ips_by_node(pods.iter().map(Arc::as_ref)));
+        node_views(self.nodes.iter().map(Arc::as_ref), workload_ips.as_ref())
+    }
+
+    /// The Node named `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .map(Arc::as_ref)
+            .find(|n| n.metadata.name.as_deref() == Some(name))
+    }
+}
+
+/// A failed write to the API server.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct WriteError {
+    pub operation: String,
+    pub message: String,
+}
+
+impl WriteError {
+    fn kube(operation: impl Into<String>, error: &kube::Error) -> Self {
+        Self {
+            operation: operation.into(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// The agent's writes to the cluster.
+#[allow(async_fn_in_trait)]
+pub trait ClusterWriter {
+    /// Applies a JSON merge patch to the agent's own Node.
+    async fn patch_node(&self, node: &str, patch: &Value) -> Result<(), WriteError>;
+    /// Writes the status of the NodeEncryption named after `node`, creating it (owned by the
+    /// Node) when it does not exist.
+    async fn write_status(
+        &self,
+        node: &Node,
+        status: &NodeEncryptionStatus,
+    ) -> Result<(), WriteError>;
+}
+
+impl<T: ClusterWriter> ClusterWriter for Arc<T> {
+    async fn patch_node(&self, node: &str, patch: &Value) -> Result<(), WriteError> {
+        self.as_ref().patch_node(node, patch).await
+    }
+
+    async fn write_status(
+        &self,
+        node: &Node,
+        status: &NodeEncryptionStatus,
+    ) -> Result<(), WriteError> {
+        self.as_ref().write_status(node, status).await
+    }
+}
+
+/// Writes through the Kubernetes API.
+#[derive(Clone)]
+pub struct KubeWriter {
+    client: Client,
+}
+
+impl KubeWriter {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+impl ClusterWriter for KubeWriter {
+    async fn patch_node(&self, node: &str, patch: &Value) -> Result<(), WriteError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        nodes
+            .patch(node, &patch_params(), &Patch::Merge(patch))
+            .await
+            .map_err(|e| {
+                WriteError::kube(format!("patching the annotations of node {node}"), &e)
+            })?;
+        Ok(())
+    }
+
+    async fn write_status(
+        &self,
+        node: &Node,
+        status: &NodeEncryptionStatus,
+    ) -> Result<(), WriteError> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let api: Api<NodeEncryption> = Api::all(self.client.clone());
+        let patch = status_patch(status);
+        let operation = format!("writing the status of NodeEncryption {name}");
+        match api
+            .patch_status(&name, &patch_params(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(WriteError::kube(operation, &e)),
+        }
+        let post = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.create(&post, &node_encryption_for(node)).await {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => {
+                return Err(WriteError::kube(
+                    format!("creating NodeEncryption {name}"),
+                    &e,
+                ))
+            }
+        }
+        api.patch_status(&name, &patch_params(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| WriteError::kube(operation, &e))?;
+        Ok(())
+    }
+}
+
+fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// The NodeEncryption of `node`, owned by it so it is deleted with it.
+pub fn node_encryption_for(node: &Node) -> NodeEncryption {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let mut object = NodeEncryption::new(&name, NodeEncryptionSpec {});
+    object.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name,
+        uid: node.metadata.uid.clone().unwrap_or_default(),
+        ..Default::default()
+    }]);
+    object
+}
+
+/// Optional fields of a family status; a merge patch must null the absent ones, or stale
+/// values would stay.
+const OPTIONAL_FAMILY_FIELDS: [&str; 8] = [
+    "backend",
+    "interface",
+    "publicKey",
+    "listenPort",
+    "mtu",
+    "oldestHandshakeSeconds",
+    "message",
+    "worstPeers",
+];
+
+/// The merge patch replacing the whole status with `status`.
+pub fn status_patch(status: &NodeEncryptionStatus) -> Value {
+    let mut value = serde_json::to_value(status).expect("a status always serializes");
+    let object = value.as_object_mut().expect("a status is an object");
+    for family in ["ipv4", "ipv6"] {
+        let entry = object.entry(family).or_insert(Value::Null);
+        if let Some(fields) = entry.as_object_mut() {
+            for field in OPTIONAL_FAMILY_FIELDS {
+                fields.entry(field).or_insert(Value::Null);
+            }
+        }
+    }
+    json!({ "status": value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kube_encrypt_api::crd::{EncryptionState, FamilyStatus};
+
+    #[test]
+    fn status_patch_nulls_what_is_absent() {
+        let status = NodeEncryptionStatus {
+            ipv4: Some(FamilyStatus {
+                state: EncryptionState::Encrypted,
+                mtu: Some(1440),
+                ..Default::default()
+            }),
+            ipv6: None,
+            last_update: Some("2026-01-01T00:00:00Z".into()),
+        };
+        let patch = status_patch(&status);
+        assert_eq!(patch["status"]["ipv4"]["mtu"], json!(1440));
+        assert_eq!(patch["status"]["ipv4"]["state"], json!("Encrypted"));
+        assert_eq!(patch["status"]["ipv4"]["worstPeers"], Value::Null);
+        assert_eq!(
+            patch["status"]["ipv4"]["oldestHandshakeSeconds"],
+            Value::Null
+        );
+        assert!(patch["status"]["ipv4"].get("privateKey").is_none());
+        assert_eq!(patch["status"]["ipv6"], Value::Null);
+    }
+
+    #[test]
+    fn node_encryption_is_owned_by_its_node() {
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some("node-a".into()),
+                uid: Some("uid-1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let object = node_encryption_for(&node);
+        assert_eq!(object.metadata.name.as_deref(), Some("node-a"));
+        let owner = &object.metadata.owner_references.unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Node", "uid-1"));
+        assert_eq!(owner.api_version, "v1");
+    }
+}

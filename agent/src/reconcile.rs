@@ -1,0 +1,287 @@
+//! One reconcile round: plan from the cluster snapshot and local facts, publish what the plan
+//! asks this node to publish, observe, diff, apply, then report (status and metrics).
+//!
+//! Order matters for the bootstrap lockout: the node's key and interface address are
+//! published *before* the dataplane relies on them. When publishing fails (API server
+//! unreachable) the dataplane is kept exactly as it is.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use kube_encrypt_api::net::PerFamily;
+use kube_encrypt_api::node::NodeView;
+use kube_encrypt_api::plan::{plan, LocalFacts, NodePlan, PlanError, Snapshot};
+
+use crate::cluster::{ClusterState, ClusterWriter, WriteError};
+use crate::dataplane::{Driver, DriverError, Observed};
+use crate::execute::{apply_all, changes_towards, ApplyReport};
+use crate::host::{wireguard_support, HostProbe};
+use crate::keys::KeyStore;
+use crate::metrics::{MeshSnapshot, Metrics, Stage};
+use crate::publish::{annotation_patch, desired_annotations};
+use crate::scope::{scope_of, union, ScopeError, ScopeMemory};
+use crate::status::{build_status, peer_samples, FamilyErrors, StatusLimiter, REFRESH_INTERVAL};
+
+/// Why a round failed; the dataplane is left as the round found it or partly converged.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reading this host's facts (the dataplane is kept as it is): {0}")]
+    Facts(DriverError),
+    #[error("planning the dataplane: {0}")]
+    Plan(PlanError),
+    #[error("publishing this node's key annotations (the dataplane is kept as it is until they are published): {0}")]
+    Publish(WriteError),
+    #[error("observing the dataplane: {0}")]
+    Observe(DriverError),
+    #[error("{failed} of {total} dataplane changes failed; they are retried")]
+    Apply { failed: usize, total: usize },
+    #[error("remembering the managed scope: {0}")]
+    State(ScopeError),
+}
+
+impl ReconcileError {
+    pub fn stage(&self) -> Stage {
+        match self {
+            ReconcileError::Facts(_) => Stage::Facts,
+            ReconcileError::Plan(_) => Stage::Plan,
+            ReconcileError::Publish(_) => Stage::Publish,
+            ReconcileError::Observe(_) => Stage::Observe,
+            ReconcileError::Apply { .. } => Stage::Apply,
+            ReconcileError::State(_) => Stage::State,
+        }
+    }
+}
+
+/// What a successful round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The node is not (yet) in the cluster: nothing was touched.
+    UnknownNode,
+    /// The dataplane matches the plan after applying `applied` changes.
+    Converged { applied: usize },
+}
+
+/// Everything one node's reconcile needs, owned for the agent's lifetime.
+pub struct Reconciler<D, H, W> {
+    node_name: String,
+    driver: D,
+    host: H,
+    writer: W,
+    keys: KeyStore,
+    scope: ScopeMemory,
+    metrics: Arc<Metrics>,
+    limiter: StatusLimiter,
+    /// The plan's problems and skipped peers as last logged, to log only changes.
+    notes: Vec<String>,
+}
+
+impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
+    /// A reconciler whose status is written on change or every five minutes.
+    pub fn new(parts: Parts<D, H, W>) -> Self {
+        Self {
+            node_name: parts.node_name,
+            driver: parts.driver,
+            host: parts.host,
+            writer: parts.writer,
+            keys: parts.keys,
+            scope: parts.scope,
+            metrics: parts.metrics,
+            limiter: StatusLimiter::new(REFRESH_INTERVAL),
+            notes: Vec::new(),
+        }
+    }
+
+    /// The dataplane driver (tests inspect their fake through it).
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    /// The cluster writer (tests inspect their fake through it).
+    pub fn writer(&self) -> &W {
+        &self.writer
+    }
+
+    /// One round against `cluster` at wall-clock time `now`; timed and counted in metrics.
+    pub async fn reconcile(
+        &mut self,
+        cluster: &ClusterState,
+        now: SystemTime,
+    ) -> Result<Outcome, ReconcileError> {
+        let started = Instant::now();
+        let result = self.round(cluster, now).await;
+        self.metrics.observe_reconcile(started.elapsed());
+        if let Err(e) = &result {
+            self.metrics.count_error(e.stage());
+        }
+        result
+    }
+
+    async fn round(
+        &mut self,
+        cluster: &ClusterState,
+        now: SystemTime,
+    ) -> Result<Outcome, ReconcileError> {
+        let views = cluster.node_views();
+        let facts = self.local_facts(&views).await?;
+        let snapshot = Snapshot {
+            config: cluster.config.as_ref(),
+            pools: &cluster.pools,
+            nodes: &views,
+        };
+        let plan = match plan(&snapshot, &facts) {
+            Ok(plan) => plan,
+            Err(e @ PlanError::UnknownNode { .. }) => {
+                tracing::warn!("{e}");
+                return Ok(Outcome::UnknownNode);
+            }
+            Err(e) => return Err(ReconcileError::Plan(e)),
+        };
+        self.log_notes(&plan);
+        self.publish(cluster, &plan).await?;
+        let (observed, report) = self.converge(cluster, &plan).await?;
+        self.report(cluster, &plan, &observed, &report.errors, now)
+            .await;
+        self.metrics.count_changes(report.applied as u64);
+        match report.failed {
+            0 => Ok(Outcome::Converged {
+                applied: report.applied,
+            }),
+            failed => Err(ReconcileError::Apply {
+                failed,
+                total: failed + report.applied,
+            }),
+        }
+    }
+
+    async fn local_facts(&self, views: &[NodeView]) -> Result<LocalFacts, ReconcileError> {
+        let own = views.iter().find(|v| v.name == self.node_name);
+        let internal_ips = own.map(|v| v.internal_ips.as_slice()).unwrap_or_default();
+        let host = self
+            .host
+            .probe(internal_ips)
+            .await
+            .map_err(ReconcileError::Facts)?;
+        Ok(LocalFacts {
+            node_name: self.node_name.clone(),
+            wireguard: wireguard_support(&host),
+            underlay_mtu: host.underlay_mtu,
+            underlay_interfaces: host.underlay_interfaces,
+            own_public_keys: self.keys.public().clone(),
+        })
+    }
+
+    /// Logs malformed node data and skipped peers when they differ from the last round's.
+    fn log_notes(&mut self, plan: &NodePlan) {
+        let problems = plan
+            .problems
+            .iter()
+            .map(|p| format!("malformed node data: {p}"));
+        let skipped = plan
+            .skipped
+            .iter()
+            .map(|s| format!("{} peer {} not encrypted: {}", s.family, s.node, s.reason));
+        let notes: Vec<String> = problems.chain(skipped).collect();
+        if notes == self.notes {
+            return;
+        }
+        for note in &notes {
+            if note.starts_with("malformed") {
+                tracing::warn!("{note}");
+            } else {
+                tracing::info!("{note}");
+            }
+        }
+        self.notes = notes;
+    }
+
+    /// Brings the node's annotations to what the plan publishes, when they differ.
+    async fn publish(&self, cluster: &ClusterState, plan: &NodePlan) -> Result<(), ReconcileError> {
+        let wanted = desired_annotations(&plan.publish, self.keys.public());
+        let Some(patch) = annotation_patch(cluster.node(&self.node_name), &wanted) else {
+            return Ok(());
+        };
+        self.writer
+            .patch_node(&self.node_name, &patch)
+            .await
+            .map_err(ReconcileError::Publish)?;
+        tracing::info!(annotations = %patch["metadata"]["annotations"], "published this node's annotations");
+        Ok(())
+    }
+
+    /// Observes the dataplane within the current and the remembered scope and applies the
+    /// changes towards the plan; returns the dataplane as it is afterwards.
+    async fn converge(
+        &mut self,
+        cluster: &ClusterState,
+        plan: &NodePlan,
+    ) -> Result<(Observed, ApplyReport), ReconcileError> {
+        let current = scope_of(cluster.config.as_ref());
+        let scope = union(&current, self.scope.remembered());
+        let observed = self.observe(&scope).await?;
+        let changes = changes_towards(&plan.dataplane, &observed, self.keys.public());
+        if changes.is_empty() {
+            self.remember(current)?;
+            return Ok((observed, ApplyReport::default()));
+        }
+        // Remember the wider scope before touching anything, so a crash mid-way still
+        // finds every leftover on the next start.
+        self.remember(scope.clone())?;
+        let report = apply_all(&self.driver, &changes, self.keys.private()).await;
+        if report.failed == 0 {
+            self.remember(current)?;
+        }
+        let after = self.observe(&scope).await?;
+        Ok((after, report))
+    }
+
+    async fn observe(&self, scope: &crate::dataplane::Scope) -> Result<Observed, ReconcileError> {
+        self.driver
+            .observe(scope)
+            .await
+            .map_err(ReconcileError::Observe)
+    }
+
+    fn remember(&mut self, scope: crate::dataplane::Scope) -> Result<(), ReconcileError> {
+        self.scope.save(scope).map_err(ReconcileError::State)
+    }
+
+    /// Updates the metrics and, when due, the NodeEncryption status.
+    async fn report(
+        &mut self,
+        cluster: &ClusterState,
+        plan: &NodePlan,
+        observed: &Observed,
+        errors: &FamilyErrors,
+        now: SystemTime,
+    ) {
+        self.metrics.set_mesh(MeshSnapshot {
+            configured: PerFamily::from_fn(|f| observed.dataplane.family(f).peers.len()),
+            peers: PerFamily::from_fn(|f| peer_samples(plan, observed, f, now)),
+        });
+        let status = build_status(plan, observed, self.keys.public(), errors, now);
+        let Some(node) = cluster.node(&self.node_name) else {
+            return;
+        };
+        if !self.limiter.due(&status, now) {
+            return;
+        }
+        match self.writer.write_status(node, &status).await {
+            Ok(()) => self.limiter.written(&status, now),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not write the NodeEncryption status; retrying next round");
+                self.metrics.count_error(Stage::Status);
+            }
+        }
+    }
+}
+
+/// The parts a [`Reconciler`] is built from.
+pub struct Parts<D, H, W> {
+    pub node_name: String,
+    pub driver: D,
+    pub host: H,
+    pub writer: W,
+    pub keys: KeyStore,
+    pub scope: ScopeMemory,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,243 @@
+//! The agent's life: load keys and state, connect, serve metrics, start the watch caches and
+//! reconcile on every change (debounced), on every resync tick, and sooner after a failure.
+//! Shutting down leaves the dataplane as it is: the next agent takes over from there.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use futures::FutureExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::args::{Config, Userspace};
+use crate::cluster::{ClusterWriter, KubeWriter};
+use crate::dataplane::{Driver, HostDriver, HostDriverConfig};
+use crate::host::HostProbe;
+use crate::keys::KeyStore;
+use crate::metrics::Metrics;
+use crate::reconcile::{Outcome, Parts, Reconciler};
+use crate::scope::ScopeMemory;
+use crate::server::{self, Health};
+use crate::watch::Caches;
+
+/// Runs the agent on this host's real dataplane until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let userspace = match &config.userspace {
+        Userspace::Program(path) => Some(path.clone()),
+        Userspace::None => None,
+        Userspace::Missing(name) => {
+            tracing::warn!(program = %name, "userspace WireGuard implementation not found; without the kernel module this node reports Unsupported (install it or pass --userspace-implementation PATH)");
+            None
+        }
+    };
+    let driver_config = HostDriverConfig::new(config.state_dir.join("dataplane"), userspace);
+    let driver = Arc::new(HostDriver::new(driver_config).context("opening the host's dataplane")?);
+    run_with(config, driver.clone(), driver).await
+}
+
+/// Runs the agent with the given dataplane driver and host probe until SIGTERM or SIGINT.
+pub async fn run_with<D: Driver, H: HostProbe>(
+    config: Config,
+    driver: D,
+    host: H,
+) -> anyhow::Result<()> {
+    run_until(config, driver, host, shutdown_signal()).await
+}
+
+/// Runs the agent until `shutdown` resolves; errors only when it cannot start.
+pub async fn run_until<D: Driver, H: HostProbe>(
+    config: Config,
+    driver: D,
+    host: H,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let keys =
+        KeyStore::load_or_generate(&config.state_dir).context("loading the WireGuard keys")?;
+    let scope = ScopeMemory::load(&config.state_dir).context("loading the managed scope")?;
+    let client = kube_client(config.kubeconfig.as_deref()).await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let listener = server::bind(config.metrics_addr).await.with_context(|| {
+        format!(
+            "cannot listen on --metrics-addr {}; choose a free address",
+            config.metrics_addr
+        )
+    })?;
+    let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
+    tracing::info!(node = %config.node_name, metrics = %config.metrics_addr, public_keys = ?keys.public(), "kube-encrypt agent started");
+
+    let changes = Arc::new(Notify::new());
+    let reconciler = Reconciler::new(Parts {
+        node_name: config.node_name.clone(),
+        driver,
+        host,
+        writer: KubeWriter::new(client.clone()),
+        keys,
+        scope,
+        metrics,
+    });
+    let control = ControlLoop {
+        reconciler,
+        caches: Caches::start(client, changes.clone()),
+        changes,
+        health,
+        resync: config.resync_interval,
+        debounce: config.debounce,
+    };
+    control.run(shutdown).await;
+    server.abort();
+    Ok(())
+}
+
+/// A Kubernetes client from `kubeconfig` (a file or a `:`-separated list), else in-cluster
+/// configuration.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+    let config = match kubeconfig {
+        Some(paths) => {
+            let kubeconfig = read_kubeconfigs(paths)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("the kubeconfig {} cannot be used", paths.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no --kubeconfig given and no in-cluster service account found; pass --kubeconfig or run the agent as a pod",
+        )?,
+    };
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+fn read_kubeconfigs(paths: &Path) -> anyhow::Result<Kubeconfig> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(paths.as_os_str()).filter(|p| !p.as_os_str().is_empty()) {
+        let next = Kubeconfig::read_from(&path)
+            .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+        merged = Some(match merged {
+            Some(done) => done.merge(next)?,
+            None => next,
+        });
+    }
+    merged.with_context(|| format!("--kubeconfig {:?} names no file", paths))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The reconcile loop and what wakes it.
+pub struct ControlLoop<D, H, W> {
+    pub reconciler: Reconciler<D, H, W>,
+    pub caches: Caches,
+    pub changes: Arc<Notify>,
+    pub health: Arc<Health>,
+    pub resync: Duration,
+    pub debounce: Duration,
+}
+
+impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
+    /// Reconciles until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        futures::pin_mut!(shutdown);
+        let mut retry = RetryDelay::new(Duration::from_secs(1), self.resync);
+        let mut next = Instant::now() + self.resync;
+        loop {
+            tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("shutting down; the dataplane is left as it is");
+                    return;
+                }
+                () = self.changes.notified() => self.debounce().await,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            next = Instant::now() + self.round(&mut retry).await;
+        }
+    }
+
+    /// Waits for a burst of changes to settle, then swallows the notifications it raised.
+    async fn debounce(&self) {
+        tokio::time::sleep(self.debounce).await;
+        let _ = self.changes.notified().now_or_never();
+    }
+
+    /// One reconcile when the caches are ready; returns how long to wait before the next.
+    async fn round(&mut self, retry: &mut RetryDelay) -> Duration {
+        self.caches.follow_route_source();
+        let Some(cluster) = self.caches.snapshot() else {
+            tracing::debug!("watch caches not synced yet; keeping the dataplane as it is");
+            return self.resync;
+        };
+        let result = self.reconciler.reconcile(&cluster, SystemTime::now()).await;
+        self.health
+            .set_ready(matches!(result, Ok(Outcome::Converged { .. })));
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(?outcome, "reconciled");
+                retry.reset();
+                self.resync
+            }
+            Err(e) => {
+                let delay = retry.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "reconcile failed");
+                delay
+            }
+        }
+    }
+}
+
+/// Doubling delays between retries after failures, capped.
+#[derive(Debug)]
+pub struct RetryDelay {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl RetryDelay {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max,
+            next: first.min(max),
+        }
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.first.min(self.max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_up_to_the_resync_interval() {
+        let mut retry = RetryDelay::new(Duration::from_secs(1), Duration::from_secs(5));
+        let delays: Vec<u64> = (0..5).map(|_| retry.next_delay().as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 5, 5]);
+        retry.reset();
+        assert_eq!(retry.next_delay(), Duration::from_secs(1));
+    }
+}

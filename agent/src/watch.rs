@@ -1,0 +1,296 @@
+//! The agent's watch caches: reflectors for EncryptionConfig, IPPool, Node and (only in
+//! `WorkloadIPs` mode) Pods. Objects are stripped to what the planner reads before they are
+//! stored, to bound memory. Every watcher retries with backoff forever: while the API server
+//! is away the caches keep their last state (fail static) and relist when it is back.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, NodeStatus, Pod, PodSpec, PodStatus};
+use kube::api::{Api, ObjectMeta};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource};
+use kube_encrypt_api::crd::{EncryptionConfig, IPPool, RouteSource, SINGLETON_NAME};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::cluster::ClusterState;
+
+/// Pods that can still hold an IP: terminal ones are left to the API server.
+pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
+
+/// One reflector: its store, whether its first list completed, and its task.
+struct Reflected<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    synced: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> Drop for Reflected<K> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Reflected<K> {
+    fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    fn objects(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+}
+
+/// The watch caches and the signal they raise on every relevant change.
+pub struct Caches {
+    client: Client,
+    changes: Arc<Notify>,
+    configs: Reflected<EncryptionConfig>,
+    pools: Reflected<IPPool>,
+    nodes: Reflected<Node>,
+    pods: Option<Reflected<Pod>>,
+}
+
+impl Caches {
+    /// Starts the reflectors; `changes` is notified whenever a cached object changes.
+    pub fn start(client: Client, changes: Arc<Notify>) -> Self {
+        let configs = reflect(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            strip_metadata::<EncryptionConfig>,
+            changes.clone(),
+        );
+        let pools = reflect(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            strip_metadata::<IPPool>,
+            changes.clone(),
+        );
+        let nodes = reflect(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            strip_node,
+            changes.clone(),
+        );
+        Self {
+            client,
+            changes,
+            configs,
+            pools,
+            nodes,
+            pods: None,
+        }
+    }
+
+    /// Starts the pod reflector when the config asks for workload IPs, stops it otherwise.
+    pub fn follow_route_source(&mut self) {
+        let wanted = self.route_source() == Some(RouteSource::WorkloadIps);
+        match (wanted, self.pods.is_some()) {
+            (true, false) => {
+                tracing::info!("routeSource is WorkloadIPs: watching pods");
+                let config = watcher::Config::default().fields(LIVE_PODS);
+                let api = Api::all(self.client.clone());
+                self.pods = Some(reflect(api, config, strip_pod, self.changes.clone()));
+            }
+            (false, true) => {
+                tracing::info!("routeSource is no longer WorkloadIPs: no longer watching pods");
+                self.pods = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn route_source(&self) -> Option<RouteSource> {
+        self.config().map(|c| c.spec.route_source)
+    }
+
+    fn config(&self) -> Option<Arc<EncryptionConfig>> {
+        self.configs
+            .objects()
+            .into_iter()
+            .find(|c| c.metadata.name.as_deref() == Some(SINGLETON_NAME))
+    }
+
+    /// A consistent snapshot, or `None` while a needed cache has not completed its first list
+    /// (reconciling against a half-filled cache would tear down the mesh).
+    pub fn snapshot(&self) -> Option<ClusterState> {
+        if !(self.configs.synced() && self.pools.synced() && self.nodes.synced()) {
+            return None;
+        }
+        let config = self.config().map(|c| c.spec.clone());
+        let workload_ips =
+            config.as_ref().map(|c| c.route_source) == Some(RouteSource::WorkloadIps);
+        let pods = match (&self.pods, workload_ips) {
+            (_, false) => None,
+            (Some(pods), true) if pods.synced() => Some(pods.objects()),
+            (_, true) => return None,
+        };
+        Some(ClusterState {
+            config,
+            pools: self
+                .pools
+                .objects()
+                .iter()
+                .map(|p| p.spec.clone())
+                .collect(),
+            nodes: self.nodes.objects(),
+            pods,
+        })
+    }
+}
+
+/// Runs a reflector for `K` with `strip` applied to every object, notifying `changes` on the
+/// first complete list, on every later relist, and on each object whose stripped form changed.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    changes: Arc<Notify>,
+) -> Reflected<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let synced = Arc::new(AtomicBool::new(false));
+    let flag = synced.clone();
+    let kind = K::kind(&()).into_owned();
+    let task = tokio::spawn(async move {
+        let mut filter = ChangeFilter::default();
+        let stream = watcher::watcher(api, config)
+            .default_backoff()
+            .modify(strip)
+            .reflect(writer);
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => {
+                    if matches!(event, Event::InitDone) && !flag.swap(true, Ordering::AcqRel) {
+                        tracing::info!(kind, "watch cache synced");
+                    }
+                    if filter.relevant(&event) {
+                        changes.notify_one();
+                    }
+                }
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    tracing::debug!(kind, "watch expired; relisting");
+                }
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch failed; retrying with backoff (the dataplane is kept as it is)")
+                }
+            }
+        }
+        tracing::error!(kind, "watch stream ended unexpectedly");
+    });
+    Reflected {
+        store,
+        synced,
+        task,
+    }
+}
+
+/// Remembers a digest of every object so that updates the planner cannot see (heartbeats,
+/// resource versions) do not trigger a reconcile.
+#[derive(Default)]
+struct ChangeFilter {
+    digests: HashMap<String, u64>,
+    relisting: HashMap<String, u64>,
+}
+
+impl ChangeFilter {
+    fn relevant<K: Resource + Serialize>(&mut self, event: &Event<K>) -> bool {
+        match event {
+            Event::Init => {
+                self.relisting.clear();
+                false
+            }
+            Event::InitApply(obj) => {
+                self.relisting.insert(key_of(obj), digest(obj));
+                false
+            }
+            Event::InitDone => {
+                let changed = self.digests != self.relisting;
+                self.digests = std::mem::take(&mut self.relisting);
+                changed || self.digests.is_empty()
+            }
+            Event::Apply(obj) => self.digests.insert(key_of(obj), digest(obj)) != Some(digest(obj)),
+            Event::Delete(obj) => self.digests.remove(&key_of(obj)).is_some(),
+        }
+    }
+}
+
+fn key_of<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn digest<K: Serialize>(obj: &K) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(obj)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Drops the bookkeeping every object carries but the agent never reads.
+pub fn strip_metadata<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.resource_version = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Keeps labels, annotations, uid, spec and addresses of a Node: what the planner reads.
+pub fn strip_node(node: &mut Node) {
+    strip_metadata(node);
+    let addresses = node.status.take().and_then(|s| s.addresses);
+    node.status = addresses.map(|addresses| NodeStatus {
+        addresses: Some(addresses),
+        ..Default::default()
+    });
+}
+
+/// Keeps a Pod's identity, node, host-network flag, phase and IPs: what workload IPs need.
+pub fn strip_pod(pod: &mut Pod) {
+    let meta = std::mem::take(&mut pod.metadata);
+    pod.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        ..Default::default()
+    };
+    let spec = pod.spec.take().unwrap_or_default();
+    pod.spec = Some(PodSpec {
+        node_name: spec.node_name,
+        host_network: spec.host_network,
+        ..Default::default()
+    });
+    let status = pod.status.take().unwrap_or_default();
+    pod.status = Some(PodStatus {
+        phase: status.phase,
+        pod_ip: status.pod_ip,
+        pod_ips: status.pod_ips,
+        ..Default::default()
+    });
+}

@@ -1,0 +1,591 @@
+//! The reconcile loop against a fake host and a fake API server: converge, stay put, tear
+//! down, survive outages and restarts. No root needed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Node;
+use kube_encrypt_agent::cluster::ClusterState;
+use kube_encrypt_agent::dataplane::facts::HostFacts;
+use kube_encrypt_agent::dataplane::PeerStats;
+use kube_encrypt_agent::fake::{FakeDriver, FakeWriter};
+use kube_encrypt_agent::host::{wireguard_support, FixedHost};
+use kube_encrypt_agent::keys::{key_path, KeyStore};
+use kube_encrypt_agent::metrics::Metrics;
+use kube_encrypt_agent::reconcile::{Outcome, Parts, ReconcileError, Reconciler};
+use kube_encrypt_agent::scope::ScopeMemory;
+use kube_encrypt_api::crd::{EncryptionConfigSpec, EncryptionState, IPPoolSpec, RouteSource};
+use kube_encrypt_api::dataplane::Dataplane;
+use kube_encrypt_api::diff::Change;
+use kube_encrypt_api::fixtures::{self, TestNode, TestPod};
+use kube_encrypt_api::key::WireGuardKey;
+use kube_encrypt_api::net::{Family, PerFamily};
+use kube_encrypt_api::node::{INTERFACE_IPV4_ANNOTATION, PUBLIC_KEY_ANNOTATION};
+use kube_encrypt_api::plan::{plan, LocalFacts, Snapshot};
+use serde_json::Value;
+
+const NODE: &str = "node-a";
+
+type TestReconciler = Reconciler<Arc<FakeDriver>, FixedHost, Arc<FakeWriter>>;
+
+/// One agent on node-a with a fake host and API server, and the cluster it sees.
+struct Harness {
+    dir: PathBuf,
+    driver: Arc<FakeDriver>,
+    writer: Arc<FakeWriter>,
+    metrics: Arc<Metrics>,
+    reconciler: TestReconciler,
+    cluster: ClusterState,
+    now: SystemTime,
+}
+
+fn state_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ke-loop-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn host_facts() -> HostFacts {
+    HostFacts {
+        underlay_interfaces: vec!["eth0".into()],
+        underlay_mtu: Some(1500),
+        kernel_wireguard: false,
+        userspace_wireguard: true,
+    }
+}
+
+fn nodes() -> Vec<Arc<Node>> {
+    let own = TestNode::new(NODE)
+        .internal_ip("192.0.2.1")
+        .pod_cidr("198.18.1.0/24");
+    let peer = TestNode::new("node-b")
+        .internal_ip("192.0.2.2")
+        .pod_cidr("198.18.2.0/24")
+        .test_key(Family::V4)
+        .interface_addr(Family::V4, "198.18.2.1");
+    vec![Arc::new(own.build()), Arc::new(peer.build())]
+}
+
+fn cluster(config: Option<EncryptionConfigSpec>) -> ClusterState {
+    ClusterState {
+        config,
+        pools: vec![IPPoolSpec::test("198.18.0.0/16")],
+        nodes: nodes(),
+        pods: None,
+    }
+}
+
+fn reconciler(
+    dir: &Path,
+    driver: &Arc<FakeDriver>,
+    writer: &Arc<FakeWriter>,
+    metrics: &Arc<Metrics>,
+) -> TestReconciler {
+    Reconciler::new(Parts {
+        node_name: NODE.into(),
+        driver: driver.clone(),
+        host: FixedHost(host_facts()),
+        writer: writer.clone(),
+        keys: KeyStore::load_or_generate(dir).unwrap(),
+        scope: ScopeMemory::load(dir).unwrap(),
+        metrics: metrics.clone(),
+    })
+}
+
+impl Harness {
+    fn new(test: &str, config: Option<EncryptionConfigSpec>) -> Self {
+        Self::on(state_dir(test), Arc::new(FakeDriver::default()), config)
+    }
+
+    fn on(dir: PathBuf, driver: Arc<FakeDriver>, config: Option<EncryptionConfigSpec>) -> Self {
+        let writer = Arc::new(FakeWriter::default());
+        let metrics = Arc::new(Metrics::new());
+        let reconciler = reconciler(&dir, &driver, &writer, &metrics);
+        Self {
+            dir,
+            driver,
+            writer,
+            metrics,
+            reconciler,
+            cluster: cluster(config),
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        }
+    }
+
+    /// The agent restarts: same state directory and host, fresh process state.
+    fn restart(mut self) -> Self {
+        self.writer = Arc::new(FakeWriter::default());
+        self.metrics = Arc::new(Metrics::new());
+        self.reconciler = reconciler(&self.dir, &self.driver, &self.writer, &self.metrics);
+        self
+    }
+
+    async fn round(&mut self) -> Result<Outcome, ReconcileError> {
+        self.now += Duration::from_secs(1);
+        self.reconciler.reconcile(&self.cluster, self.now).await
+    }
+
+    /// The API server applies the agent's node patches and the watch delivers them.
+    fn sync_node_patches(&mut self) -> Vec<Value> {
+        let patches = self.writer.take_node_patches();
+        for patch in &patches {
+            let node = self
+                .cluster
+                .nodes
+                .iter_mut()
+                .find(|n| n.metadata.name.as_deref() == Some(NODE))
+                .unwrap();
+            apply_annotation_patch(Arc::make_mut(node), patch);
+        }
+        patches
+    }
+
+    fn own_keys(&self) -> PerFamily<Option<WireGuardKey>> {
+        KeyStore::load_or_generate(&self.dir)
+            .unwrap()
+            .public()
+            .clone()
+    }
+
+    /// What the planner wants for the current cluster.
+    fn expected(&self) -> Dataplane {
+        let views = self.cluster.node_views();
+        let snapshot = Snapshot {
+            config: self.cluster.config.as_ref(),
+            pools: &self.cluster.pools,
+            nodes: &views,
+        };
+        let facts = LocalFacts {
+            node_name: NODE.into(),
+            underlay_mtu: host_facts().underlay_mtu,
+            underlay_interfaces: host_facts().underlay_interfaces,
+            wireguard: wireguard_support(&host_facts()),
+            own_public_keys: self.own_keys(),
+        };
+        plan(&snapshot, &facts).unwrap().dataplane
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn apply_annotation_patch(node: &mut Node, patch: &Value) {
+    let annotations = node
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
+    for (name, value) in patch["metadata"]["annotations"].as_object().unwrap() {
+        match value.as_str() {
+            Some(text) => annotations.insert(name.clone(), text.to_owned()),
+            None => annotations.remove(name),
+        };
+    }
+}
+
+fn ipv4_on() -> Option<EncryptionConfigSpec> {
+    Some(EncryptionConfigSpec::test())
+}
+
+#[tokio::test]
+async fn first_round_publishes_the_key_and_converges_to_the_plan() {
+    let mut h = Harness::new("first", ipv4_on());
+    let outcome = h.round().await.unwrap();
+    let expected_before_publication = h.expected();
+
+    let patches = h.sync_node_patches();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let annotations = &patches[0]["metadata"]["annotations"];
+    let own_key = h.own_keys().v4.unwrap().to_base64();
+    assert_eq!(
+        annotations[PUBLIC_KEY_ANNOTATION],
+        Value::String(own_key.clone())
+    );
+    assert!(
+        annotations[INTERFACE_IPV4_ANNOTATION].is_string(),
+        "{annotations}"
+    );
+
+    // Until the node's own key is visible in the cluster, the planner keeps traffic off
+    // the tunnel: interface and peers, but no routes or rule yet.
+    let dataplane = h.driver.dataplane();
+    assert_eq!(dataplane, expected_before_publication);
+    let v4 = dataplane.family(Family::V4);
+    assert!(v4.routes.is_empty() && v4.rule.is_none(), "{v4:?}");
+    assert_eq!(v4.interface.as_ref().unwrap().name, "wg-encrypt");
+    assert_eq!(
+        v4.peers.iter().map(|p| p.node.as_str()).collect::<Vec<_>>(),
+        ["node-b"]
+    );
+    let applied = h.driver.take_applied();
+    assert_eq!(
+        outcome,
+        Outcome::Converged {
+            applied: applied.len()
+        }
+    );
+    let position = |want: fn(&Change) -> bool| applied.iter().position(want).unwrap();
+    let created = position(|c| matches!(c, Change::CreateInterface { .. }));
+    assert!(
+        created < position(|c| matches!(c, Change::AddPeer { .. })),
+        "{applied:?}"
+    );
+
+    let statuses = h.writer.take_statuses();
+    assert_eq!(statuses.len(), 1);
+    let v4 = statuses[0].ipv4.clone().unwrap();
+    assert_ne!(
+        v4.state,
+        EncryptionState::Encrypted,
+        "not before peers can know the key"
+    );
+    assert_eq!(v4.peers.configured, 1);
+
+    h.round().await.unwrap();
+    let dataplane = h.driver.dataplane();
+    assert_eq!(dataplane, h.expected());
+    let v4 = dataplane.family(Family::V4);
+    assert!(
+        !v4.routes.is_empty() && v4.rule.is_some(),
+        "key published: traffic may use the tunnel"
+    );
+    let status = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(
+        status.state,
+        EncryptionState::Encrypted,
+        "{}",
+        status.message
+    );
+    assert_eq!(status.public_key, Some(own_key));
+}
+
+#[tokio::test]
+async fn a_second_round_with_the_same_inputs_touches_nothing() {
+    let mut h = Harness::new("steady", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    h.driver.take_applied();
+    h.writer.take_statuses();
+
+    for _ in 0..3 {
+        assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
+    }
+    assert_eq!(h.driver.take_applied(), Vec::<Change>::new());
+    assert!(
+        h.sync_node_patches().is_empty(),
+        "annotations already published"
+    );
+    assert!(
+        h.writer.take_statuses().is_empty(),
+        "status unchanged, not yet due"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_config_removes_everything_and_withdraws_the_key() {
+    let mut h = Harness::new("delete", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    assert!(!h.driver.dataplane().is_empty());
+
+    h.cluster.config = None;
+    h.round().await.unwrap();
+    assert!(
+        h.driver.dataplane().is_empty(),
+        "{:?}",
+        h.driver.dataplane()
+    );
+    assert!(h.driver.device_keys().v4.is_none());
+    let patches = h.sync_node_patches();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(
+        patches[0]["metadata"]["annotations"][PUBLIC_KEY_ANNOTATION],
+        Value::Null
+    );
+    let own = h.cluster.node(NODE).unwrap();
+    assert!(own.metadata.annotations.as_ref().unwrap().is_empty());
+    let status = h.writer.take_statuses().pop().unwrap();
+    assert_eq!(status.ipv4.unwrap().state, EncryptionState::Disabled);
+}
+
+#[tokio::test]
+async fn an_unpublished_key_with_the_api_down_keeps_the_dataplane_as_it_is() {
+    let mut h = Harness::new("down-first", ipv4_on());
+    h.writer.set_down(true);
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Publish(_)), "{err}");
+    assert!(
+        h.driver.dataplane().is_empty(),
+        "nothing relies on an unpublished key"
+    );
+    assert_eq!(h.driver.observations(), 0);
+    assert!(h
+        .metrics
+        .encode()
+        .contains(r#"kube_encrypt_reconcile_errors_total{stage="publish"} 1"#));
+
+    h.writer.set_down(false);
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected());
+}
+
+#[tokio::test]
+async fn an_api_outage_in_steady_state_changes_nothing() {
+    let mut h = Harness::new("down-steady", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    let before = h.driver.dataplane();
+    h.driver.take_applied();
+    h.writer.take_statuses();
+    h.writer.set_down(true);
+
+    assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
+    h.now += Duration::from_secs(600);
+    assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
+    assert_eq!(h.driver.dataplane(), before);
+    assert!(h.driver.take_applied().is_empty());
+    let metrics = h.metrics.encode();
+    assert!(
+        metrics.contains(r#"kube_encrypt_reconcile_errors_total{stage="status"} 1"#),
+        "{metrics}"
+    );
+
+    h.writer.set_down(false);
+    h.round().await.unwrap();
+    assert_eq!(
+        h.writer.take_statuses().len(),
+        1,
+        "the due status is written once the API is back"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_after_disable_still_finds_renamed_leftovers() {
+    let mut custom = EncryptionConfigSpec::test();
+    custom.ipv4.interface_name = "wg-custom".into();
+    custom.routing_table = 700;
+    custom.routing_rule_priority = 90;
+    let mut h = Harness::new("restart", Some(custom));
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    assert_eq!(
+        h.driver
+            .dataplane()
+            .family(Family::V4)
+            .interface
+            .as_ref()
+            .unwrap()
+            .name,
+        "wg-custom"
+    );
+
+    let mut h = h.restart();
+    h.cluster.config = None;
+    h.round().await.unwrap();
+    assert!(
+        h.driver.dataplane().is_empty(),
+        "{:?}",
+        h.driver.dataplane()
+    );
+}
+
+#[tokio::test]
+async fn without_the_remembered_scope_renamed_leftovers_would_stay() {
+    let mut custom = EncryptionConfigSpec::test();
+    custom.ipv4.interface_name = "wg-custom".into();
+    custom.routing_table = 700;
+    let mut h = Harness::new("forgotten", Some(custom));
+    h.round().await.unwrap();
+    std::fs::remove_file(h.dir.join("managed-scope.json")).unwrap();
+
+    let mut h = h.restart();
+    h.cluster.config = None;
+    h.round().await.unwrap();
+    let left = h.driver.dataplane();
+    assert!(
+        left.family(Family::V4).interface.is_some(),
+        "the control case: the file is what finds them"
+    );
+}
+
+#[tokio::test]
+async fn a_device_holding_a_foreign_key_is_rebuilt_with_the_node_key() {
+    let dir = state_dir("foreign");
+    let mut h = Harness::on(dir, Arc::new(FakeDriver::default()), ipv4_on());
+    let desired = h.expected();
+    let stranger = fixtures::key("stranger", Family::V4);
+    h.driver = Arc::new(FakeDriver::with(
+        desired,
+        PerFamily {
+            v4: Some(stranger),
+            v6: None,
+        },
+    ));
+    let mut h = h.restart();
+
+    h.round().await.unwrap();
+    let applied = h.driver.take_applied();
+    assert!(
+        matches!(
+            &applied[0],
+            Change::DeleteInterface {
+                family: Family::V4,
+                ..
+            }
+        ),
+        "{applied:?}"
+    );
+    assert!(
+        applied
+            .iter()
+            .any(|c| matches!(c, Change::CreateInterface { .. })),
+        "{applied:?}"
+    );
+    assert_eq!(h.driver.device_keys().v4, h.own_keys().v4);
+    assert_eq!(h.driver.dataplane(), h.expected());
+}
+
+#[tokio::test]
+async fn a_failed_change_is_reported_and_retried() {
+    let mut h = Harness::new("retry", ipv4_on());
+    h.driver
+        .fail_changes(Some(Box::new(|c| matches!(c, Change::AddPeer { .. }))));
+    let err = h.round().await.unwrap_err();
+    assert!(
+        matches!(err, ReconcileError::Apply { failed: 1, .. }),
+        "{err}"
+    );
+    let status = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(status.state, EncryptionState::Error);
+    assert!(
+        status.message.contains("injected failure"),
+        "{}",
+        status.message
+    );
+
+    h.driver.fail_changes(None);
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected());
+    let status = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(status.state, EncryptionState::Encrypted);
+}
+
+#[tokio::test]
+async fn an_unknown_node_touches_nothing() {
+    let mut h = Harness::new("unknown", ipv4_on());
+    h.cluster
+        .nodes
+        .retain(|n| n.metadata.name.as_deref() != Some(NODE));
+    assert_eq!(h.round().await.unwrap(), Outcome::UnknownNode);
+    assert_eq!(h.driver.observations(), 0);
+    assert!(h.writer.take_node_patches().is_empty());
+}
+
+#[tokio::test]
+async fn failing_observation_keeps_the_dataplane() {
+    let mut h = Harness::new("observe", ipv4_on());
+    h.driver.fail_observe(true);
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Observe(_)), "{err}");
+    assert!(h.driver.take_applied().is_empty());
+}
+
+#[tokio::test]
+async fn the_key_survives_restarts_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = Harness::new("keys", ipv4_on());
+    h.round().await.unwrap();
+    let published =
+        h.sync_node_patches()[0]["metadata"]["annotations"][PUBLIC_KEY_ANNOTATION].clone();
+    let mode = std::fs::metadata(key_path(&h.dir, Family::V4))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    h.driver.take_applied();
+
+    let mut h = h.restart();
+    h.round().await.unwrap();
+    assert!(
+        h.sync_node_patches().is_empty(),
+        "same key, nothing to republish"
+    );
+    assert_eq!(
+        Value::String(h.own_keys().v4.unwrap().to_base64()),
+        published
+    );
+    let applied = h.driver.take_applied();
+    assert!(
+        applied
+            .iter()
+            .all(|c| !matches!(c, Change::CreateInterface { .. })),
+        "{applied:#?}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_show_peers_changes_and_reconciles() {
+    let mut h = Harness::new("metrics", ipv4_on());
+    h.round().await.unwrap();
+    let peer_key = fixtures::key("node-b", Family::V4);
+    h.driver.set_peer_stats(
+        Family::V4,
+        vec![PeerStats {
+            public_key: peer_key,
+            last_handshake: Some(h.now - Duration::from_secs(30)),
+            rx_bytes: 1234,
+            tx_bytes: 5678,
+        }],
+    );
+    h.round().await.unwrap();
+    let text = h.metrics.encode();
+    let expected = [
+        r#"kube_encrypt_peers_configured{family="ipv4"} 1"#,
+        r#"kube_encrypt_peers_handshaken{family="ipv4"} 1"#,
+        r#"kube_encrypt_peer_receive_bytes_total{family="ipv4",node="node-b"} 1234"#,
+        r#"kube_encrypt_peer_transmit_bytes_total{family="ipv4",node="node-b"} 5678"#,
+        r#"kube_encrypt_peer_handshake_age_seconds{family="ipv4",node="node-b"} 31"#,
+        "kube_encrypt_reconcile_duration_seconds_count 2",
+    ];
+    for line in expected {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(
+        !text.contains("kube_encrypt_dataplane_changes_total 0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn workload_ips_mode_routes_the_pods_of_each_node() {
+    let mut config = EncryptionConfigSpec::test();
+    config.route_source = RouteSource::WorkloadIps;
+    let mut h = Harness::new("workload", Some(config));
+    h.cluster.pods = Some(vec![
+        Arc::new(TestPod::new("web", "node-b").ip("198.51.100.7").build()),
+        Arc::new(
+            TestPod::new("done", "node-b")
+                .ip("198.51.100.8")
+                .phase("Succeeded")
+                .build(),
+        ),
+    ]);
+    h.round().await.unwrap();
+    let dataplane = h.driver.dataplane();
+    let peer = &dataplane.family(Family::V4).peers[0];
+    let allowed: Vec<String> = peer.allowed_ips.iter().map(|n| n.to_string()).collect();
+    assert!(
+        allowed.contains(&"198.51.100.7/32".to_string()),
+        "{allowed:?}"
+    );
+    assert!(
+        !allowed.contains(&"198.51.100.8/32".to_string()),
+        "{allowed:?}"
+    );
+}

@@ -1,0 +1,445 @@
+//! The whole agent (watch caches, debounce, reconcile, publish, status, HTTP endpoints) against
+//! a small in-process Kubernetes API on loopback, over plain HTTP, with a fake host: it
+//! converges, keeps the dataplane through an API outage, and reconverges after it.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::Node;
+use kube_encrypt_agent::args::{Config, Userspace};
+use kube_encrypt_agent::dataplane::facts::HostFacts;
+use kube_encrypt_agent::fake::FakeDriver;
+use kube_encrypt_agent::host::FixedHost;
+use kube_encrypt_agent::run::run_until;
+use kube_encrypt_api::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec};
+use kube_encrypt_api::fixtures::TestNode;
+use kube_encrypt_api::net::Family;
+use kube_encrypt_api::node::PUBLIC_KEY_ANNOTATION;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+const CONFIGS: &str = "/apis/kube-encrypt.dev/v1alpha1/encryptionconfigs";
+const POOLS: &str = "/apis/kube-encrypt.dev/v1alpha1/ippools";
+const NODES: &str = "/api/v1/nodes";
+const NODE_ENCRYPTIONS: &str = "/apis/kube-encrypt.dev/v1alpha1/nodeencryptions";
+
+/// The objects the fake API serves and the writes it received.
+#[derive(Default)]
+struct Objects {
+    configs: Vec<Value>,
+    pools: Vec<Value>,
+    nodes: BTreeMap<String, Value>,
+    node_patches: Vec<Value>,
+    node_encryptions: BTreeMap<String, Value>,
+    resource_version: u64,
+}
+
+/// A Kubernetes API that lists, "watches" (each change ends open watches with 410 Gone, so
+/// clients relist), merge-patches nodes and stores NodeEncryption status.
+struct FakeApi {
+    objects: Arc<Mutex<Objects>>,
+    changed: watch::Sender<u64>,
+}
+
+impl FakeApi {
+    fn new(objects: Objects) -> Arc<Self> {
+        let (changed, _) = watch::channel(objects.resource_version);
+        Arc::new(Self {
+            objects: Arc::new(Mutex::new(objects)),
+            changed,
+        })
+    }
+
+    fn change(&self, edit: impl FnOnce(&mut Objects)) {
+        let mut objects = self.objects.lock().unwrap();
+        edit(&mut objects);
+        objects.resource_version += 1;
+        self.changed.send_replace(objects.resource_version);
+    }
+
+    fn with<T>(&self, read: impl FnOnce(&Objects) -> T) -> T {
+        read(&self.objects.lock().unwrap())
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or_default().to_owned();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        match (method, path.as_str()) {
+            (Method::GET, CONFIGS | POOLS | NODES) if query.contains("watch=true") => {
+                self.watch(&query)
+            }
+            (Method::GET, CONFIGS | POOLS | NODES) => self.list(&path),
+            (Method::PATCH, p) if p.starts_with("/api/v1/nodes/") => {
+                self.patch_node(&p[14..], body)
+            }
+            (Method::POST, NODE_ENCRYPTIONS) => self.create_node_encryption(body),
+            (Method::PATCH, p) if p.starts_with(NODE_ENCRYPTIONS) && p.ends_with("/status") => {
+                let name = p[NODE_ENCRYPTIONS.len() + 1..p.len() - 7].to_owned();
+                self.patch_status(&name, body)
+            }
+            _ => status(StatusCode::NOT_FOUND, "NotFound"),
+        }
+    }
+
+    fn list(&self, path: &str) -> Response<Body> {
+        self.with(|o| {
+            let (kind, items): (&str, Vec<Value>) = match path {
+                CONFIGS => ("EncryptionConfigList", o.configs.clone()),
+                POOLS => ("IPPoolList", o.pools.clone()),
+                _ => ("NodeList", o.nodes.values().cloned().collect()),
+            };
+            let list = json!({
+                "apiVersion": "v1", "kind": kind,
+                "metadata": {"resourceVersion": o.resource_version.to_string()},
+                "items": items,
+            });
+            json_response(StatusCode::OK, &list)
+        })
+    }
+
+    fn watch(&self, query: &str) -> Response<Body> {
+        let current = self.with(|o| o.resource_version).to_string();
+        let asked = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("resourceVersion="))
+            .unwrap_or_default()
+            .to_owned();
+        let mut changed = self.changed.subscribe();
+        let gone = async move {
+            if asked == current {
+                let _ = changed.changed().await;
+            }
+            let event = json!({"type": "ERROR", "object": {
+                "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+                "message": "too old resource version", "reason": "Expired", "code": 410,
+            }});
+            Ok(Frame::data(Bytes::from(format!("{event}\n"))))
+        };
+        let stream = futures::stream::once(gone);
+        Response::new(BodyExt::boxed(StreamBody::new(stream)))
+    }
+
+    fn patch_node(&self, name: &str, patch: Value) -> Response<Body> {
+        let mut patched = None;
+        self.change(|o| {
+            o.node_patches.push(patch.clone());
+            if let Some(node) = o.nodes.get_mut(name) {
+                merge(node, &patch);
+                patched = Some(node.clone());
+            }
+        });
+        match patched {
+            Some(node) => json_response(StatusCode::OK, &node),
+            None => status(StatusCode::NOT_FOUND, "NotFound"),
+        }
+    }
+
+    fn create_node_encryption(&self, object: Value) -> Response<Body> {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.objects
+            .lock()
+            .unwrap()
+            .node_encryptions
+            .insert(name, object.clone());
+        json_response(StatusCode::CREATED, &object)
+    }
+
+    fn patch_status(&self, name: &str, patch: Value) -> Response<Body> {
+        let mut objects = self.objects.lock().unwrap();
+        match objects.node_encryptions.get_mut(name) {
+            Some(object) => {
+                merge(object, &patch);
+                json_response(StatusCode::OK, object)
+            }
+            None => status(StatusCode::NOT_FOUND, "NotFound"),
+        }
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let object = target.as_object_mut().unwrap();
+    for (key, value) in fields {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge(object.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
+    *response.status_mut() = code;
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    response
+}
+
+fn status(code: StatusCode, reason: &str) -> Response<Body> {
+    let body = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+        "reason": reason, "code": code.as_u16(), "message": reason});
+    json_response(code, &body)
+}
+
+/// The fake API listening on `addr`; dropping it refuses connections and cuts open ones.
+struct Serving {
+    accept: JoinHandle<()>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Serving {
+    async fn start(api: Arc<FakeApi>, addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let tracked = connections.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let api = api.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let api = api.clone();
+                    async move { Ok::<_, Infallible>(api.handle(req).await) }
+                });
+                let conn = tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                tracked.lock().unwrap().push(conn);
+            }
+        });
+        Self {
+            accept,
+            connections,
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for conn in self.connections.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+}
+
+fn cluster() -> Objects {
+    let mut config = EncryptionConfig::new("default", EncryptionConfigSpec::test());
+    config.metadata.resource_version = None;
+    let pool = IPPool::new("pods", IPPoolSpec::test("198.18.0.0/16"));
+    let node = |n: Node| serde_json::to_value(n).unwrap();
+    let mut own = TestNode::new("node-a")
+        .internal_ip("192.0.2.1")
+        .pod_cidr("198.18.1.0/24")
+        .build();
+    own.metadata.uid = Some("uid-node-a".into());
+    let peer = TestNode::new("node-b")
+        .internal_ip("192.0.2.2")
+        .pod_cidr("198.18.2.0/24")
+        .test_key(Family::V4)
+        .build();
+    Objects {
+        configs: vec![serde_json::to_value(config).unwrap()],
+        pools: vec![serde_json::to_value(pool).unwrap()],
+        nodes: [
+            ("node-a".to_owned(), node(own)),
+            ("node-b".to_owned(), node(peer)),
+        ]
+        .into(),
+        resource_version: 1,
+        ..Default::default()
+    }
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn kubeconfig(dir: &std::path::Path, api: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{api}\n\
+         contexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\n\
+         users:\n- name: fake\n  user: {{}}\n"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Polls `done` every 100 ms for at most `limit`.
+async fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let code = response[9..12].parse().unwrap();
+    (code, response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,kube_client::client::builder=off")
+        .with_test_writer()
+        .try_init();
+    let dir = std::env::temp_dir().join(format!("ke-loop-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let api_addr = free_port();
+    let metrics_addr = free_port();
+    let api = FakeApi::new(cluster());
+    let serving = Serving::start(api.clone(), api_addr).await;
+
+    let config = Config {
+        node_name: "node-a".into(),
+        kubeconfig: Some(kubeconfig(&dir, api_addr)),
+        state_dir: dir.join("state"),
+        metrics_addr,
+        userspace: Userspace::None,
+        resync_interval: Duration::from_secs(1),
+        debounce: Duration::from_millis(50),
+    };
+    let driver = Arc::new(FakeDriver::default());
+    let host = FixedHost(HostFacts {
+        underlay_interfaces: vec!["eth0".into()],
+        underlay_mtu: Some(1500),
+        kernel_wireguard: false,
+        userspace_wireguard: true,
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = run_until(config, driver.clone(), host, async {
+        let _ = stopped.await;
+    });
+
+    let script = async {
+        let routed = || {
+            let dataplane = driver.dataplane();
+            let v4 = dataplane.family(Family::V4);
+            v4.interface.is_some() && v4.rule.is_some() && !v4.routes.is_empty()
+        };
+        eventually(
+            "the mesh with routes, after the key is published",
+            Duration::from_secs(20),
+            routed,
+        )
+        .await;
+        let published = api
+            .with(|o| o.nodes["node-a"]["metadata"]["annotations"][PUBLIC_KEY_ANNOTATION].clone());
+        assert!(published.is_string(), "{published}");
+        let written =
+            || api.with(|o| o.node_encryptions["node-a"]["status"]["ipv4"]["state"] == "Encrypted");
+        eventually(
+            "NodeEncryption status Encrypted",
+            Duration::from_secs(10),
+            || api.with(|o| o.node_encryptions.contains_key("node-a")) && written(),
+        )
+        .await;
+        let owner = api.with(|o| {
+            o.node_encryptions["node-a"]["metadata"]["ownerReferences"][0]["uid"].clone()
+        });
+        assert_eq!(owner, "uid-node-a");
+        let mut ready = false;
+        for _ in 0..50 {
+            ready = http_get(metrics_addr, "/readyz").await.0 == 200;
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "/readyz after convergence");
+        let (_, metrics) = http_get(metrics_addr, "/metrics").await;
+        assert!(
+            metrics.contains(r#"kube_encrypt_peers_configured{family="ipv4"} 1"#),
+            "{metrics}"
+        );
+
+        // Outage: connections refused and cut. The dataplane must not move.
+        let before = driver.dataplane();
+        driver.take_applied();
+        drop(serving);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(driver.dataplane(), before, "fail static");
+        assert!(driver.take_applied().is_empty());
+        assert!(driver.observations() > 0, "resync rounds still ran");
+
+        // While it is away, encryption is disabled; when it is back the agent reconverges.
+        api.change(|o| o.configs.clear());
+        let _serving = Serving::start(api.clone(), api_addr).await;
+        eventually(
+            "teardown after the API returns",
+            Duration::from_secs(45),
+            || driver.dataplane().is_empty(),
+        )
+        .await;
+        let withdrawn = || {
+            api.with(|o| {
+                o.nodes["node-a"]["metadata"]["annotations"]
+                    .get(PUBLIC_KEY_ANNOTATION)
+                    .is_none()
+            })
+        };
+        eventually(
+            "the key annotation withdrawn",
+            Duration::from_secs(10),
+            withdrawn,
+        )
+        .await;
+        let _ = stop.send(());
+    };
+    let (result, ()) = tokio::join!(agent, script);
+    result.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
