@@ -3,13 +3,12 @@
 use super::sys::have_command;
 
 /// Commands the lab needs, with the Debian package that has them.
-pub const REQUIRED: [(&str, &str); 8] = [
+pub const REQUIRED: [(&str, &str); 7] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("unshare", "util-linux"),
     ("mount", "mount"),
     ("umount", "mount"),
-    ("sysctl", "procps"),
     ("tcpdump", "tcpdump"),
     ("ping", "iputils-ping"),
 ];
@@ -17,7 +16,7 @@ pub const REQUIRED: [(&str, &str); 8] = [
 /// A precondition of the lab is not met.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PreflightError {
-    #[error("kube-encrypt-lab must run as root (it creates network namespaces and mounts); try `sudo kube-encrypt-lab …`")]
+    #[error("must run as root (the lab creates network namespaces and mounts); try `sudo kube-encrypt-lab …`")]
     NotRoot,
     #[error("missing system packages: {}; install them with `make deps` (scripts/install-deps.sh) or `apt-get install {}`", .0.join(", "), .1.join(" "))]
     Missing(Vec<String>, Vec<String>),

@@ -72,11 +72,12 @@ pub fn in_netns(netns: &str, args: &[&str]) -> Command {
     cmd("ip", ["netns", "exec", netns].iter().chain(args))
 }
 
-/// Sets a sysctl inside `netns`.
+/// Sets a sysctl inside `netns` (through /proc/sys, so no procps is needed).
 pub fn sysctl(netns: &str, key: &str, value: &str) -> Result<Output, CommandError> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
     run(&mut in_netns(
         netns,
-        &["sysctl", "-q", "-w", &format!("{key}={value}")],
+        &["sh", "-c", &format!("echo {value} > {path}")],
     ))
 }
 

@@ -141,6 +141,37 @@ fn bad_input_is_refused_before_anything_is_made() {
 }
 
 #[test]
+fn up_as_a_user_says_it_needs_root() {
+    let session = session();
+    let lab = env!("CARGO_BIN_EXE_kube-encrypt-lab");
+    let output = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            lab,
+            "up",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(exit::ERROR)),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        stderr(&output).contains("must run as root"),
+        "{}",
+        text(&output)
+    );
+    assert_no_residue(&[]);
+    drop(session);
+}
+
+#[test]
 fn a_failed_up_is_rolled_back() {
     let session = session();
     for step in ["network", "mounts", "apiserver"] {
