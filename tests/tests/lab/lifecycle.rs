@@ -199,3 +199,41 @@ fn a_failed_up_is_rolled_back() {
         assert_no_residue(&[]);
     }
 }
+
+#[test]
+fn down_cleans_up_after_a_crashed_up() {
+    let session = session();
+    let state = std::path::Path::new("/run/kube-encrypt-lab/state.json");
+    // Crash while making namespaces, after the last pod, and once the emulator runs.
+    for wait_for in [
+        "/run/netns/ke-pod-1-1",
+        "/run/netns/ke-pod-2-2",
+        "/run/kube-encrypt-lab/apiserver.port",
+    ] {
+        let mut up = session
+            .command(&["up", "--nodes", "2", "--no-agents"])
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::path::Path::new(wait_for).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "up never made {wait_for}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        up.kill().unwrap(); // SIGKILL: no rollback runs
+        up.wait().unwrap();
+        assert!(state.exists(), "the crashed up left its state for down");
+        let processes = recorded_processes();
+        if wait_for.ends_with("apiserver.port") {
+            assert!(
+                processes.len() >= 3,
+                "emulator and forwarders ran: {processes:?}"
+            );
+        }
+        let down = session.run(&["down"]);
+        assert!(down.status.success(), "{}", text(&down));
+        assert_no_residue(&processes);
+    }
+}
