@@ -14,7 +14,6 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::Node;
 use kube_encrypt_agent::args::{Config, Userspace};
 use kube_encrypt_agent::dataplane::facts::HostFacts;
 use kube_encrypt_agent::fake::FakeDriver;
@@ -36,19 +35,49 @@ const POOLS: &str = "/apis/kube-encrypt.dev/v1alpha1/ippools";
 const NODES: &str = "/api/v1/nodes";
 const NODE_ENCRYPTIONS: &str = "/apis/kube-encrypt.dev/v1alpha1/nodeencryptions";
 
-/// The objects the fake API serves and the writes it received.
+/// The objects the fake API serves, by collection path and name, and the writes it received.
 #[derive(Default)]
 struct Objects {
-    configs: Vec<Value>,
-    pools: Vec<Value>,
-    nodes: BTreeMap<String, Value>,
+    collections: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    /// Every change as a watch event: (resourceVersion, collection, event JSON).
+    events: Vec<(u64, &'static str, Value)>,
     node_patches: Vec<Value>,
     node_encryptions: BTreeMap<String, Value>,
     resource_version: u64,
 }
 
-/// A Kubernetes API that lists, "watches" (each change ends open watches with 410 Gone, so
-/// clients relist), merge-patches nodes and stores NodeEncryption status.
+impl Objects {
+    fn get(&self, path: &str, name: &str) -> Value {
+        self.collections[path]
+            .get(name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Inserts, replaces (`Some`) or deletes (`None`) an object and records the event.
+    fn put(&mut self, path: &'static str, name: &str, object: Option<Value>) {
+        self.resource_version += 1;
+        let rv = self.resource_version;
+        let collection = self.collections.entry(path).or_default();
+        let (kind, mut object) = match object {
+            Some(object) if collection.contains_key(name) => ("MODIFIED", object),
+            Some(object) => ("ADDED", object),
+            None => match collection.remove(name) {
+                Some(gone) => ("DELETED", gone),
+                None => return,
+            },
+        };
+        object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        if kind != "DELETED" {
+            collection.insert(name.to_owned(), object.clone());
+        }
+        self.events
+            .push((rv, path, json!({"type": kind, "object": object})));
+    }
+}
+
+/// A Kubernetes API that lists and watches (from any resourceVersion, so a client that lost
+/// its connection resumes where it was), merge-patches nodes and stores NodeEncryptions.
 struct FakeApi {
     objects: Arc<Mutex<Objects>>,
     changed: watch::Sender<u64>,
@@ -66,7 +95,6 @@ impl FakeApi {
     fn change(&self, edit: impl FnOnce(&mut Objects)) {
         let mut objects = self.objects.lock().unwrap();
         edit(&mut objects);
-        objects.resource_version += 1;
         self.changed.send_replace(objects.resource_version);
     }
 
@@ -85,32 +113,29 @@ impl FakeApi {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        match (method, path.as_str()) {
-            (Method::GET, CONFIGS | POOLS | NODES) if query.contains("watch=true") => {
-                self.watch(&query)
+        let collection = [CONFIGS, POOLS, NODES].into_iter().find(|c| *c == path);
+        match (method, collection) {
+            (Method::GET, Some(c)) if query.contains("watch=true") => self.watch(c, &query),
+            (Method::GET, Some(c)) => self.list(c),
+            (Method::PATCH, _) if path.starts_with("/api/v1/nodes/") => {
+                self.patch_node(&path[14..], body)
             }
-            (Method::GET, CONFIGS | POOLS | NODES) => self.list(&path),
-            (Method::PATCH, p) if p.starts_with("/api/v1/nodes/") => {
-                self.patch_node(&p[14..], body)
-            }
-            (Method::POST, NODE_ENCRYPTIONS) => self.create_node_encryption(body),
-            (Method::PATCH, p) if p.starts_with(NODE_ENCRYPTIONS) && p.ends_with("/status") => {
-                let name = p[NODE_ENCRYPTIONS.len() + 1..p.len() - 7].to_owned();
+            (Method::POST, _) if path == NODE_ENCRYPTIONS => self.create_node_encryption(body),
+            (Method::PATCH, _)
+                if path.starts_with(NODE_ENCRYPTIONS) && path.ends_with("/status") =>
+            {
+                let name = path[NODE_ENCRYPTIONS.len() + 1..path.len() - 7].to_owned();
                 self.patch_status(&name, body)
             }
             _ => status(StatusCode::NOT_FOUND, "NotFound"),
         }
     }
 
-    fn list(&self, path: &str) -> Response<Body> {
+    fn list(&self, path: &'static str) -> Response<Body> {
         self.with(|o| {
-            let (kind, items): (&str, Vec<Value>) = match path {
-                CONFIGS => ("EncryptionConfigList", o.configs.clone()),
-                POOLS => ("IPPoolList", o.pools.clone()),
-                _ => ("NodeList", o.nodes.values().cloned().collect()),
-            };
+            let items: Vec<Value> = o.collections[path].values().cloned().collect();
             let list = json!({
-                "apiVersion": "v1", "kind": kind,
+                "apiVersion": "v1", "kind": "List",
                 "metadata": {"resourceVersion": o.resource_version.to_string()},
                 "items": items,
             });
@@ -118,40 +143,48 @@ impl FakeApi {
         })
     }
 
-    fn watch(&self, query: &str) -> Response<Body> {
-        let current = self.with(|o| o.resource_version).to_string();
-        let asked = query
+    /// Streams the events of `path` after the asked resourceVersion, then every new one.
+    fn watch(self: &Arc<Self>, path: &'static str, query: &str) -> Response<Body> {
+        let after: u64 = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("resourceVersion="))
-            .unwrap_or_default()
-            .to_owned();
-        let mut changed = self.changed.subscribe();
-        let gone = async move {
-            if asked == current {
-                let _ = changed.changed().await;
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or_default();
+        let state = (self.clone(), self.changed.subscribe(), after);
+        let stream = futures::stream::unfold(state, move |(api, mut changed, after)| async move {
+            loop {
+                let (lines, last) = api.with(|o| {
+                    let new: Vec<_> = o
+                        .events
+                        .iter()
+                        .filter(|(rv, p, _)| *rv > after && *p == path)
+                        .collect();
+                    let lines: String = new.iter().map(|(_, _, e)| format!("{e}\n")).collect();
+                    (lines, new.last().map_or(after, |(rv, _, _)| *rv))
+                });
+                if !lines.is_empty() {
+                    return Some((Ok(Frame::data(Bytes::from(lines))), (api, changed, last)));
+                }
+                changed.changed().await.ok()?;
             }
-            let event = json!({"type": "ERROR", "object": {
-                "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-                "message": "too old resource version", "reason": "Expired", "code": 410,
-            }});
-            Ok(Frame::data(Bytes::from(format!("{event}\n"))))
-        };
-        let stream = futures::stream::once(gone);
+        });
         Response::new(BodyExt::boxed(StreamBody::new(stream)))
     }
 
     fn patch_node(&self, name: &str, patch: Value) -> Response<Body> {
-        let mut patched = None;
+        let mut patched = Value::Null;
         self.change(|o| {
             o.node_patches.push(patch.clone());
-            if let Some(node) = o.nodes.get_mut(name) {
-                merge(node, &patch);
-                patched = Some(node.clone());
+            let mut node = o.get(NODES, name);
+            if !node.is_null() {
+                merge(&mut node, &patch);
+                o.put(NODES, name, Some(node));
+                patched = o.get(NODES, name);
             }
         });
         match patched {
-            Some(node) => json_response(StatusCode::OK, &node),
-            None => status(StatusCode::NOT_FOUND, "NotFound"),
+            Value::Null => status(StatusCode::NOT_FOUND, "NotFound"),
+            node => json_response(StatusCode::OK, &node),
         }
     }
 
@@ -260,10 +293,8 @@ impl Drop for Serving {
 }
 
 fn cluster() -> Objects {
-    let mut config = EncryptionConfig::new("default", EncryptionConfigSpec::test());
-    config.metadata.resource_version = None;
+    let config = EncryptionConfig::new("default", EncryptionConfigSpec::test());
     let pool = IPPool::new("pods", IPPoolSpec::test("198.18.0.0/16"));
-    let node = |n: Node| serde_json::to_value(n).unwrap();
     let mut own = TestNode::new("node-a")
         .internal_ip("192.0.2.1")
         .pod_cidr("198.18.1.0/24")
@@ -274,16 +305,28 @@ fn cluster() -> Objects {
         .pod_cidr("198.18.2.0/24")
         .test_key(Family::V4)
         .build();
-    Objects {
-        configs: vec![serde_json::to_value(config).unwrap()],
-        pools: vec![serde_json::to_value(pool).unwrap()],
-        nodes: [
-            ("node-a".to_owned(), node(own)),
-            ("node-b".to_owned(), node(peer)),
-        ]
-        .into(),
-        resource_version: 1,
-        ..Default::default()
+    let json = |v: &dyn erased::Json| v.json();
+    let mut objects = Objects::default();
+    for path in [CONFIGS, POOLS, NODES] {
+        objects.collections.insert(path, BTreeMap::new());
+    }
+    objects.put(CONFIGS, "default", Some(json(&config)));
+    objects.put(POOLS, "pods", Some(json(&pool)));
+    objects.put(NODES, "node-a", Some(json(&own)));
+    objects.put(NODES, "node-b", Some(json(&peer)));
+    objects
+}
+
+mod erased {
+    /// Any serializable object as JSON.
+    pub trait Json {
+        fn json(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap()
+        }
     }
 }
 
@@ -376,8 +419,9 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
             routed,
         )
         .await;
-        let published = api
-            .with(|o| o.nodes["node-a"]["metadata"]["annotations"][PUBLIC_KEY_ANNOTATION].clone());
+        let published = api.with(|o| {
+            o.get(NODES, "node-a")["metadata"]["annotations"][PUBLIC_KEY_ANNOTATION].clone()
+        });
         assert!(published.is_string(), "{published}");
         let written =
             || api.with(|o| o.node_encryptions["node-a"]["status"]["ipv4"]["state"] == "Encrypted");
@@ -416,7 +460,7 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
         assert!(driver.observations() > 0, "resync rounds still ran");
 
         // While it is away, encryption is disabled; when it is back the agent reconverges.
-        api.change(|o| o.configs.clear());
+        api.change(|o| o.put(CONFIGS, "default", None));
         let _serving = Serving::start(api.clone(), api_addr).await;
         eventually(
             "teardown after the API returns",
@@ -426,7 +470,7 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
         .await;
         let withdrawn = || {
             api.with(|o| {
-                o.nodes["node-a"]["metadata"]["annotations"]
+                o.get(NODES, "node-a")["metadata"]["annotations"]
                     .get(PUBLIC_KEY_ANNOTATION)
                     .is_none()
             })
