@@ -68,3 +68,12 @@ pub fn assert_no_residue(processes: &[ProcessRecord]) {
     let alive: Vec<_> = processes.iter().filter(|p| p.is_alive()).collect();
     assert!(alive.is_empty(), "lab processes left: {alive:?}");
 }
+
+/// The report line of the `family` flow from `src` to `dst` (such as "IPv4", "pod-1-1", "pod-2-1").
+pub fn flow_line<'a>(report: &'a str, family: &str, src: &str, dst: &str) -> &'a str {
+    let route = format!("{src} → {dst} ");
+    report
+        .lines()
+        .find(|l| l.contains(&format!(" {family} ")) && l.contains(&route))
+        .unwrap_or_else(|| panic!("no {family} flow {src} → {dst} in:\n{report}"))
+}

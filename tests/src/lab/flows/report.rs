@@ -107,17 +107,17 @@ pub fn line(result: &FlowResult, style: Style) -> String {
         yes_no(result.works()),
         Some(yes_no(result.expected.works)),
         result.works() == result.expected.works,
-        style,
     );
     let encrypted_ok = result
         .expected
         .encrypted
         .is_none_or(|e| e == result.encrypted());
     let want = result.expected.encrypted.map(yes_no);
-    let mut encrypted = verdict(yes_no(result.encrypted()), want, encrypted_ok, style);
-    if result.expected.encrypted.is_none() {
-        encrypted.push_str(&style.dim(" (not checked)"));
-    }
+    let encrypted = match verdict(yes_no(result.encrypted()), want, encrypted_ok) {
+        Verdict::Ok(got) if want.is_none() => Verdict::Unchecked(format!("{got} (not checked)")),
+        other => other,
+    };
+    let (works, encrypted) = (works.render(13, style), encrypted.render(17, style));
     let seen = style.dim(&format!(
         "  [{}/{} replies, {} WireGuard, {} plaintext]",
         result.observed.replies,
@@ -126,7 +126,7 @@ pub fn line(result: &FlowResult, style: Style) -> String {
         result.observed.verdict.plaintext
     ));
     format!(
-        "{mark} {:<4} {:<22} {:<20} works {works}  encrypted {encrypted}{seen}",
+        "{mark} {:<4} {:<22} {:<20} works {works} encrypted {encrypted}{seen}",
         family_short(flow.family),
         flow.kind.describe(),
         route
@@ -140,10 +140,30 @@ fn family_short(family: Family) -> &'static str {
     }
 }
 
-fn verdict(got: &str, want: Option<&str>, ok: bool, style: Style) -> String {
+/// One column of a line: as expected, not checked, or wrong (with what was wanted).
+enum Verdict {
+    Ok(String),
+    Unchecked(String),
+    Wrong(String),
+}
+
+fn verdict(got: &str, want: Option<&str>, ok: bool) -> Verdict {
     match (ok, want) {
-        (true, _) | (false, None) => format!("{got:<3}"),
-        (false, Some(want)) => style.bad(&format!("{got} (want {want})")),
+        (true, _) | (false, None) => Verdict::Ok(got.to_string()),
+        (false, Some(want)) => Verdict::Wrong(format!("{got} (want {want})")),
+    }
+}
+
+impl Verdict {
+    /// Padded to `width` visible characters, then coloured (escape codes take no column).
+    fn render(self, width: usize, style: Style) -> String {
+        let (text, paint): (String, fn(Style, &str) -> String) = match self {
+            Verdict::Ok(t) => (t, |_, t| t.to_string()),
+            Verdict::Unchecked(t) => (t, Style::dim),
+            Verdict::Wrong(t) => (t, Style::bad),
+        };
+        let pad = " ".repeat(width.saturating_sub(text.chars().count()));
+        format!("{}{pad}", paint(style, &text))
     }
 }
 
