@@ -117,7 +117,7 @@ pub fn line(result: &FlowResult, style: Style) -> String {
         Verdict::Ok(got) if want.is_none() => Verdict::Unchecked(format!("{got} (not checked)")),
         other => other,
     };
-    let (works, encrypted) = (works.render(13, style), encrypted.render(17, style));
+    let (works, encrypted) = (works.render(3, style), encrypted.render(17, style));
     let seen = style.dim(&format!(
         "  [{}/{} replies, {} WireGuard, {} plaintext]",
         result.observed.replies,
