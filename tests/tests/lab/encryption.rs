@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kube_encrypt_api::crd::{
@@ -35,6 +35,10 @@ async fn client(kubeconfig: &std::path::Path) -> Client {
 
 /// IPPools with natOutgoing and an EncryptionConfig enabling both families.
 async fn enable_encryption(client: &Client) {
+    enable_encryption_with(client, false).await
+}
+
+async fn enable_encryption_with(client: &Client, host_encryption: bool) {
     let pools: Api<IPPool> = Api::all(client.clone());
     for (name, cidr) in [("v4", "198.18.0.0/16"), ("v6", "2001:db8:1::/48")] {
         let pool = IPPool::new(
@@ -50,6 +54,7 @@ async fn enable_encryption(client: &Client) {
     let mut spec = EncryptionConfigSpec::default();
     spec.ipv4.enabled = true;
     spec.ipv6.enabled = true;
+    spec.host_encryption = host_encryption;
     Api::<EncryptionConfig>::all(client.clone())
         .create(
             &PostParams::default(),
@@ -188,5 +193,111 @@ fn agents_encrypt_and_flows_pass_with_an_opted_out_node_and_one_without_wireguar
     assert!(
         line.contains("works yes") && line.contains("encrypted no"),
         "{line}"
+    );
+}
+
+/// What the agent may leave in a node after disable: WireGuard links, policy rules, nftables.
+fn node_residue(session: &kube_encrypt_tests::lab::testing::LabSession, node: &str) -> Vec<String> {
+    let checks: [(&str, &[&str]); 4] = [
+        ("links", &["ip", "-o", "link", "show"]),
+        ("IPv4 rules", &["ip", "-4", "rule", "show"]),
+        ("IPv6 rules", &["ip", "-6", "rule", "show"]),
+        ("nftables", &["nft", "list", "ruleset"]),
+    ];
+    let mut residue = Vec::new();
+    for (what, command) in checks {
+        let mut args = vec!["exec", node, "--"];
+        args.extend_from_slice(command);
+        let out = stdout(&session.run(&args));
+        let bad: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                l.contains("wg-encrypt")
+                    || l.contains("51820")
+                    || (what == "nftables" && !l.trim().is_empty())
+            })
+            .collect();
+        if !bad.is_empty() {
+            residue.push(format!("{node} {what}: {bad:?}"));
+        }
+    }
+    residue
+}
+
+#[test]
+fn host_encryption_then_disable_leaves_plaintext_and_no_residue() {
+    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab"))
+        .with_file_name("kube-encrypt-agent");
+    assert!(
+        agent.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`)",
+        agent.display()
+    );
+    let session = session();
+    let lab = session.up(&[
+        "--nodes",
+        "2",
+        "--ipv6",
+        "--agent-bin",
+        agent.to_str().unwrap(),
+    ]);
+    let rt = runtime();
+    let client = rt.block_on(client(&lab.kubeconfig()));
+    rt.block_on(async {
+        enable_encryption_with(&client, true).await;
+        let states = [
+            ("node-1", EncryptionState::Encrypted),
+            ("node-2", EncryptionState::Encrypted),
+        ];
+        wait_states(&client, &states, Duration::from_secs(60)).await;
+    });
+    let flows = session.run(&["flows"]);
+    assert!(
+        flows.status.success(),
+        "host encryption on:\n{}",
+        text(&flows)
+    );
+    let report = stdout(&flows);
+    for family in ["IPv4", "IPv6"] {
+        let line = flow_line(&report, family, "node-1", "node-2");
+        assert!(line.contains("encrypted yes"), "{line}");
+    }
+
+    let while_on = node_residue(&session, "node-1");
+    assert!(
+        while_on.len() >= 3,
+        "the residue check sees links, rules and nftables: {while_on:?}"
+    );
+    rt.block_on(async {
+        Api::<EncryptionConfig>::all(client.clone())
+            .delete("default", &DeleteParams::default())
+            .await
+            .unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let residue: Vec<String> = ["node-1", "node-2"]
+            .iter()
+            .flat_map(|n| node_residue(&session, n))
+            .collect();
+        if residue.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after disable the nodes still hold: {residue:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let flows = session.run(&["flows"]);
+    assert!(flows.status.success(), "after disable:\n{}", text(&flows));
+    let report = stdout(&flows);
+    assert!(
+        report.contains("IPv4 encryption off, IPv6 encryption off"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("encrypted yes"),
+        "nothing is encrypted after disable:\n{report}"
     );
 }
