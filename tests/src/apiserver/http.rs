@@ -91,7 +91,15 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
 
 /// Decodes a JSON or YAML object body.
 pub fn decode_object(body: &[u8], media: &str) -> Result<Value, ApiError> {
-    let value: Value = if media.contains("yaml") {
+    let value: Value = if media == "application/vnd.kubernetes.protobuf" {
+        super::protobuf::decode(body).map_err(|e| {
+            ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("decoding a protobuf body: {e}"),
+            )
+        })?
+    } else if media.contains("yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else {

@@ -38,6 +38,7 @@ mod lists;
 mod managed;
 mod meta;
 mod persist;
+mod protobuf;
 mod registry;
 mod request;
 mod selectors;

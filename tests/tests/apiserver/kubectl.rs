@@ -1,7 +1,8 @@
 //! The real kubectl (1.32) against the emulator: discovery after applying the CRDs
 //! (`api-resources`), client-side `apply` twice (`unchanged`), `get --watch`, server-side
 //! apply conflicts between field managers and `--force-conflicts`, and `wait
-//! --for=condition=Ready` on a custom resource whose status changes.
+//! --for=condition=Ready` on a custom resource whose status changes, and `kubectl create`
+//! of built-in kinds, whose typed clients send protobuf bodies.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -205,6 +206,64 @@ async fn wait_for_ready_condition() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "kubectl wait failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("encryptionconfig.kube-encrypt.dev/default condition met"), "{stdout}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn create_sends_protobuf_bodies() {
+    bounded(async {
+        let s = TestServer::start().await;
+        let k = Kubectl::new(&s);
+        assert!(k
+            .ok(&["create", "namespace", "kube-encrypt"])
+            .await
+            .contains("namespace/kube-encrypt created"));
+        let created = k
+            .ok(&[
+                "create",
+                "configmap",
+                "c",
+                "-n",
+                "kube-encrypt",
+                "--from-literal=mode=strict",
+            ])
+            .await;
+        assert!(created.contains("configmap/c created"), "{created}");
+        k.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            "kube-encrypt",
+            "--from-literal=key=value",
+        ])
+        .await;
+        let data = k
+            .ok(&[
+                "get",
+                "configmap",
+                "c",
+                "-n",
+                "kube-encrypt",
+                "-o",
+                "jsonpath={.data.mode}",
+            ])
+            .await;
+        assert_eq!(data, "strict");
+        let secret = k
+            .ok(&[
+                "get",
+                "secret",
+                "s",
+                "-n",
+                "kube-encrypt",
+                "-o",
+                "jsonpath={.data.key}",
+            ])
+            .await;
+        assert_eq!(secret, "dmFsdWU=");
     })
     .await;
 }

@@ -224,3 +224,32 @@ async fn kube_runtime_watcher_converges() {
     })
     .await;
 }
+
+/// Streaming lists (`sendInitialEvents=true`): the current state as ADDED events, then a
+/// bookmark annotated `k8s.io/initial-events-end`, which kube-runtime's watcher waits for.
+#[tokio::test]
+async fn streaming_list_watcher_converges() {
+    bounded(async {
+        let s = TestServer::start().await;
+        let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
+        cms.create(&PostParams::default(), &cm("s1", json!({})))
+            .await
+            .unwrap();
+        let mut events = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+        let mut initial = Vec::new();
+        loop {
+            match events
+                .try_next()
+                .await
+                .unwrap()
+                .expect("watcher stream ended")
+            {
+                watcher::Event::InitApply(o) => initial.push(o.name_any()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+        assert_eq!(initial, ["s1"]);
+    })
+    .await;
+}
