@@ -72,223 +72,69 @@ fn qualify(name: &str, group: &str) -> String {
     }
 }
 
-struct Builtin {
-    group: &'static str,
-    version: &'static str,
-    resource: &'static str,
-    kind: &'static str,
-    short: &'static [&'static str],
-    namespaced: bool,
-    status: bool,
-    generation: bool,
-}
+/// `(group, version, resource, kind, short names, namespaced, status subresource,
+/// tracks generation)`
+struct Builtin(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    bool,
+    bool,
+    bool,
+);
 
-const fn b(
-    group: &'static str,
-    version: &'static str,
-    resource: &'static str,
-    kind: &'static str,
-    short: &'static [&'static str],
-    namespaced: bool,
-    status: bool,
-    generation: bool,
-) -> Builtin {
-    Builtin {
-        group,
-        version,
-        resource,
-        kind,
-        short,
-        namespaced,
-        status,
-        generation,
-    }
-}
-
+#[rustfmt::skip]
 const BUILTINS: &[Builtin] = &[
-    b(
-        "",
-        "v1",
-        "namespaces",
-        "Namespace",
-        &["ns"],
-        false,
-        true,
-        false,
-    ),
-    b("", "v1", "nodes", "Node", &["no"], false, true, false),
-    b("", "v1", "pods", "Pod", &["po"], true, true, false),
-    b(
-        "",
-        "v1",
-        "configmaps",
-        "ConfigMap",
-        &["cm"],
-        true,
-        false,
-        false,
-    ),
-    b("", "v1", "secrets", "Secret", &[], true, false, false),
-    b("", "v1", "services", "Service", &["svc"], true, true, false),
-    b(
-        "",
-        "v1",
-        "endpoints",
-        "Endpoints",
-        &["ep"],
-        true,
-        false,
-        false,
-    ),
-    b("", "v1", "events", "Event", &["ev"], true, false, false),
-    b(
-        "",
-        "v1",
-        "serviceaccounts",
-        "ServiceAccount",
-        &["sa"],
-        true,
-        false,
-        false,
-    ),
-    b(
-        "apps",
-        "v1",
-        "daemonsets",
-        "DaemonSet",
-        &["ds"],
-        true,
-        true,
-        true,
-    ),
-    b(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        &["deploy"],
-        true,
-        true,
-        true,
-    ),
-    b(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "Lease",
-        &[],
-        true,
-        false,
-        false,
-    ),
-    b(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "Event",
-        &["ev"],
-        true,
-        false,
-        false,
-    ),
-    b(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        &["crd", "crds"],
-        false,
-        true,
-        true,
-    ),
-    b(
-        "admissionregistration.k8s.io",
-        "v1",
-        "validatingwebhookconfigurations",
-        "ValidatingWebhookConfiguration",
-        &[],
-        false,
-        false,
-        true,
-    ),
-    b(
-        "admissionregistration.k8s.io",
-        "v1",
-        "mutatingwebhookconfigurations",
-        "MutatingWebhookConfiguration",
-        &[],
-        false,
-        false,
-        true,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "ClusterRole",
-        &[],
-        false,
-        false,
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        &[],
-        false,
-        false,
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "Role",
-        &[],
-        true,
-        false,
-        false,
-    ),
-    b(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "RoleBinding",
-        &[],
-        true,
-        false,
-        false,
-    ),
+    Builtin("", "v1", "namespaces", "Namespace", &["ns"], false, true, false),
+    Builtin("", "v1", "nodes", "Node", &["no"], false, true, false),
+    Builtin("", "v1", "pods", "Pod", &["po"], true, true, false),
+    Builtin("", "v1", "configmaps", "ConfigMap", &["cm"], true, false, false),
+    Builtin("", "v1", "secrets", "Secret", &[], true, false, false),
+    Builtin("", "v1", "services", "Service", &["svc"], true, true, false),
+    Builtin("", "v1", "endpoints", "Endpoints", &["ep"], true, false, false),
+    Builtin("", "v1", "events", "Event", &["ev"], true, false, false),
+    Builtin("", "v1", "serviceaccounts", "ServiceAccount", &["sa"], true, false, false),
+    Builtin("apps", "v1", "daemonsets", "DaemonSet", &["ds"], true, true, true),
+    Builtin("apps", "v1", "deployments", "Deployment", &["deploy"], true, true, true),
+    Builtin("coordination.k8s.io", "v1", "leases", "Lease", &[], true, false, false),
+    Builtin("events.k8s.io", "v1", "events", "Event", &["ev"], true, false, false),
+    Builtin("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", &["crd", "crds"], false, true, true),
+    Builtin("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", &[], false, false, true),
+    Builtin("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", &[], false, false, true),
+    Builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", &[], false, false, false),
+    Builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", &[], false, false, false),
+    Builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", &[], true, false, false),
+    Builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", &[], true, false, false),
 ];
 
 /// The built-in kinds.
 pub fn builtin_types() -> Vec<ResourceType> {
-    BUILTINS
-        .iter()
-        .map(|b| ResourceType {
-            group: b.group.into(),
-            versions: vec![b.version.into()],
-            resource: b.resource.into(),
-            singular: b.kind.to_lowercase(),
-            kind: b.kind.into(),
-            short_names: b.short.iter().map(|s| s.to_string()).collect(),
-            categories: if matches!(
-                b.resource,
-                "pods" | "services" | "daemonsets" | "deployments"
-            ) {
-                vec!["all".into()]
-            } else {
-                Vec::new()
-            },
-            namespaced: b.namespaced,
-            status_subresource: b.status,
-            tracks_generation: b.generation,
-            keep_status_on_create: !matches!(b.resource, "pods" | "customresourcedefinitions"),
-            crd: None,
-        })
-        .collect()
+    BUILTINS.iter().map(builtin_type).collect()
+}
+
+fn builtin_type(b: &Builtin) -> ResourceType {
+    let &Builtin(group, version, resource, kind, short, namespaced, status, generation) = b;
+    let in_all = matches!(resource, "pods" | "services" | "daemonsets" | "deployments");
+    ResourceType {
+        group: group.into(),
+        versions: vec![version.into()],
+        resource: resource.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: if in_all {
+            vec!["all".into()]
+        } else {
+            Vec::new()
+        },
+        namespaced,
+        status_subresource: status,
+        tracks_generation: generation,
+        keep_status_on_create: !matches!(resource, "pods" | "customresourcedefinitions"),
+        crd: None,
+    }
 }
 
 /// Reads the resource type a CRD declares. `None` when the CRD lacks the required names.

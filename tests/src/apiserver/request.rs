@@ -162,11 +162,7 @@ mod tests {
     ) -> Route {
         Route::Object(ObjectPath {
             group: group.into(),
-            version: if group.is_empty() {
-                "v1".into()
-            } else {
-                "v1".into()
-            },
+            version: "v1".into(),
             resource: resource.into(),
             namespace: ns.map(Into::into),
             name: name.map(Into::into),

@@ -145,19 +145,29 @@ async fn get_watch_delivers_a_change() {
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let writer = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let apply = Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched"}, "data": {"k": "v"}}));
-            cms.patch("watched", &PatchParams::apply("test"), &apply).await.unwrap();
+            let apply = |value: &str| {
+                Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "watched"}, "data": {"k": value}}))
+            };
+            cms.patch("watched", &PatchParams::apply("test"), &apply("v1")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cms.patch("watched", &PatchParams::apply("test"), &apply("v2")).await.unwrap();
         });
-        let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        // One row when it is created, one when it changes.
+        let rows = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut rows = Vec::new();
             while let Some(line) = lines.next_line().await.unwrap() {
                 if line.starts_with("watched ") {
-                    return line;
+                    rows.push(line);
+                }
+                if rows.len() == 2 {
+                    return rows;
                 }
             }
-            panic!("kubectl get --watch ended without the change");
+            panic!("kubectl get --watch ended after {rows:?}");
         })
         .await
-        .expect("the change within 20 s");
+        .expect("both changes within 20 s");
+        assert_eq!(rows.len(), 2);
         writer.await.unwrap();
         let _ = child.kill().await;
     })
