@@ -63,7 +63,7 @@ impl WebhookSource for Store {
 }
 
 /// Where a webhook's `clientConfig.service` is reached: the first address of its
-/// Endpoints, else the Service's cluster IP and port.
+/// Endpoints, else the Service's cluster IP and target port.
 fn resolve_service(store: &Store, service: &ServiceRef) -> Result<SocketAddr, String> {
     if let Some(endpoints) = store.get("/endpoints", &service.namespace, &service.name) {
         let subset = endpoints.value.pointer("/subsets/0");
@@ -98,9 +98,25 @@ fn resolve_service(store: &Store, service: &ServiceRef) -> Result<SocketAddr, St
                 service.namespace, service.name
             )
         })?;
-    format!("{ip}:{}", service.port)
+    let port = target_port(&svc.value, service.port);
+    format!("{ip}:{port}")
         .parse()
-        .map_err(|e| format!("service address {ip}: {e}"))
+        .map_err(|e| format!("service address {ip}:{port}: {e}"))
+}
+
+/// The numeric `targetPort` behind a Service port (what kube-proxy would forward to), else
+/// the port itself.
+fn target_port(svc: &Value, port: u16) -> u16 {
+    svc.pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .and_then(|ports| {
+            ports
+                .iter()
+                .find(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(port)))
+        })
+        .and_then(|p| p.get("targetPort").and_then(Value::as_u64))
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(port)
 }
 
 /// The user a request acts as: `Impersonate-User` (and `Impersonate-Group`) when sent,
@@ -127,4 +143,50 @@ pub fn user_of(headers: &hyper::HeaderMap) -> UserInfo {
 /// The list-merge semantics of a resource type, as a closure for patches and apply.
 pub fn list_types(rt: &ResourceType) -> impl Fn(&[String], &[Value]) -> ListType + '_ {
     move |path, items| lists::list_type(rt, path, items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service_ref() -> ServiceRef {
+        ServiceRef {
+            namespace: "kube-encrypt".into(),
+            name: "webhook".into(),
+            port: 443,
+        }
+    }
+
+    fn put(store: &Store, key: &str, obj: Value) {
+        store.create(key, obj).unwrap();
+    }
+
+    #[test]
+    fn webhook_services_resolve_like_kube_proxy() {
+        let store = Store::in_memory();
+        assert!(resolve_service(&store, &service_ref())
+            .unwrap_err()
+            .contains("not found"));
+        put(
+            &store,
+            "/services",
+            json!({"metadata": {"name": "webhook", "namespace": "kube-encrypt"},
+                   "spec": {"clusterIP": "192.0.2.1", "ports": [{"port": 443, "targetPort": 8443}]}}),
+        );
+        assert_eq!(
+            resolve_service(&store, &service_ref()).unwrap(),
+            "192.0.2.1:8443".parse().unwrap()
+        );
+        put(
+            &store,
+            "/endpoints",
+            json!({"metadata": {"name": "webhook", "namespace": "kube-encrypt"},
+                   "subsets": [{"addresses": [{"ip": "192.0.2.2"}], "ports": [{"port": 9443}]}]}),
+        );
+        assert_eq!(
+            resolve_service(&store, &service_ref()).unwrap(),
+            "192.0.2.2:9443".parse().unwrap()
+        );
+    }
 }

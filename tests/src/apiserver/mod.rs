@@ -57,10 +57,17 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
 }
 
-/// Runs the emulator until the process is killed.
+/// Runs the emulator until the process is killed; on SIGTERM or SIGINT it writes all
+/// pending state to disk and returns.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let running = start(config).await?;
-    running.wait().await
+    tokio::select! {
+        _ = term.recv() => running.shutdown().await,
+        _ = int.recv() => running.shutdown().await,
+    }
 }
 
 /// Loads the state, binds, spawns the server and returns a handle to it.
