@@ -2,6 +2,7 @@
 //! objects; deleting a CRD deletes its objects; deleting an owner deletes its dependents
 //! (background propagation) or orphans them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -73,15 +74,15 @@ fn owner_uids(obj: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Every `(collection, object)` whose ownerReferences name `uid`.
-fn dependents(store: &Store, uid: &str) -> Vec<(String, Arc<Stored>)> {
+/// Every `(collection, object)` whose ownerReferences name one of `uids`.
+fn dependents(store: &Store, uids: &HashSet<String>) -> Vec<(String, Arc<Stored>)> {
     let mut out = Vec::new();
     for key in store.collection_keys() {
         let (items, _) = store.list(&key, None);
         out.extend(
             items
                 .into_iter()
-                .filter(|i| owner_uids(&i.value).contains(&uid))
+                .filter(|i| owner_uids(&i.value).iter().any(|o| uids.contains(*o)))
                 .map(|i| (key.clone(), i)),
         );
     }
@@ -98,8 +99,13 @@ fn uid_exists(store: &Store, uid: &str) -> bool {
     })
 }
 
-/// Removes the ownerReference to `uid` from a dependent, retrying on races.
-fn drop_owner_reference(store: &Store, key: &str, dependent: &Arc<Stored>, uid: &str) {
+/// Removes the ownerReferences to `uids` from a dependent, retrying on races.
+fn drop_owner_references(
+    store: &Store,
+    key: &str,
+    dependent: &Arc<Stored>,
+    uids: &HashSet<String>,
+) {
     let mut current = dependent.clone();
     for _ in 0..8 {
         let mut value = current.value.clone();
@@ -107,7 +113,11 @@ fn drop_owner_reference(store: &Store, key: &str, dependent: &Arc<Stored>, uid: 
             .pointer_mut("/metadata/ownerReferences")
             .and_then(Value::as_array_mut)
         {
-            refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+            refs.retain(|r| {
+                r.get("uid")
+                    .and_then(Value::as_str)
+                    .is_none_or(|u| !uids.contains(u))
+            });
         }
         match store.update(key, value, current.rv) {
             Err(StoreError::Conflict { .. }) => {
@@ -123,32 +133,46 @@ fn drop_owner_reference(store: &Store, key: &str, dependent: &Arc<Stored>, uid: 
 }
 
 fn orphan_dependents(store: &Store, uid: &str) {
-    for (key, dependent) in dependents(store, uid) {
-        drop_owner_reference(store, &key, &dependent, uid);
+    let uids = HashSet::from([uid.to_string()]);
+    for (key, dependent) in dependents(store, &uids) {
+        drop_owner_references(store, &key, &dependent, &uids);
     }
 }
 
-/// Deletes the dependents of a deleted owner whose other owners are gone too.
-fn collect_garbage(api: &Api, uid: &str) {
-    for (key, dependent) in dependents(&api.store, uid) {
-        let others: Vec<&str> = owner_uids(&dependent.value)
+/// Deletes the dependents of deleted owners whose other owners are gone too; dependents
+/// with a living owner only lose the references to the deleted ones.
+fn collect_garbage(api: &Api, deleted: &HashSet<String>) {
+    for (key, dependent) in dependents(&api.store, deleted) {
+        let owners = owner_uids(&dependent.value);
+        let others: Vec<&str> = owners
             .into_iter()
-            .filter(|o| *o != uid)
+            .filter(|o| !deleted.contains(*o))
             .collect();
         if others.iter().any(|o| uid_exists(&api.store, o)) {
-            drop_owner_reference(&api.store, &key, &dependent, uid);
+            drop_owner_references(&api.store, &key, &dependent, deleted);
             continue;
         }
         let (ns, name) = dependent.key();
-        if let Ok(deleted) = api.store.delete(&key, &ns, &name, None) {
-            after_delete_key(api, &key, &deleted, "Background");
+        if let Ok(gone) = api.store.delete(&key, &ns, &name, None) {
+            after_delete_key(api, &key, &gone, "Background");
         }
     }
 }
 
-/// The garbage collector: runs until the channel closes or the task is aborted.
+/// The garbage collector: takes the uids of deleted objects in batches (one scan of the
+/// store per batch) and runs until the channel closes or the task is aborted.
 pub async fn run(api: Arc<Api>, mut deleted: mpsc::UnboundedReceiver<String>) {
     while let Some(uid) = deleted.recv().await {
-        collect_garbage(&api, &uid);
+        let mut batch = HashSet::from([uid]);
+        while let Ok(more) = deleted.try_recv() {
+            batch.insert(more);
+        }
+        let api = api.clone();
+        if tokio::task::spawn_blocking(move || collect_garbage(&api, &batch))
+            .await
+            .is_err()
+        {
+            tracing::error!("the garbage collector panicked");
+        }
     }
 }
