@@ -11,6 +11,15 @@
 //!                                        │                         │
 //!                                  persist (log + snapshot)     gc (ownerReferences)
 //! ```
+//!
+//! Not emulated: authentication and authorization (everyone is `system:admin`, or the
+//! `Impersonate-User`); finalizers and graceful deletion (deletes are immediate, a deleted
+//! namespace's objects go at once); mutating webhooks; conversion between CRD versions
+//! (objects are stored once and served in every version); controllers (no pods for
+//! deployments, no service IPs); protobuf bodies other than Namespace, ConfigMap, Secret
+//! and ServiceAccount; unknown-field detection for built-in kinds; `/openapi/v2`
+//! (`kubectl apply` uses v3); watches of a resource restored from the on-disk snapshot
+//! cannot resume from before the restart (410, clients relist).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -118,7 +118,9 @@ async fn accept_loop(
                 let (stream, _) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(error = %e, "accepting a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
                 };
