@@ -507,3 +507,121 @@ fn record_line(key: &str, kind: EventType, stored: &Stored) -> Bytes {
     };
     Bytes::from(line)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cm(name: &str, value: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default"}, "data": {"k": value}})
+    }
+
+    const KEY: &str = "/configmaps";
+
+    #[test]
+    fn writes_version_and_conflict() {
+        let store = Store::in_memory();
+        let a = store.create(KEY, cm("a", "1")).unwrap();
+        assert_eq!(
+            store.create(KEY, cm("a", "1")).unwrap_err(),
+            StoreError::AlreadyExists
+        );
+        let b = store.update(KEY, cm("a", "2"), a.rv).unwrap();
+        assert!(b.rv > a.rv);
+        assert_eq!(b.value["metadata"]["resourceVersion"], b.rv.to_string());
+        assert_eq!(
+            store.update(KEY, cm("a", "3"), a.rv).unwrap_err(),
+            StoreError::Conflict {
+                expected: a.rv,
+                current: b.rv
+            }
+        );
+        let gone = store.delete(KEY, "default", "a", Some(b.rv)).unwrap();
+        assert!(gone.rv > b.rv);
+        assert!(store.get(KEY, "default", "a").is_none());
+        assert_eq!(
+            store.delete(KEY, "default", "a", None).unwrap_err(),
+            StoreError::NotFound
+        );
+    }
+
+    #[test]
+    fn watches_start_now_or_after_a_version() {
+        let store = Store::in_memory();
+        let a = store.create(KEY, cm("a", "1")).unwrap();
+        store.update(KEY, cm("a", "2"), a.rv).unwrap();
+        let now = store.watch(KEY, WatchFrom::Now).unwrap();
+        assert_eq!(now.initial.len(), 1);
+        assert!(now.backlog.is_empty());
+        let mut after = store.watch(KEY, WatchFrom::After(a.rv)).unwrap();
+        let kinds: Vec<EventType> = after.backlog.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventType::Modified]);
+        store.create(KEY, cm("b", "1")).unwrap();
+        assert_eq!(after.live.try_recv().unwrap().kind, EventType::Added);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let store = Store::in_memory();
+        let mut current = store.create(KEY, cm("a", "0")).unwrap();
+        let first = current.rv;
+        for i in 0..HISTORY_LIMIT {
+            current = store
+                .update(KEY, cm("a", &i.to_string()), current.rv)
+                .unwrap();
+        }
+        assert_eq!(
+            store.watch(KEY, WatchFrom::After(first - 1)).unwrap_err(),
+            first
+        );
+        assert_eq!(
+            store
+                .watch(KEY, WatchFrom::After(first))
+                .unwrap()
+                .backlog
+                .len(),
+            HISTORY_LIMIT
+        );
+    }
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir =
+            std::env::temp_dir().join(format!("kube-encrypt-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let a = store.create(KEY, cm("a", "1")).unwrap();
+        let b = store.create(KEY, cm("b", "1")).unwrap();
+        store.update(KEY, cm("a", "2"), a.rv).unwrap();
+        store.delete(KEY, "default", "b", Some(b.rv)).unwrap();
+        let last = store.current_rv();
+        store.close();
+
+        // First reopen: the log replays as events.
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.current_rv(), last);
+        assert_eq!(
+            store.get(KEY, "default", "a").unwrap().value["data"]["k"],
+            "2"
+        );
+        assert!(store.get(KEY, "default", "b").is_none());
+        assert_eq!(
+            store
+                .watch(KEY, WatchFrom::After(a.rv))
+                .unwrap()
+                .backlog
+                .len(),
+            3,
+            "create b, update a, delete b"
+        );
+        assert!(store.create(KEY, cm("c", "1")).unwrap().rv > last);
+        store.close();
+
+        // Second reopen: from the snapshot written at the first; older versions are gone.
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.list(KEY, Some("default")).0.len(), 2);
+        assert!(store.watch(KEY, WatchFrom::After(a.rv)).is_err());
+        store.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -207,3 +207,41 @@ async fn resource_versions_conflicts_and_generation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn delete_collection_with_a_selector() {
+    bounded(async {
+        let s = TestServer::start().await;
+        let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
+        for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+            let mut cm = configmap(name);
+            cm.labels_mut().insert("tier".into(), tier.into());
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+        }
+        let deleted = cms
+            .delete_collection(
+                &DeleteParams::default(),
+                &ListParams::default().labels("tier=x"),
+            )
+            .await
+            .unwrap();
+        let names: Vec<String> = deleted
+            .left()
+            .unwrap()
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let left: Vec<String> = cms
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        assert_eq!(left, ["c"]);
+    })
+    .await;
+}
