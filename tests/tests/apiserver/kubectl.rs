@@ -17,11 +17,25 @@ use tokio::process::Command;
 
 use crate::support::{bounded, kube_encrypt_api, StateDir, TestServer};
 
-const KUBECTL: &str = "/usr/bin/kubectl";
+/// `$KUBECTL`, else `kubectl` on `PATH`.
+fn kubectl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return path.into();
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("kubectl"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("kubectl is not installed: put kubectl 1.32 on PATH (or set KUBECTL) to run the kubectl tests")
+    })
+}
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// kubectl with its own kubeconfig and discovery cache.
 struct Kubectl {
+    binary: PathBuf,
     dir: StateDir,
 }
 
@@ -34,21 +48,18 @@ struct Output {
 
 impl Kubectl {
     fn new(server: &TestServer) -> Self {
-        assert!(
-            Path::new(KUBECTL).exists(),
-            "{KUBECTL} is missing: install kubectl 1.32 to run these tests"
-        );
+        let binary = kubectl_binary();
         let dir = StateDir::new();
         let kubeconfig = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {}\ncontexts:\n- name: emulator\n  context: {{cluster: emulator, user: admin}}\ncurrent-context: emulator\nusers:\n- name: admin\n  user: {{token: any}}\n",
             server.url()
         );
         std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
-        Self { dir }
+        Self { binary, dir }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(KUBECTL);
+        let mut cmd = Command::new(&self.binary);
         cmd.arg("--kubeconfig")
             .arg(self.dir.path().join("kubeconfig"))
             .arg("--cache-dir")
