@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admission;
 mod apply;
 mod crud;
 mod discovery;
