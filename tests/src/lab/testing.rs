@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use kube_encrypt_tests::lab::testing::LabSession;
-//! let session = LabSession::acquire(env!("CARGO_BIN_EXE_kube-encrypt-lab"));
+//! let session = LabSession::acquire("target/debug/kube-encrypt-lab");
 //! let lab = session.up(&["--nodes", "2", "--no-agents"]);
 //! assert!(lab.session().run(&["flows"]).status.success());
 //! // dropping `lab` runs `kube-encrypt-lab down`
