@@ -121,15 +121,16 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
-    let committed: HashMap<String, Instant> = futures::stream::iter(0..NODES)
+    let timings: HashMap<String, (Instant, Instant)> = futures::stream::iter(0..NODES)
         .map(|i| {
             let nodes = nodes.clone();
             async move {
+                let sent = Instant::now();
                 let created = nodes
                     .create(&PostParams::default(), &node(i))
                     .await
                     .expect("creating a node");
-                (created.name_any(), Instant::now())
+                (created.name_any(), (sent, Instant::now()))
             }
         })
         .buffer_unordered(IN_FLIGHT)
@@ -142,13 +143,16 @@ async fn main() -> anyhow::Result<()> {
             .await
             .expect("watchers finish")??;
     }
-    let mut latencies = Vec::with_capacity(NODES * WATCHERS);
+    let (mut latencies, mut from_send) = (Vec::with_capacity(NODES * WATCHERS), Vec::new());
     for seen in receipts {
         for (name, at) in seen.lock().await.iter() {
-            latencies.push(at.saturating_duration_since(committed[name]));
+            let (sent, committed) = timings[name];
+            latencies.push(at.saturating_duration_since(committed));
+            from_send.push(at.saturating_duration_since(sent));
         }
     }
     latencies.sort();
+    from_send.sort();
     let (p50, p99, max) = (
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
@@ -170,6 +174,11 @@ async fn main() -> anyhow::Result<()> {
         max.as_secs_f64() * 1e3,
         P99_TARGET.as_millis(),
         verdict(p99 <= P99_TARGET)
+    );
+    println!(
+        "  (from sending the POST, including its queueing behind {IN_FLIGHT} in flight: p50 {:.1} ms, p99 {:.1} ms)",
+        percentile(&from_send, 0.5).as_secs_f64() * 1e3,
+        percentile(&from_send, 0.99).as_secs_f64() * 1e3,
     );
     server.shutdown().await?;
     let _ = std::fs::remove_dir_all(&dir);
