@@ -92,12 +92,16 @@ async fn object(
     };
     let named = req.path.name.is_some();
     let method = parts.method;
+    // A namespaced object is only reachable under its namespace; collections may be listed,
+    // watched or deleted across namespaces.
     let needs_namespace = req.rt.namespaced && req.path.namespace.is_none();
+    if needs_namespace && (named || method == Method::POST) {
+        return Err(ApiError::no_route());
+    }
     match (method, named) {
         (Method::GET, _) if watching => watch::watch(&req),
         (Method::GET, true) => read::get(&req),
         (Method::GET, false) => read::list(&req),
-        (Method::POST, false) if needs_namespace => Err(ApiError::no_route()),
         (Method::POST, false) => write::create(&req, &http::read_body(body).await?).await,
         (Method::PUT, true) => write::replace(&req, &http::read_body(body).await?).await,
         (Method::PATCH, true) => write::patch(&req, http::read_body(body).await?).await,
