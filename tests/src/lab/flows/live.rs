@@ -12,6 +12,7 @@ use kube_encrypt_api::crd::{
 };
 use kube_encrypt_api::net::{parse_network, Family, PerFamily};
 use kube_encrypt_api::node::NodeView;
+use kube_encrypt_api::plan::NodeSelector;
 
 use super::matrix::{ClusterView, NodeFacts};
 use crate::lab::cluster::ClusterError;
@@ -105,7 +106,8 @@ fn node_facts(
     index: u8,
     unsupported: &BTreeMap<String, BTreeSet<Family>>,
 ) -> NodeFacts {
-    let selected = selector.is_none_or(|s| selector_matches(s, &node.labels));
+    // The agents' own selector semantics; an invalid selector selects nothing (they fail static).
+    let selected = NodeSelector::compile(selector).is_ok_and(|s| s.matches(&node.labels));
     let lab_without_wireguard = no_wireguard.contains(&index);
     let agent_unsupported = unsupported.get(&node.name).cloned().unwrap_or_default();
     let note = if node.opted_out {
@@ -129,70 +131,15 @@ fn node_facts(
     }
 }
 
-/// Kubernetes label selector semantics: every matchLabels entry and every expression holds.
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_match = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let expressions_match = selector.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.clone().unwrap_or_default();
-        let value = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    labels_match && expressions_match
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelector {
-        LabelSelector {
-            match_expressions: Some(vec![LabelSelectorRequirement {
-                key: key.into(),
-                operator: op.into(),
-                values: Some(values.iter().map(|v| v.to_string()).collect()),
-            }]),
-            match_labels: None,
-        }
-    }
-
-    #[test]
-    fn selectors() {
-        let node = labels(&[("zone", "a"), ("role", "worker")]);
-        let by_labels = LabelSelector {
-            match_labels: Some(labels(&[("zone", "a")])),
-            match_expressions: None,
-        };
-        let cases = [
-            ("empty selects all", LabelSelector::default(), true),
-            ("matchLabels", by_labels, true),
-            ("In", expr("zone", "In", &["a", "b"]), true),
-            ("In miss", expr("zone", "In", &["b"]), false),
-            ("NotIn absent key", expr("gpu", "NotIn", &["yes"]), true),
-            ("Exists", expr("role", "Exists", &[]), true),
-            ("DoesNotExist", expr("role", "DoesNotExist", &[]), false),
-            ("unknown operator", expr("role", "Gt", &[]), false),
-        ];
-        for (name, selector, want) in cases {
-            assert_eq!(selector_matches(&selector, &node), want, "{name}");
-        }
     }
 
     #[test]
