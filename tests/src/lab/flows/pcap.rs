@@ -104,10 +104,35 @@ fn ip_packet(frame: &[u8]) -> Option<Packet> {
     })
 }
 
+/// WireGuard's transport data message type (the first byte of the UDP payload).
+const WG_TRANSPORT_DATA: u8 = 4;
+/// A transport data message without data (16-byte header + 16-byte tag): a keepalive.
+const WG_KEEPALIVE_LEN: usize = 32;
+
+impl Packet {
+    /// The UDP payload, when the packet is UDP.
+    fn udp_payload(&self) -> Option<&[u8]> {
+        self.udp_ports?;
+        let header = match self.src {
+            IpAddr::V4(_) => usize::from(self.bytes.first()? & 0x0f) * 4,
+            IpAddr::V6(_) => 40,
+        };
+        self.bytes.get(header + 8..)
+    }
+
+    /// A WireGuard transport message carrying data: not a handshake, cookie or keepalive,
+    /// which the tunnel sends on its own (a passive keepalive follows received data by 10 s)
+    /// and so prove nothing about the probe.
+    fn carries_wireguard_data(&self) -> bool {
+        self.udp_payload()
+            .is_some_and(|p| p.first() == Some(&WG_TRANSPORT_DATA) && p.len() > WG_KEEPALIVE_LEN)
+    }
+}
+
 /// What the underlay showed of one flow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
-    /// WireGuard packets between node addresses.
+    /// WireGuard packets carrying data between node addresses.
     pub wireguard: usize,
     /// Packets carrying the probe's payload in clear text.
     pub plaintext: usize,
@@ -120,8 +145,8 @@ impl Verdict {
     }
 }
 
-/// Counts WireGuard packets (UDP between two `node_addrs` with a port in `ports`) and
-/// packets whose bytes hold `marker` in clear text.
+/// Counts WireGuard data packets (UDP between two `node_addrs` with a port in `ports`;
+/// handshakes and keepalives are left out) and packets whose bytes hold `marker` in clear text.
 pub fn classify(
     packets: &[Packet],
     node_addrs: &BTreeSet<IpAddr>,
@@ -135,7 +160,9 @@ pub fn classify(
             .udp_ports
             .is_some_and(|(s, d)| ports.contains(&s) || ports.contains(&d));
         if between_nodes && wireguard_port {
-            verdict.wireguard += 1;
+            if packet.carries_wireguard_data() {
+                verdict.wireguard += 1;
+            }
         } else if contains(&packet.bytes, marker) {
             verdict.plaintext += 1;
         }
@@ -232,12 +259,12 @@ pub(crate) mod tests {
             .map(|a| a.parse().unwrap())
             .collect();
         let marker = b"ke-lab-probe";
-        let wg = frame(
-            "192.0.2.11",
-            "192.0.2.12",
-            UDP,
-            &udp(51820, 51820, b"\x04\0\0\0ciphertext"),
-        );
+        let wireguard =
+            |message: &[u8]| frame("192.0.2.11", "192.0.2.12", UDP, &udp(51820, 51820, message));
+        let data = [&[4u8, 0, 0, 0][..], &[0x5a; 60]].concat();
+        let wg = wireguard(&data);
+        let keepalive = wireguard(&[&[4u8, 0, 0, 0][..], &[0; 28]].concat());
+        let handshake = wireguard(&[&[1u8, 0, 0, 0][..], &[0x5a; 144]].concat());
         let plain = frame(
             "198.18.1.2",
             "198.18.2.2",
@@ -266,6 +293,13 @@ pub(crate) mod tests {
                 false,
             ),
             ("nothing on the wire", vec![unrelated], 0, 0, false),
+            (
+                "a keepalive or handshake carries no probe",
+                vec![keepalive, handshake],
+                0,
+                0,
+                false,
+            ),
         ];
         for (name, frames, wireguard, plaintext, encrypted) in cases {
             let packets = parse(&pcap(&frames)).unwrap();
