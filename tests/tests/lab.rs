@@ -1,11 +1,18 @@
 //! The lab itself (root, network namespaces): lifecycle, bad input, rollback, the objects it
-//! registers in the emulator, the agent supervisor. Tests hold the lab test lock, so they
-//! run one lab at a time, also across test binaries and with other users of the machine.
+//! registers in the emulator, the agent supervisor; and the agents end to end in it: dual
+//! stack, faults, bad data, MTU. Tests hold the lab test lock, so they run one lab at a time,
+//! also across test binaries and with other users of the machine.
 
 mod lab {
     pub mod agents;
+    pub mod baddata;
+    pub mod capture;
     pub mod cluster;
+    pub mod dualstack;
     pub mod encryption;
+    pub mod faults;
+    pub mod inspect;
     pub mod lifecycle;
+    pub mod mtu;
     pub mod support;
 }

@@ -14,6 +14,7 @@ use kube_encrypt_api::crd::{
 use kube_encrypt_tests::lab::exit;
 use serde_json::json;
 
+use super::inspect;
 use super::support::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -224,6 +225,20 @@ fn node_residue(session: &kube_encrypt_tests::lab::testing::LabSession, node: &s
     residue
 }
 
+/// The `kube-encrypt.dev/` annotations of `node` (keys and interface addresses).
+fn agent_annotations(rt: &tokio::runtime::Runtime, client: &Client, node: &str) -> Vec<String> {
+    let node = rt
+        .block_on(Api::<Node>::all(client.clone()).get(node))
+        .unwrap_or_else(|e| panic!("get Node {node}: {e}"));
+    node.metadata
+        .annotations
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("kube-encrypt.dev/"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
 #[test]
 fn host_encryption_then_disable_leaves_plaintext_and_no_residue() {
     let agent = std::path::Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab"))
@@ -268,6 +283,18 @@ fn host_encryption_then_disable_leaves_plaintext_and_no_residue() {
         while_on.len() >= 3,
         "the residue check sees links, rules and nftables: {while_on:?}"
     );
+    let agent_state = inspect::dataplane_residue(&session, "node-1");
+    for what in ["link", "rule", "table 51820", "nftables"] {
+        assert!(
+            agent_state.iter().any(|r| r.contains(what)),
+            "the residue check sees the {what}: {agent_state:#?}"
+        );
+    }
+    assert_eq!(
+        agent_annotations(&rt, &client, "node-1").len(),
+        4,
+        "keys and interface addresses of both families are published"
+    );
     rt.block_on(async {
         Api::<EncryptionConfig>::all(client.clone())
             .delete("default", &DeleteParams::default())
@@ -288,6 +315,18 @@ fn host_encryption_then_disable_leaves_plaintext_and_no_residue() {
             "after disable the nodes still hold: {residue:#?}"
         );
         std::thread::sleep(Duration::from_millis(500));
+    }
+    for node in ["node-1", "node-2"] {
+        let residue = inspect::dataplane_residue(&session, node);
+        assert!(residue.is_empty(), "after disable: {residue:#?}");
+        wait_until(
+            &format!("{node}'s agent withdraws its annotations"),
+            Duration::from_secs(30),
+            || match agent_annotations(&rt, &client, node) {
+                left if left.is_empty() => Ok(()),
+                left => Err(format!("{left:?}")),
+            },
+        );
     }
     let flows = session.run(&["flows"]);
     assert!(flows.status.success(), "after disable:\n{}", text(&flows));
