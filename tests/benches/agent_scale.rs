@@ -1,0 +1,451 @@
+//! The agent at scale: one real `kube-encrypt-agent` (userspace WireGuard) in its own network
+//! and mount namespace, the API emulator in this process (inside the bench's hub namespace).
+//! After the agent's own node is Encrypted, 5,000 Nodes with published keys are created;
+//! measured: creation start → 5,000 peers in the WireGuard device (target ≤ 3 s), one more
+//! node → its peer programmed (≤ 0.3 s), the agent's RSS (≤ 64 MiB) and its CPU over 10 s of
+//! idling after convergence (~0).
+//!
+//! Run as root: `cargo bench -p kube-encrypt-tests --bench agent_scale` (build the agent first:
+//! `cargo build --release -p kube-encrypt-agent`). No traffic is sent to the fake nodes.
+
+#[allow(dead_code)]
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+
+use common::agent::{agent_binary, hex_key, reconcile_totals, uapi_peers, Agent, METRICS_PORT};
+use common::cluster::{self, Emulator};
+use common::net::{BenchNode, Workspace, HUB_ADDR};
+use common::report::{render, Goal, Row};
+
+const FAKE_NODES: usize = 5_000;
+const IN_FLIGHT: usize = 64;
+const OWN_NODE: &str = "bench-node";
+const BULK_TARGET: f64 = 3.0;
+const ONE_TARGET: f64 = 0.3;
+const RSS_TARGET_MIB: f64 = 64.0;
+/// "~0": at most 0.05 s of CPU in 10 s (0.5 % of one core).
+const IDLE_TARGET_S: f64 = 0.05;
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// How long the bulk phase may take before the bench gives up on the remaining peers.
+const BULK_LIMIT: Duration = Duration::from_secs(100);
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent_scale FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    common::require_root("agent_scale")?;
+    let binary = agent_binary()?;
+    let mut ws = Workspace::new("agent-scale")?;
+    let hub = ws.add_hub()?;
+    let node = ws.add_node(&hub, 1)?;
+    ws.enter(&hub)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(bench(&ws, &node, &binary));
+    drop(rt);
+    result
+}
+
+/// A fake node `i`: InternalIP in 198.19.0.0/16, pod CIDR a /29 of 198.18.1.0+, a key.
+fn fake_node(i: usize) -> (Node, String) {
+    let key = cluster::random_key();
+    let ip = Ipv4Addr::new(198, 19, (i / 250) as u8, (i % 250 + 1) as u8);
+    let base = u32::from(Ipv4Addr::new(198, 18, 1, 0)) + (i as u32) * 8;
+    let cidr = format!("{}/29", Ipv4Addr::from(base));
+    let interface = Ipv4Addr::from(base + 6).to_string();
+    let node = cluster::node_object(
+        &format!("fake-{i:05}"),
+        &ip.to_string(),
+        &cidr,
+        Some((&key, &interface)),
+    );
+    (node, hex_key(&key))
+}
+
+async fn bench(ws: &Workspace, node: &BenchNode, binary: &std::path::Path) -> anyhow::Result<()> {
+    common::watch_interrupts();
+    let emulator = Emulator::start(format!("{HUB_ADDR}:0").parse()?, &ws.dir).await?;
+    let client = emulator.client.clone();
+    emulator.install_crds().await?;
+    cluster::create_pool(&client, "bench-pods", "198.18.0.0/15").await?;
+    let own = cluster::node_object(OWN_NODE, &node.addr, "198.18.0.0/24", None);
+    cluster::create_node(&client, &own).await?;
+    cluster::create_config(&client, &cluster::ipv4_config()).await?;
+    let mut agent = Agent::start(binary, node, OWN_NODE, &emulator.kubeconfig, &ws.dir)?;
+    println!(
+        "agent_scale: agent pid {} in {}; load average {}",
+        agent.pid(),
+        node.netns,
+        common::load_average()
+    );
+    let result = measure(&client, &mut agent, node).await;
+    if result.is_err() {
+        eprintln!("--- last lines of the agent's log\n{}", agent.log_tail(40));
+    }
+    drop(agent);
+    emulator.stop().await?;
+    result
+}
+
+async fn measure(client: &Client, agent: &mut Agent, node: &BenchNode) -> anyhow::Result<()> {
+    wait_own_node_encrypted(client, agent).await?;
+    let mut rows = Vec::new();
+    let converged = scale_rows(client, agent, node, &mut rows).await?;
+    if converged {
+        rows.extend(resource_rows(agent, node).await?);
+    } else {
+        println!("the agent did not converge: memory and idle CPU were not measured");
+    }
+    let title = format!(
+        "agent_scale: {FAKE_NODES} fake nodes, userspace WireGuard (wireguard-go), load average {}",
+        common::load_average()
+    );
+    println!("{}", render(&title, &rows));
+    Ok(())
+}
+
+/// The bulk of 5,000 nodes, then one more; `false` when the bulk never completed (MISSED,
+/// and nothing later can be measured).
+async fn scale_rows(
+    client: &Client,
+    agent: &mut Agent,
+    node: &BenchNode,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<bool> {
+    let fakes: Vec<(Node, String)> = (0..=FAKE_NODES).map(fake_node).collect();
+    let (bulk, extra) = fakes.split_at(FAKE_NODES);
+    let metrics = format!("{}:{METRICS_PORT}", node.addr);
+    let before = reconcile_totals(&metrics).await?;
+    let started = Instant::now();
+    let complete = bulk_phase(client, agent, bulk, rows).await?;
+    if !complete {
+        return Ok(false);
+    }
+    wait_converged(client, agent, FAKE_NODES as i64).await?;
+    rows.push(Row::new(
+        "create start → converged (routes, status)",
+        started.elapsed().as_secs_f64(),
+        "s",
+        Goal::Info,
+    ));
+    let after_bulk = reconcile_totals(&metrics).await?;
+    rows.push(rounds_row("bulk", before, after_bulk));
+    rows.push(one_more_node(client, agent, &extra[0]).await?);
+    wait_converged(client, agent, FAKE_NODES as i64 + 1).await?;
+    let after_one = reconcile_totals(&metrics).await?;
+    rows.push(rounds_row("one more node", after_bulk, after_one));
+    Ok(true)
+}
+
+/// Routes (a functional check), memory and idle CPU after convergence.
+async fn resource_rows(agent: &mut Agent, node: &BenchNode) -> anyhow::Result<Vec<Row>> {
+    let routes = route_count(node)?;
+    anyhow::ensure!(
+        routes > FAKE_NODES,
+        "only {routes} routes in table 51820 for {} peers",
+        FAKE_NODES + 1
+    );
+    let (rss, hwm) = agent.rss_kib()?;
+    let mut rows = vec![Row::new(
+        "agent RSS after convergence",
+        rss as f64 / 1024.0,
+        "MiB",
+        Goal::AtMost(RSS_TARGET_MIB),
+    )
+    .note(format!("peak VmHWM {:.1} MiB", hwm as f64 / 1024.0))];
+    if let Some(daemon) = daemon_rss_mib(node, agent.pid()) {
+        rows.push(Row::new(
+            "wireguard-go RSS (context)",
+            daemon,
+            "MiB",
+            Goal::Info,
+        ));
+    }
+    rows.push(idle_cpu(agent).await?);
+    rows.push(Row::new(
+        "routes in table 51820",
+        routes as f64,
+        "",
+        Goal::Info,
+    ));
+    Ok(rows)
+}
+
+async fn wait_own_node_encrypted(client: &Client, agent: &mut Agent) -> anyhow::Result<()> {
+    common::poll(
+        "the agent's own node published and Encrypted",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        async || {
+            agent.check_alive()?;
+            let key = cluster::published_key(client, OWN_NODE).await?;
+            let statuses = cluster::ipv4_statuses(client).await?;
+            Ok((key.is_some() && cluster::encrypted_with(&statuses, OWN_NODE, 0)).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Samples the device's peer count from another thread until `stop`.
+struct Sampler {
+    samples: Arc<Mutex<Vec<(Duration, usize)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Samples every 250 ms, and every 20 ms once 90 % of `goal` is reached: precise at the
+    /// end without dumping thousands of peers (which contends with the agent) all along.
+    fn start(socket: std::path::PathBuf, since: Instant, goal: usize) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (out, flag) = (samples.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut last = 0;
+            while !flag.load(Ordering::SeqCst) {
+                if let Ok(peers) = uapi_peers(&socket) {
+                    last = peers.len();
+                    out.lock().unwrap().push((since.elapsed(), last));
+                }
+                let every = if last * 10 >= goal * 9 { 20 } else { 250 };
+                std::thread::sleep(Duration::from_millis(every));
+            }
+        });
+        Self {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn first_reaching(&self, count: usize) -> Option<Duration> {
+        let samples = self.samples.lock().unwrap();
+        samples.iter().find(|(_, n)| *n >= count).map(|(t, _)| *t)
+    }
+
+    fn latest(&self) -> usize {
+        self.samples
+            .lock()
+            .unwrap()
+            .last()
+            .map(|s| s.1)
+            .unwrap_or(0)
+    }
+
+    /// Peer counts at each whole second, to show how programming progressed.
+    fn timeline(&self) -> String {
+        let samples = self.samples.lock().unwrap();
+        let mut out = Vec::new();
+        let mut next = Duration::from_secs(1);
+        for (t, n) in samples.iter() {
+            if *t >= next {
+                out.push(format!("{}s:{n}", t.as_secs()));
+                next = Duration::from_secs(t.as_secs() + 1);
+            }
+        }
+        out.join(" ")
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Creates the fake nodes (64 requests in flight) and waits for their peers; `false` when
+/// the agent kept programming but did not finish within [`BULK_LIMIT`].
+async fn bulk_phase(
+    client: &Client,
+    agent: &mut Agent,
+    nodes: &[(Node, String)],
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let sampler = Sampler::start(agent.socket_path(), started, FAKE_NODES);
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(nodes)
+        .map(|(node, _)| cluster::create_node(client, node))
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    rows.push(Row::new(
+        format!("API: create {FAKE_NODES} Nodes ({IN_FLIGHT} in flight)"),
+        started.elapsed().as_secs_f64(),
+        "s",
+        Goal::Info,
+    ));
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let reached = common::poll(
+        &format!("{FAKE_NODES} peers programmed"),
+        BULK_LIMIT,
+        Duration::from_millis(50),
+        async || {
+            agent.check_alive()?;
+            Ok(sampler.first_reaching(FAKE_NODES))
+        },
+    )
+    .await;
+    println!("peer count over time: {}", sampler.timeline());
+    let name = format!("create start → {FAKE_NODES} peers programmed");
+    let row = |at: Duration| Row::new(&name, at.as_secs_f64(), "s", Goal::AtMost(BULK_TARGET));
+    match reached {
+        Ok(at) => {
+            rows.push(row(at).note("UAPI sampled every 250 ms, every 20 ms past 90 %"));
+            Ok(true)
+        }
+        Err(e) => {
+            // A dead agent or an interrupt is a failure; a slow agent is a missed target.
+            agent.check_alive()?;
+            common::check_interrupted()?;
+            let latest = sampler.latest();
+            if latest == 0 {
+                bail!("no peer was ever programmed: {e}");
+            }
+            rows.push(
+                row(started.elapsed())
+                    .note(format!("gave up after {BULK_LIMIT:?} at {latest} peers")),
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// One more node while 5,000 peers are programmed: create → its key in the device.
+async fn one_more_node(
+    client: &Client,
+    agent: &mut Agent,
+    extra: &(Node, String),
+) -> anyhow::Result<Row> {
+    let socket = agent.socket_path();
+    let started = Instant::now();
+    cluster::create_node(client, &extra.0).await?;
+    let key = extra.1.clone();
+    let at = common::poll(
+        "the 5,001st peer programmed",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        async || {
+            agent.check_alive()?;
+            let socket = socket.clone();
+            let key = key.clone();
+            let found = tokio::task::spawn_blocking(move || uapi_peers(&socket))
+                .await??
+                .contains(&key);
+            Ok(found.then(|| started.elapsed()))
+        },
+    )
+    .await?;
+    Ok(Row::new(
+        "one more node → its peer programmed",
+        at.as_secs_f64(),
+        "s",
+        Goal::AtMost(ONE_TARGET),
+    )
+    .note("UAPI polled every 20 ms"))
+}
+
+/// Converged: the agent reports every peer in its NodeEncryption (written after the round).
+async fn wait_converged(client: &Client, agent: &mut Agent, peers: i64) -> anyhow::Result<()> {
+    common::poll(
+        &format!("NodeEncryption reporting {peers} configured peers"),
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        async || {
+            agent.check_alive()?;
+            let statuses = cluster::ipv4_statuses(client).await?;
+            Ok(cluster::encrypted_with(&statuses, OWN_NODE, peers).then_some(()))
+        },
+    )
+    .await
+}
+
+fn route_count(node: &BenchNode) -> anyhow::Result<usize> {
+    let out = kube_encrypt_tests::lab::sys::ip(&node.netns, &["route", "show", "table", "51820"])
+        .context("list routes of table 51820")?;
+    Ok(String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
+/// RSS of the node's other process (the userspace WireGuard daemon), for context.
+fn daemon_rss_mib(node: &BenchNode, agent_pid: u32) -> Option<f64> {
+    let out = kube_encrypt_tests::lab::sys::run(&mut kube_encrypt_tests::lab::sys::cmd(
+        "ip",
+        ["netns", "pids", &node.netns],
+    ))
+    .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let pid = text
+        .split_whitespace()
+        .filter(|p| *p != agent_pid.to_string())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim().starts_with("wireguard"))
+        })?
+        .to_string();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn idle_cpu(agent: &mut Agent) -> anyhow::Result<Row> {
+    let before = agent.cpu_time()?;
+    let started = Instant::now();
+    while started.elapsed() < IDLE_WINDOW {
+        common::check_interrupted()?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    agent.check_alive()?;
+    let used = agent.cpu_time()?.saturating_sub(before);
+    Ok(Row::new(
+        format!("agent CPU while idle ({} s)", IDLE_WINDOW.as_secs()),
+        used.as_secs_f64(),
+        "s",
+        Goal::AtMost(IDLE_TARGET_S),
+    )
+    .note(format!(
+        "{:.2} % of one core; utime+stime from /proc, {:.1} s since the agent started",
+        used.as_secs_f64() * 100.0 / IDLE_WINDOW.as_secs_f64(),
+        before.as_secs_f64()
+    )))
+}
+
+/// The agent's own account of the rounds between two metric readings (count, seconds).
+fn rounds_row(phase: &str, before: (f64, f64), after: (f64, f64)) -> Row {
+    let rounds = after.0 - before.0;
+    Row::new(
+        format!("{phase}: time in reconcile rounds"),
+        after.1 - before.1,
+        "s",
+        Goal::Info,
+    )
+    .note(format!(
+        "{rounds:.0} rounds, from kube_encrypt_reconcile_duration_seconds"
+    ))
+}

@@ -1,0 +1,478 @@
+//! Throughput of the managed mesh against what it replaces, side by side in one run, on the
+//! same two bench nodes (network namespaces behind a bridge, veth MTU 1500):
+//!
+//! - (a) plaintext between the node addresses: the ceiling;
+//! - (b) hand-configured wireguard-go between the nodes (`wg set`, `ip`): the manual setup;
+//! - (c) the managed mesh, pod → pod: two real `kube-encrypt-agent`s against the API
+//!   emulator, iperf3 between pods of different nodes;
+//! - (c') the managed mesh between node-local workload addresses (198.18.<i>.1): exactly
+//!   the path of (b), only configured by the agents instead of by hand.
+//!
+//! iperf3 TCP, `-t 4 -O 1`, six rounds alternating the paths (a b c' c, then back);
+//! medians in Gbit/s and the ratios to (b) (median of per-round ratios, target ≥ 0.95).
+//! The manual interface gets the MTU the agent chose.
+//! Run as root: `cargo bench -p kube-encrypt-tests --bench mesh_throughput`.
+
+#[allow(dead_code)]
+mod common;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kube::Client;
+use tokio::process::Command;
+
+use common::agent::{agent_binary, Agent, INTERFACE};
+use common::cluster::{self, Emulator};
+use common::net::{BenchNode, Workspace, HUB_ADDR};
+use common::process::Spawned;
+use common::report::{render, Goal, Row};
+
+const ROUNDS: usize = 6;
+const SECONDS: &str = "4";
+const OMIT: &str = "1";
+const RATIO_TARGET: f64 = 0.95;
+const MANUAL_IF: &str = "wgm";
+const MANUAL_PORT: &str = "51830";
+const IPERF_PORT: &str = "5201";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesh_throughput FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The bench's namespaces: two nodes with one pod each.
+struct Nodes {
+    n1: BenchNode,
+    n2: BenchNode,
+    pod1: String,
+    pod2: String,
+}
+
+fn run() -> anyhow::Result<()> {
+    common::require_root("mesh_throughput")?;
+    for tool in ["iperf3", "wg", "wireguard-go", "ping"] {
+        anyhow::ensure!(
+            kube_encrypt_tests::lab::sys::have_command(tool),
+            "{tool} is not installed; install it (apt-get install iperf3 wireguard-tools wireguard-go iputils-ping)"
+        );
+    }
+    let binary = agent_binary()?;
+    let mut ws = Workspace::new("mesh")?;
+    let hub = ws.add_hub()?;
+    let n1 = ws.add_node(&hub, 1)?;
+    let n2 = ws.add_node(&hub, 2)?;
+    let pod1 = ws.add_pod(&n1)?;
+    let pod2 = ws.add_pod(&n2)?;
+    let nodes = Nodes { n1, n2, pod1, pod2 };
+    ws.enter(&hub)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(bench(&ws, &nodes, &binary));
+    drop(rt);
+    result
+}
+
+async fn bench(ws: &Workspace, nodes: &Nodes, binary: &std::path::Path) -> anyhow::Result<()> {
+    common::watch_interrupts();
+    let emulator = Emulator::start(format!("{HUB_ADDR}:0").parse()?, &ws.dir).await?;
+    let client = emulator.client.clone();
+    let mut agents = start_managed_mesh(ws, nodes, &client, &emulator, binary).await?;
+    let result = measure(ws, nodes, &client, &mut agents).await;
+    if result.is_err() {
+        for agent in &agents {
+            eprintln!(
+                "--- last lines of agent {}\n{}",
+                agent.node_name,
+                agent.log_tail(25)
+            );
+        }
+    }
+    drop(agents);
+    emulator.stop().await?;
+    result
+}
+
+async fn start_managed_mesh(
+    ws: &Workspace,
+    nodes: &Nodes,
+    client: &Client,
+    emulator: &Emulator,
+    binary: &std::path::Path,
+) -> anyhow::Result<Vec<Agent>> {
+    emulator.install_crds().await?;
+    cluster::create_pool(client, "bench-pods", "198.18.0.0/15").await?;
+    let mut agents = Vec::new();
+    for node in [&nodes.n1, &nodes.n2] {
+        let name = format!("node-{}", node.index);
+        let cidr = format!("198.18.{}.0/24", node.index);
+        cluster::create_node(
+            client,
+            &cluster::node_object(&name, &node.addr, &cidr, None),
+        )
+        .await?;
+        agents.push(Agent::start(
+            binary,
+            node,
+            &name,
+            &emulator.kubeconfig,
+            &ws.dir,
+        )?);
+    }
+    cluster::create_config(client, &cluster::ipv4_config()).await?;
+    for agent in &mut agents {
+        let name = agent.node_name.clone();
+        common::poll(
+            &format!("{name} Encrypted with 1 peer"),
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            async || {
+                agent.check_alive()?;
+                let statuses = cluster::ipv4_statuses(client).await?;
+                Ok(cluster::encrypted_with(&statuses, &name, 1).then_some(()))
+            },
+        )
+        .await?;
+    }
+    Ok(agents)
+}
+
+/// One measured path: where the client runs and what it connects to (servers: node-2, pod 2).
+struct Path {
+    label: &'static str,
+    client_netns: String,
+    target: &'static str,
+    source: Option<&'static str>,
+}
+
+async fn measure(
+    ws: &Workspace,
+    nodes: &Nodes,
+    client: &Client,
+    agents: &mut [Agent],
+) -> anyhow::Result<()> {
+    let mtu = link_mtu(&nodes.n1, INTERFACE)?;
+    setup_manual_wireguard(ws, nodes, mtu)?;
+    let paths = paths(nodes);
+    for path in &paths {
+        ping(path)
+            .await
+            .with_context(|| format!("{}: no connectivity", path.label))?;
+    }
+    let _servers = [iperf_server(&nodes.n2.netns)?, iperf_server(&nodes.pod2)?];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = wireguard_tx(&nodes.n1, INTERFACE)?;
+    let results = rounds(&paths, agents).await?;
+    let encrypted = wireguard_tx(&nodes.n1, INTERFACE)?.saturating_sub(before);
+    anyhow::ensure!(
+        encrypted > 10_000_000,
+        "the managed runs sent only {encrypted} bytes through {INTERFACE}: the traffic did not go through the mesh"
+    );
+    let still = cluster::ipv4_statuses(client).await?;
+    for agent in agents.iter() {
+        anyhow::ensure!(
+            cluster::encrypted_with(&still, &agent.node_name, 1),
+            "{} no longer reports Encrypted",
+            agent.node_name
+        );
+    }
+    report(&paths, &results, mtu);
+    Ok(())
+}
+
+/// (a), (b), (c), (c'): clients on node 1 or pod 1, servers on node 2 or pod 2.
+fn paths(nodes: &Nodes) -> [Path; 4] {
+    let path = |label, client_netns: &str, target, source| Path {
+        label,
+        client_netns: client_netns.to_string(),
+        target,
+        source,
+    };
+    [
+        path(
+            "(a) plaintext, node → node",
+            &nodes.n1.netns,
+            "192.0.2.12",
+            None,
+        ),
+        path(
+            "(b) manual wireguard-go, node → node",
+            &nodes.n1.netns,
+            "198.51.100.2",
+            None,
+        ),
+        path(
+            "(c) managed mesh, pod → pod",
+            &nodes.pod1,
+            "198.18.2.2",
+            None,
+        ),
+        path(
+            "(c') managed mesh, node workload addr",
+            &nodes.n1.netns,
+            "198.18.2.1",
+            Some("198.18.1.1"),
+        ),
+    ]
+}
+
+/// Every path once per round, in the order a, b, c', c and back again on the next round
+/// (ABBA): (b) and (c') always run back to back, and a drift of the machine's load
+/// evens out. Returns the Gbit/s of each path (indexed like `paths`), per round.
+async fn rounds(paths: &[Path], agents: &mut [Agent]) -> anyhow::Result<Vec<Vec<f64>>> {
+    const ORDER: [usize; 4] = [0, 1, 3, 2];
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for round in 0..ROUNDS {
+        let mut order = ORDER;
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let path = &paths[i];
+            common::check_interrupted()?;
+            let gbps = iperf(path)
+                .await
+                .with_context(|| format!("iperf3 over {}", path.label))?;
+            println!("round {}: {:<40} {gbps:6.3} Gbit/s", round + 1, path.label);
+            results[i].push(gbps);
+        }
+        for agent in agents.iter_mut() {
+            agent.check_alive()?;
+        }
+    }
+    Ok(results)
+}
+
+fn report(paths: &[Path], results: &[Vec<f64>], mtu: u32) {
+    let medians: Vec<f64> = results.iter().map(|r| common::median(r)).collect();
+    let mut rows: Vec<Row> = paths
+        .iter()
+        .zip(results)
+        .zip(&medians)
+        .map(|((path, runs), median)| {
+            let runs: Vec<String> = runs.iter().map(|g| format!("{g:.3}")).collect();
+            Row::new(
+                format!("{} median", path.label),
+                *median,
+                "Gbit/s",
+                Goal::Info,
+            )
+            .note(format!("runs {}", runs.join(", ")))
+        })
+        .collect();
+    rows.push(
+        ratio_row(
+            "ratio (c)/(b): managed pod→pod / manual",
+            &results[2],
+            &results[1],
+        )
+        .note_more("the pod path adds a veth hop and forwarding on each node"),
+    );
+    rows.push(ratio_row(
+        "ratio (c')/(b): managed / manual, same path",
+        &results[3],
+        &results[1],
+    ));
+    rows.push(
+        Row::new(
+            "ratio (b)/(a): manual WireGuard / plaintext",
+            medians[1] / medians[0],
+            "",
+            Goal::Info,
+        )
+        .note("the cost of userspace WireGuard itself"),
+    );
+    println!(
+        "{}",
+        render(
+            &format!(
+                "mesh_throughput: iperf3 TCP -t {SECONDS} -O {OMIT}, {ROUNDS} rounds (a b c' c, then back), 2 CPUs shared by both ends; load average {}",
+                common::load_average()
+            ),
+            &rows
+        )
+    );
+    println!(
+        "  MTU: underlay veth 1500; managed {INTERFACE} {mtu} (auto, chosen by the agent); manual {MANUAL_IF} {mtu} (set to match); \
+         pods' eth0 1500, path MTU {mtu} learned from the node"
+    );
+}
+
+/// The median of the per-round ratios: runs of one round are seconds apart, so the ratio
+/// is little affected by the load other users put on the machine from round to round.
+fn ratio_row(name: &str, managed: &[f64], manual: &[f64]) -> Row {
+    let ratios: Vec<f64> = managed.iter().zip(manual).map(|(m, b)| m / b).collect();
+    let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    Row::new(
+        name,
+        common::median(&ratios),
+        "",
+        Goal::AtLeast(RATIO_TARGET),
+    )
+    .note(format!(
+        "median of per-round ratios {}; ratio of medians {:.2}",
+        listed.join(", "),
+        common::median(managed) / common::median(manual)
+    ))
+}
+
+fn link_mtu(node: &BenchNode, link: &str) -> anyhow::Result<u32> {
+    let text = node.stdout(&["ip", "-o", "link", "show", link])?;
+    let mut words = text.split_whitespace();
+    words
+        .by_ref()
+        .find(|w| *w == "mtu")
+        .and_then(|_| words.next()?.parse().ok())
+        .with_context(|| format!("no mtu in `{text}`"))
+}
+
+/// Bytes sent through a WireGuard device (all peers).
+fn wireguard_tx(node: &BenchNode, link: &str) -> anyhow::Result<u64> {
+    let text = node.stdout(&["wg", "show", link, "transfer"])?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum())
+}
+
+/// The manual setup: wireguard-go `wgm` on both nodes, keys from `wg genkey`, `wg set` and
+/// `ip` — what an operator would type — with the agent's MTU.
+fn setup_manual_wireguard(ws: &Workspace, nodes: &Nodes, mtu: u32) -> anyhow::Result<()> {
+    let pair = [&nodes.n1, &nodes.n2];
+    let mut keys = Vec::new();
+    for node in pair {
+        let private = ws.dir.join(format!("manual-{}.key", node.index));
+        let key = node.stdout(&["wg", "genkey"])?;
+        std::fs::write(&private, &key)?;
+        let public = node.stdout(&["sh", "-c", &format!("wg pubkey < {}", private.display())])?;
+        keys.push((private, public.trim().to_string()));
+    }
+    for (i, node) in pair.iter().enumerate() {
+        let other = pair[1 - i];
+        let mut start = node.command(&["wireguard-go", MANUAL_IF]);
+        start
+            .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
+            .env_remove("LOG_LEVEL");
+        kube_encrypt_tests::lab::sys::run(&mut start)?;
+        let private = keys[i].0.display().to_string();
+        let endpoint = format!("{}:{MANUAL_PORT}", other.addr);
+        let allowed = format!("198.51.100.{}/32", other.index);
+        node.run(&[
+            "wg",
+            "set",
+            MANUAL_IF,
+            "private-key",
+            &private,
+            "listen-port",
+            MANUAL_PORT,
+            "peer",
+            &keys[1 - i].1,
+            "endpoint",
+            &endpoint,
+            "allowed-ips",
+            &allowed,
+        ])?;
+        let addr = format!("198.51.100.{}/24", node.index);
+        node.run(&["ip", "addr", "add", &addr, "dev", MANUAL_IF])?;
+        node.run(&[
+            "ip",
+            "link",
+            "set",
+            MANUAL_IF,
+            "mtu",
+            &mtu.to_string(),
+            "up",
+        ])?;
+    }
+    Ok(())
+}
+
+fn in_netns(netns: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{netns}"))
+        .arg("--")
+        .args(args);
+    command.kill_on_drop(true);
+    command
+}
+
+fn iperf_server(netns: &str) -> anyhow::Result<Spawned> {
+    let mut command = std::process::Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{netns}"))
+        .args(["--", "iperf3", "-s", "-p", IPERF_PORT]);
+    Spawned::start_quiet(&format!("iperf3 server in {netns}"), &mut command)
+}
+
+async fn ping(path: &Path) -> anyhow::Result<()> {
+    let mut args = vec!["ping", "-c", "5", "-i", "0.2", "-W", "2"];
+    if let Some(source) = path.source {
+        args.extend(["-I", source]);
+    }
+    args.push(path.target);
+    let output = tokio::time::timeout(
+        Duration::from_secs(15),
+        in_netns(&path.client_netns, &args).output(),
+    )
+    .await
+    .context("ping did not finish")??;
+    if !output.status.success() {
+        bail!(
+            "ping {} from {} failed:\n{}",
+            path.target,
+            path.client_netns,
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    Ok(())
+}
+
+/// One iperf3 TCP run; the receiver's rate in Gbit/s.
+async fn iperf(path: &Path) -> anyhow::Result<f64> {
+    let mut args = vec![
+        "iperf3",
+        "-c",
+        path.target,
+        "-p",
+        IPERF_PORT,
+        "-t",
+        SECONDS,
+        "-O",
+        OMIT,
+        "-J",
+        "--connect-timeout",
+        "3000",
+    ];
+    if let Some(source) = path.source {
+        args.extend(["-B", source]);
+    }
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        in_netns(&path.client_netns, &args).output(),
+    )
+    .await
+    .context("iperf3 did not finish within 30 s")??;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "iperf3 printed no JSON: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    if let Some(error) = report.get("error") {
+        bail!("iperf3: {error}");
+    }
+    report
+        .pointer("/end/sum_received/bits_per_second")
+        .and_then(|v| v.as_f64())
+        .map(|bps| bps / 1e9)
+        .context("iperf3 JSON without end.sum_received.bits_per_second")
+}
