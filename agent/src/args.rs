@@ -40,8 +40,8 @@ pub struct Args {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub resync_interval: Duration,
 
-    /// Wait this long after a change for more changes before reconciling (such as `200ms`).
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    /// Wait this long after a change for more changes before reconciling (such as `50ms`).
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub debounce: Duration,
 }
 
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube-encrypt"));
         assert_eq!(config.metrics_addr, "0.0.0.0:9105".parse().unwrap());
         assert_eq!(config.resync_interval, Duration::from_secs(60));
-        assert_eq!(config.debounce, Duration::from_millis(200));
+        assert_eq!(config.debounce, Duration::from_millis(50));
         assert_eq!(config.userspace, Userspace::None);
     }
 

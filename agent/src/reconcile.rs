@@ -73,6 +73,8 @@ pub struct Reconciler<D, H, W> {
     limiter: StatusLimiter,
     /// The plan's problems and skipped peers as last logged, to log only changes.
     notes: Vec<String>,
+    /// Some programmed peer had not completed a handshake at the end of the last round.
+    handshakes_pending: bool,
 }
 
 impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
@@ -88,12 +90,19 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             metrics: parts.metrics,
             limiter: StatusLimiter::new(REFRESH_INTERVAL),
             notes: Vec::new(),
+            handshakes_pending: false,
         }
     }
 
     /// The dataplane driver (tests inspect their fake through it).
     pub fn driver(&self) -> &D {
         &self.driver
+    }
+
+    /// Whether a programmed peer still awaits its first handshake: handshakes raise no watch
+    /// event, so the loop looks again soon to report them.
+    pub fn handshakes_pending(&self) -> bool {
+        self.handshakes_pending
     }
 
     /// The cluster writer (tests inspect their fake through it).
@@ -254,6 +263,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         errors: &FamilyErrors,
         now: SystemTime,
     ) {
+        self.handshakes_pending = awaiting_handshakes(observed);
         self.metrics.set_mesh(MeshSnapshot {
             configured: PerFamily::from_fn(|f| observed.dataplane.family(f).peers.len()),
             peers: PerFamily::from_fn(|f| peer_samples(plan, observed, f, now)),
@@ -273,6 +283,14 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             }
         }
     }
+}
+
+/// True when a peer of either family has never completed a handshake.
+fn awaiting_handshakes(observed: &Observed) -> bool {
+    observed
+        .peer_stats
+        .iter()
+        .any(|(_, peers)| peers.iter().any(|p| p.last_handshake.is_none()))
 }
 
 /// The parts a [`Reconciler`] is built from.

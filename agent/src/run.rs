@@ -154,7 +154,10 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
     /// Reconciles until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         futures::pin_mut!(shutdown);
-        let mut retry = RetryDelay::new(Duration::from_secs(1), self.resync);
+        let mut delays = Delays {
+            retry: RetryDelay::new(Duration::from_secs(1), self.resync),
+            handshakes: RetryDelay::new(Duration::from_secs(1), self.resync),
+        };
         let mut next = Instant::now() + self.resync;
         loop {
             tokio::select! {
@@ -165,7 +168,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
                 () = self.changes.notified() => self.debounce().await,
                 () = tokio::time::sleep_until(next) => {}
             }
-            next = Instant::now() + self.round(&mut retry).await;
+            next = Instant::now() + self.round(&mut delays).await;
         }
     }
 
@@ -176,7 +179,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
     }
 
     /// One reconcile when the caches are ready; returns how long to wait before the next.
-    async fn round(&mut self, retry: &mut RetryDelay) -> Duration {
+    async fn round(&mut self, delays: &mut Delays) -> Duration {
         self.caches.follow_route_source();
         let Some(cluster) = self.caches.snapshot() else {
             tracing::debug!("watch caches not synced yet; keeping the dataplane as it is");
@@ -188,16 +191,38 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
         match result {
             Ok(outcome) => {
                 tracing::debug!(?outcome, "reconciled");
-                retry.reset();
-                self.resync
+                delays.retry.reset();
+                self.after_success(&mut delays.handshakes)
             }
             Err(e) => {
-                let delay = retry.next_delay();
+                let delay = delays.retry.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "reconcile failed");
                 delay
             }
         }
     }
+}
+
+impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
+    /// The resync interval, or sooner (1 s, doubling) while peers still await a handshake,
+    /// so the status reports them without waiting for the next resync.
+    fn after_success(&self, handshakes: &mut RetryDelay) -> Duration {
+        if self.reconciler.handshakes_pending() {
+            handshakes.next_delay()
+        } else {
+            handshakes.reset();
+            self.resync
+        }
+    }
+}
+
+/// The loop's two back-off schedules.
+#[derive(Debug)]
+struct Delays {
+    /// After a failed round.
+    retry: RetryDelay,
+    /// While handshakes are pending after a successful round.
+    handshakes: RetryDelay,
 }
 
 /// Doubling delays between retries after failures, capped.

@@ -563,6 +563,27 @@ async fn metrics_show_peers_changes_and_reconciles() {
 }
 
 #[tokio::test]
+async fn a_peer_without_handshake_asks_for_an_early_look() {
+    let mut h = Harness::new("handshakes", ipv4_on());
+    h.round().await.unwrap();
+    let stats = |last_handshake| PeerStats {
+        public_key: fixtures::key("node-b", Family::V4),
+        last_handshake,
+        rx_bytes: 0,
+        tx_bytes: 0,
+    };
+    h.driver.set_peer_stats(Family::V4, vec![stats(None)]);
+    h.round().await.unwrap();
+    assert!(h.reconciler.handshakes_pending(), "node-b never handshook");
+    h.driver.set_peer_stats(
+        Family::V4,
+        vec![stats(Some(h.now - Duration::from_secs(1)))],
+    );
+    h.round().await.unwrap();
+    assert!(!h.reconciler.handshakes_pending(), "every peer handshook");
+}
+
+#[tokio::test]
 async fn workload_ips_mode_routes_the_pods_of_each_node() {
     let mut config = EncryptionConfigSpec::test();
     config.route_source = RouteSource::WorkloadIps;
