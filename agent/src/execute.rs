@@ -1,5 +1,5 @@
 //! From the planned dataplane and the observed one to applied changes: the diff (plus a
-//! rebuild of devices holding a key that is not the node's), then each change in order,
+//! rebuild of devices holding a key that is not the node's), then the changes in order,
 //! logged with its `Display` and its failures collected per family.
 
 use kube_encrypt_api::dataplane::{Dataplane, FamilyDataplane, RouteKind};
@@ -7,7 +7,7 @@ use kube_encrypt_api::diff::{diff, Change};
 use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::net::{Family, PerFamily};
 
-use crate::dataplane::{Driver, Observed, PrivateKeys};
+use crate::dataplane::{Driver, DriverError, Observed, PrivateKeys};
 use crate::status::FamilyErrors;
 
 /// The changes turning `observed` into `desired`. A device whose key is not the node's own
@@ -72,28 +72,35 @@ pub struct ApplyReport {
     pub errors: FamilyErrors,
 }
 
-/// Applies every change in order. A failed change is logged and recorded, and the rest are
-/// still tried: they are independent enough, and the next round retries the failed ones.
+/// Applies every change in order (the driver may batch them). A failed change is logged and
+/// recorded, and the rest are still tried: they are independent enough, and the next round
+/// retries the failed ones.
 pub async fn apply_all(
     driver: &impl Driver,
     changes: &[Change],
     keys: &PrivateKeys,
 ) -> ApplyReport {
+    let results = driver.apply_batch(changes, keys).await;
+    debug_assert_eq!(results.len(), changes.len(), "one result per change");
     let mut report = ApplyReport::default();
-    for change in changes {
-        match driver.apply(change, keys).await {
-            Ok(()) => {
-                tracing::info!("{change}");
-                report.applied += 1;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "failed: {change}");
-                report.failed += 1;
-                for family in families_of(change) {
-                    report.errors.get_mut(family).push(format!("{change}: {e}"));
-                }
+    for (change, result) in changes.iter().zip(results) {
+        record(&mut report, change, result);
+    }
+    report
+}
+
+fn record(report: &mut ApplyReport, change: &Change, result: Result<(), DriverError>) {
+    match result {
+        Ok(()) => {
+            tracing::info!("{change}");
+            report.applied += 1;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "failed: {change}");
+            report.failed += 1;
+            for family in families_of(change) {
+                report.errors.get_mut(family).push(format!("{change}: {e}"));
             }
         }
     }
-    report
 }

@@ -57,4 +57,12 @@ impl<T: Driver> Driver for std::sync::Arc<T> {
     async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError> {
         self.as_ref().apply(change, keys).await
     }
+
+    async fn apply_batch(
+        &self,
+        changes: &[Change],
+        keys: &PrivateKeys,
+    ) -> Vec<Result<(), DriverError>> {
+        self.as_ref().apply_batch(changes, keys).await
+    }
 }

@@ -9,6 +9,7 @@ use kube_encrypt_api::diff::Change;
 use kube_encrypt_api::net::Family;
 use rtnetlink::Handle;
 
+use super::batch::LinkIndexes;
 use super::error::{io_text, netlink_errno};
 use super::firewall::Firewall;
 use super::interface::Interfaces;
@@ -82,7 +83,7 @@ impl HostDriver {
         &self.config
     }
 
-    fn interfaces(&self) -> Interfaces<'_> {
+    pub(super) fn interfaces(&self) -> Interfaces<'_> {
         Interfaces {
             handle: &self.handle,
             userspace: self.config.userspace_implementation.as_deref(),
@@ -116,18 +117,30 @@ impl HostDriver {
         self.interfaces().create(family, spec, key).await
     }
 
-    async fn add_route(&self, family: Family, route: &Route) -> Result<(), DriverError> {
+    pub(super) async fn add_route(
+        &self,
+        family: Family,
+        route: &Route,
+        indexes: &mut LinkIndexes,
+    ) -> Result<(), DriverError> {
         let operation = format!("add route {}", describe_route(route));
-        let oif = self.route_device(&operation, family, route).await?;
+        let oif = self
+            .route_device(&operation, family, route, indexes)
+            .await?;
         routing::add_route(&self.handle, route, oif)
             .await
             .map_err(|e| DriverError::netlink(operation, &e))
     }
 
     /// Deleting a route that is not there succeeds: the table already looks as wanted.
-    async fn delete_route(&self, family: Family, route: &Route) -> Result<(), DriverError> {
+    pub(super) async fn delete_route(
+        &self,
+        family: Family,
+        route: &Route,
+        indexes: &mut LinkIndexes,
+    ) -> Result<(), DriverError> {
         let operation = format!("delete route {}", describe_route(route));
-        let oif = match self.route_device(&operation, family, route).await {
+        let oif = match self.route_device(&operation, family, route, indexes).await {
             Ok(oif) => oif,
             // Without its device the route cannot exist any more.
             Err(_) if matches!(route.kind, RouteKind::Device(_)) => return Ok(()),
@@ -139,12 +152,14 @@ impl HostDriver {
         }
     }
 
-    /// Checks the route's family and finds the index of its device.
+    /// Checks the route's family and finds the index of its device, from `indexes` when it
+    /// was looked up before.
     async fn route_device(
         &self,
         operation: &str,
         family: Family,
         route: &Route,
+        indexes: &mut LinkIndexes,
     ) -> Result<Option<u32>, DriverError> {
         if Family::of_net(&route.destination) != family {
             return Err(DriverError::new(
@@ -155,10 +170,14 @@ impl HostDriver {
         let RouteKind::Device(name) = &route.kind else {
             return Ok(None);
         };
+        if let Some(index) = indexes.get(name) {
+            return Ok(Some(*index));
+        }
         let link = links::link_by_name(&self.handle, name)
             .await
             .map_err(|e| DriverError::netlink(operation, &e))?
             .ok_or_else(|| DriverError::new(operation, format!("no interface named {name}")))?;
+        indexes.insert(name.clone(), link.index);
         Ok(Some(link.index))
     }
 
@@ -207,24 +226,17 @@ impl Driver for HostDriver {
                 self.interfaces().update(*family, from, to).await
             }
             Change::DeleteInterface { name, .. } => self.interfaces().delete(name).await,
-            Change::AddPeer {
-                interface, peer, ..
-            } => self.interfaces().put_peer("add", interface, peer).await,
-            Change::UpdatePeer { interface, to, .. } => {
-                self.interfaces().put_peer("update", interface, to).await
+            Change::AddPeer { .. } | Change::UpdatePeer { .. } | Change::RemovePeer { .. } => {
+                self.apply_peer_changes(std::slice::from_ref(change)).await
             }
-            Change::RemovePeer {
-                interface,
-                public_key,
-                node,
-                ..
-            } => {
-                self.interfaces()
-                    .remove_peer(interface, public_key, node)
+            Change::AddRoute { family, route } => {
+                self.add_route(*family, route, &mut LinkIndexes::new())
                     .await
             }
-            Change::AddRoute { family, route } => self.add_route(*family, route).await,
-            Change::DeleteRoute { family, route } => self.delete_route(*family, route).await,
+            Change::DeleteRoute { family, route } => {
+                self.delete_route(*family, route, &mut LinkIndexes::new())
+                    .await
+            }
             Change::AddRule(rule) => self.add_rule(rule).await,
             Change::DeleteRule(rule) => self.delete_rule(rule).await,
             Change::ReplaceFirewall(spec) => self.firewall().replace(spec).await,
@@ -232,5 +244,13 @@ impl Driver for HostDriver {
             Change::SetSysctl(sysctl) => self.sysctls().set(sysctl),
             Change::RestoreSysctl { key } => self.sysctls().restore(key),
         }
+    }
+
+    async fn apply_batch(
+        &self,
+        changes: &[Change],
+        keys: &PrivateKeys,
+    ) -> Vec<Result<(), DriverError>> {
+        self.apply_changes(changes, keys).await
     }
 }

@@ -14,7 +14,7 @@ use wireguard_control::{DeviceUpdate, Key};
 
 use super::error::{netlink_errno, netlink_text};
 use super::links::{self, Link};
-use super::state::StateDir;
+use super::state::{PeerNames, StateDir};
 use super::{userspace, wireguard, DriverError};
 
 /// Creates, changes and removes WireGuard interfaces and their peers.
@@ -105,49 +105,22 @@ impl Interfaces<'_> {
         })
     }
 
-    /// Adds the peer, or sets it exactly to `peer` when the key is already there.
-    pub(crate) async fn put_peer(
+    /// Applies `edits` to the peers of `interface` as one device update, then records the
+    /// node names in one write. Put sets a peer exactly to its spec (adding it if new).
+    pub(crate) async fn edit_peers(
         &self,
-        verb: &str,
+        operation: &str,
         interface: &str,
-        peer: &PeerSpec,
+        edits: &[PeerEdit<'_>],
     ) -> Result<(), DriverError> {
-        let operation = format!(
-            "{verb} peer {} ({}) on {interface}",
-            peer.node, peer.public_key
-        );
-        let fail = |message: String| DriverError::new(&operation, message);
+        let fail = |message: String| DriverError::new(operation, message);
         let backend = self.existing_backend(interface).await.map_err(fail)?;
-        let update = DeviceUpdate::new().add_peer(wireguard::peer_config(peer));
+        let update = edits.iter().fold(DeviceUpdate::new(), add_edit);
         wireguard::apply(interface, wireguard::backend(&backend), update)
             .await
             .map_err(fail)?;
-        self.state.edit_peer_names(|names| {
-            names
-                .entry(interface.to_owned())
-                .or_default()
-                .insert(peer.public_key.to_base64(), peer.node.clone());
-        })
-    }
-
-    pub(crate) async fn remove_peer(
-        &self,
-        interface: &str,
-        public_key: &WireGuardKey,
-        node: &str,
-    ) -> Result<(), DriverError> {
-        let operation = format!("remove peer {node} ({public_key}) from {interface}");
-        let fail = |message: String| DriverError::new(&operation, message);
-        let backend = self.existing_backend(interface).await.map_err(fail)?;
-        let update = DeviceUpdate::new().remove_peer_by_key(&wireguard::device_key(public_key));
-        wireguard::apply(interface, wireguard::backend(&backend), update)
-            .await
-            .map_err(fail)?;
-        self.state.edit_peer_names(|names| {
-            if let Some(peers) = names.get_mut(interface) {
-                peers.remove(&public_key.to_base64());
-            }
-        })
+        self.state
+            .edit_peer_names(|names| record_peer_names(names, interface, edits))
     }
 
     async fn link(&self, name: &str) -> Result<Option<Link>, String> {
@@ -251,6 +224,34 @@ impl Interfaces<'_> {
                 .map_err(|e| format!("delete address {}: {}", address.net, netlink_text(&e)))?;
         }
         Ok(())
+    }
+}
+
+/// One peer change on an interface.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PeerEdit<'a> {
+    Put(&'a PeerSpec),
+    Remove(&'a WireGuardKey),
+}
+
+fn add_edit(update: DeviceUpdate, edit: &PeerEdit<'_>) -> DeviceUpdate {
+    match edit {
+        PeerEdit::Put(peer) => update.add_peer(wireguard::peer_config(peer)),
+        PeerEdit::Remove(key) => update.remove_peer_by_key(&wireguard::device_key(key)),
+    }
+}
+
+fn record_peer_names(names: &mut PeerNames, interface: &str, edits: &[PeerEdit<'_>]) {
+    let peers = names.entry(interface.to_owned()).or_default();
+    for edit in edits {
+        match edit {
+            PeerEdit::Put(peer) => {
+                peers.insert(peer.public_key.to_base64(), peer.node.clone());
+            }
+            PeerEdit::Remove(key) => {
+                peers.remove(&key.to_base64());
+            }
+        }
     }
 }
 

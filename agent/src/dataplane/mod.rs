@@ -1,7 +1,8 @@
 //! The seam between the reconcile loop and the host: observe the dataplane kube-encrypt
-//! manages, apply one [`Change`] at a time. The real driver talks netlink, WireGuard and
+//! manages, apply [`Change`]s one by one or as a batch. The real driver talks netlink, WireGuard and
 //! nftables; tests of the loop use a fake.
 
+mod batch;
 mod error;
 pub mod facts;
 mod firewall;
@@ -71,7 +72,7 @@ impl std::fmt::Debug for PrivateKeys {
 }
 
 /// A failed observation or change, named after the operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{operation}: {message}")]
 pub struct DriverError {
     pub operation: String,
@@ -85,4 +86,17 @@ pub trait Driver {
     async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError>;
     /// Applies one change; `keys` supplies the private key when a device is created.
     async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError>;
+    /// Applies `changes` in order, one result per change. A driver may combine changes
+    /// into fewer host calls; a combined call that fails fails every change it carried.
+    async fn apply_batch(
+        &self,
+        changes: &[Change],
+        keys: &PrivateKeys,
+    ) -> Vec<Result<(), DriverError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            results.push(self.apply(change, keys).await);
+        }
+        results
+    }
 }
