@@ -14,12 +14,12 @@ demo: deps
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --all-targets
+	$(CARGO) test --workspace --doc
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	$(CARGO) test --workspace --doc
 
 ## deps: install the Debian packages the tests and the lab need (idempotent)
 deps:
