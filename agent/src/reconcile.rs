@@ -99,8 +99,8 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         &self.driver
     }
 
-    /// Whether a programmed peer still awaits its first handshake: handshakes raise no watch
-    /// event, so the loop looks again soon to report them.
+    /// Whether a programmed peer is in the middle of its first handshake: handshakes raise no
+    /// watch event, so the loop looks again soon to report them.
     pub fn handshakes_pending(&self) -> bool {
         self.handshakes_pending
     }
@@ -285,12 +285,15 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
     }
 }
 
-/// True when a peer of either family has never completed a handshake.
+/// True when a handshake is under way: a peer of either family has sent (traffic or handshake
+/// initiations) but never completed one. Silent peers do not count, so an idle mesh with
+/// unreachable peers costs nothing between resyncs.
 fn awaiting_handshakes(observed: &Observed) -> bool {
-    observed
-        .peer_stats
-        .iter()
-        .any(|(_, peers)| peers.iter().any(|p| p.last_handshake.is_none()))
+    observed.peer_stats.iter().any(|(_, peers)| {
+        peers
+            .iter()
+            .any(|p| p.last_handshake.is_none() && p.tx_bytes > 0)
+    })
 }
 
 /// The parts a [`Reconciler`] is built from.

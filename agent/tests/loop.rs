@@ -563,24 +563,25 @@ async fn metrics_show_peers_changes_and_reconciles() {
 }
 
 #[tokio::test]
-async fn a_peer_without_handshake_asks_for_an_early_look() {
+async fn a_handshake_under_way_asks_for_an_early_look() {
     let mut h = Harness::new("handshakes", ipv4_on());
     h.round().await.unwrap();
-    let stats = |last_handshake| PeerStats {
+    let stats = |last_handshake, tx_bytes| PeerStats {
         public_key: fixtures::key("node-b", Family::V4),
         last_handshake,
         rx_bytes: 0,
-        tx_bytes: 0,
+        tx_bytes,
     };
-    h.driver.set_peer_stats(Family::V4, vec![stats(None)]);
-    h.round().await.unwrap();
-    assert!(h.reconciler.handshakes_pending(), "node-b never handshook");
-    h.driver.set_peer_stats(
-        Family::V4,
-        vec![stats(Some(h.now - Duration::from_secs(1)))],
-    );
-    h.round().await.unwrap();
-    assert!(!h.reconciler.handshakes_pending(), "every peer handshook");
+    let cases = [
+        ("a silent peer is not polled", stats(None, 0), false),
+        ("node-b's handshake is under way", stats(None, 148), true),
+        ("node-b handshook", stats(Some(h.now), 296), false),
+    ];
+    for (name, peer, pending) in cases {
+        h.driver.set_peer_stats(Family::V4, vec![peer]);
+        h.round().await.unwrap();
+        assert_eq!(h.reconciler.handshakes_pending(), pending, "{name}");
+    }
 }
 
 #[tokio::test]
