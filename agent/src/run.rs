@@ -192,7 +192,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
             Ok(outcome) => {
                 tracing::debug!(?outcome, "reconciled");
                 delays.retry.reset();
-                self.after_success(&mut delays.handshakes)
+                self.after_success(outcome, &mut delays.handshakes)
             }
             Err(e) => {
                 let delay = delays.retry.next_delay();
@@ -204,10 +204,14 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
 }
 
 impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
-    /// The resync interval, or sooner (1 s, doubling) while peers still await a handshake,
-    /// so the status reports them without waiting for the next resync.
-    fn after_success(&self, handshakes: &mut RetryDelay) -> Duration {
-        if self.reconciler.handshakes_pending() {
+    /// The resync interval, or sooner (1 s, doubling) after the dataplane changed and while a
+    /// handshake is under way, so the status reports handshakes without waiting for the resync.
+    fn after_success(&self, outcome: Outcome, handshakes: &mut RetryDelay) -> Duration {
+        let changed = matches!(outcome, Outcome::Converged { applied } if applied > 0);
+        if changed {
+            handshakes.reset();
+        }
+        if changed || self.reconciler.handshakes_pending() {
             handshakes.next_delay()
         } else {
             handshakes.reset();
