@@ -1,105 +1,32 @@
 //! A bounded tcpdump on a node's underlay veth (the `ke-lab` side, where `flows` captures too),
 //! and pings whose payload carries a marker, so a capture shows whether they crossed in clear.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use kube_encrypt_tests::lab::flows::pcap::{self, Packet, Verdict};
-use kube_encrypt_tests::lab::topology::LAB_NETNS;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use kube_encrypt_tests::lab::flows::probe;
 
 /// Ping payload marker of these tests ("ke-e2e-mark"), found in clear text by [`verdict`].
 pub const MARKER: &[u8] = b"ke-e2e-mark";
-/// Packets a capture keeps at most; `timeout` bounds its time.
-const PACKET_LIMIT: &str = "20000";
-const TIME_LIMIT_SECS: &str = "120";
 
 pub fn marker_hex() -> String {
     MARKER.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A running tcpdump on `node-<i>`'s underlay veth; stopped when finished or dropped.
-pub struct Capture {
-    child: Child,
-    output: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
+/// A running tcpdump on `node-<i>`'s underlay veth: the lab's own capture, as `flows` uses it.
+pub struct Capture(probe::Capture);
 
 impl Capture {
     /// Starts capturing IP packets entering the underlay from `node` (such as "node-1").
     pub fn start(node: &str) -> Self {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", LAB_NETNS, "timeout", TIME_LIMIT_SECS])
-            .args(["tcpdump", "-i", node, "-n", "-U", "--immediate-mode"])
-            .args(["-c", PACKET_LIMIT, "-w", "-", "ip or ip6"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump runs");
-        let mut out = child.stdout.take().expect("piped");
-        let output = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = out.read_to_end(&mut bytes);
-            bytes
-        });
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut capture = Self {
-            child,
-            output: Some(output),
-        };
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(5)) {
-                Ok(line) if line.contains("listening on") => return capture,
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    capture.stop();
-                    panic!("tcpdump on {node} did not start: {}", seen.join("; "));
-                }
-            }
-        }
+        let capture = probe::Capture::start(node)
+            .unwrap_or_else(|e| panic!("tcpdump on {node} did not start: {e}"));
+        Self(capture)
     }
 
     /// Stops the capture (after a moment for the last packets) and parses it.
-    pub fn finish(mut self) -> Vec<Packet> {
-        std::thread::sleep(Duration::from_millis(300));
-        self.stop();
-        let bytes = self
-            .output
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        pcap::parse(&bytes).unwrap_or_else(|e| panic!("reading the capture: {e}"))
-    }
-
-    fn stop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        for _ in 0..30 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.stop();
-        }
+    pub fn finish(self) -> Vec<Packet> {
+        pcap::parse(&self.0.finish()).unwrap_or_else(|e| panic!("reading the capture: {e}"))
     }
 }
 

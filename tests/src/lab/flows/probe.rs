@@ -123,14 +123,16 @@ fn received(text: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// A running tcpdump; stopped and reaped on `finish` or drop.
-struct Capture {
+/// A running tcpdump on an interface of the `ke-lab` namespace (a node's underlay veth);
+/// stopped and reaped on `finish` or drop. Lab tests capture through it too.
+pub struct Capture {
     child: Child,
     output: Option<std::thread::JoinHandle<Vec<u8>>>,
 }
 
 impl Capture {
-    fn start(iface: &str) -> Result<Self, ProbeError> {
+    /// Starts capturing IP packets on `iface` and returns once tcpdump is listening.
+    pub fn start(iface: &str) -> Result<Self, ProbeError> {
         let mut cmd: Command = sys::in_netns(
             LAB_NETNS,
             &[
@@ -195,7 +197,7 @@ impl Capture {
     }
 
     /// Stops tcpdump (after a moment for the last packets) and returns the pcap bytes.
-    fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
         std::thread::sleep(Duration::from_millis(300));
         self.stop();
         self.output
