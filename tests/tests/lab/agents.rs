@@ -33,13 +33,7 @@ fn wait_for_agent(
 
 #[test]
 fn a_killed_agent_is_restarted_and_down_stops_every_agent() {
-    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab"))
-        .with_file_name("kube-encrypt-agent");
-    assert!(
-        agent.is_file(),
-        "{} is missing: build the workspace first (`cargo build --workspace`)",
-        agent.display()
-    );
+    let agent = agent_bin();
     let session = session();
     let lab = session.up(&[
         "--nodes",
@@ -47,7 +41,7 @@ fn a_killed_agent_is_restarted_and_down_stops_every_agent() {
         "--no-wireguard",
         "node-2",
         "--agent-bin",
-        agent.to_str().unwrap(),
+        &agent,
     ]);
     let paths = Paths::new(DEFAULT_STATE_DIR);
     let first = wait_for_agent(&paths, "node-1", None, Duration::from_secs(10));

@@ -121,13 +121,7 @@ fn flows_fail_when_encryption_is_configured_but_absent() {
 
 #[test]
 fn agents_encrypt_and_flows_pass_with_an_opted_out_node_and_one_without_wireguard() {
-    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab"))
-        .with_file_name("kube-encrypt-agent");
-    assert!(
-        agent.is_file(),
-        "{} is missing: build the workspace first (`cargo build --workspace`)",
-        agent.display()
-    );
+    let agent = agent_bin();
     let session = session();
     let lab = session.up(&[
         "--nodes",
@@ -136,7 +130,7 @@ fn agents_encrypt_and_flows_pass_with_an_opted_out_node_and_one_without_wireguar
         "--no-wireguard",
         "node-3",
         "--agent-bin",
-        agent.to_str().unwrap(),
+        &agent,
     ]);
     let rt = runtime();
     let client = rt.block_on(client(&lab.kubeconfig()));
@@ -241,21 +235,9 @@ fn agent_annotations(rt: &tokio::runtime::Runtime, client: &Client, node: &str) 
 
 #[test]
 fn host_encryption_then_disable_leaves_plaintext_and_no_residue() {
-    let agent = std::path::Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab"))
-        .with_file_name("kube-encrypt-agent");
-    assert!(
-        agent.is_file(),
-        "{} is missing: build the workspace first (`cargo build --workspace`)",
-        agent.display()
-    );
+    let agent = agent_bin();
     let session = session();
-    let lab = session.up(&[
-        "--nodes",
-        "2",
-        "--ipv6",
-        "--agent-bin",
-        agent.to_str().unwrap(),
-    ]);
+    let lab = session.up(&["--nodes", "2", "--ipv6", "--agent-bin", &agent]);
     let rt = runtime();
     let client = rt.block_on(client(&lab.kubeconfig()));
     rt.block_on(async {
