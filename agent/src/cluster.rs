@@ -184,7 +184,7 @@ pub fn node_encryption_for(node: &Node) -> NodeEncryption {
 
 /// Optional fields of a family status; a merge patch must null the absent ones, or stale
 /// values would stay.
-const OPTIONAL_FAMILY_FIELDS: [&str; 8] = [
+const OPTIONAL_FAMILY_FIELDS: [&str; 9] = [
     "backend",
     "interface",
     "publicKey",
@@ -193,12 +193,18 @@ const OPTIONAL_FAMILY_FIELDS: [&str; 8] = [
     "oldestHandshakeSeconds",
     "message",
     "worstPeers",
+    "skippedPeers",
 ];
+/// Optional top-level fields of the status, nulled when absent for the same reason.
+const OPTIONAL_STATUS_FIELDS: [&str; 2] = ["conditions", "findings"];
 
 /// The merge patch replacing the whole status with `status`.
 pub fn status_patch(status: &NodeEncryptionStatus) -> Value {
     let mut value = serde_json::to_value(status).expect("a status always serializes");
     let object = value.as_object_mut().expect("a status is an object");
+    for field in OPTIONAL_STATUS_FIELDS {
+        object.entry(field).or_insert(Value::Null);
+    }
     for family in ["ipv4", "ipv6"] {
         let entry = object.entry(family).or_insert(Value::Null);
         if let Some(fields) = entry.as_object_mut() {
@@ -226,6 +232,7 @@ mod tests {
             }),
             ipv6: None,
             last_update: Some("2026-01-01T00:00:00Z".into()),
+            ..Default::default()
         };
         let patch = status_patch(&status);
         assert_eq!(patch["status"]["ipv4"]["mtu"], json!(1440));

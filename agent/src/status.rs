@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use kube_encrypt_api::crd::{
     EncryptionState, FamilyStatus, NodeEncryptionStatus, PeerCounts, PeerHealth,
+    SkippedPeerStatus, MAX_REPORTED_SKIPPED,
 };
 use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::net::{Family, PerFamily};
@@ -81,6 +82,7 @@ pub fn build_status(
         ipv4: Some(family(Family::V4)),
         ipv6: Some(family(Family::V6)),
         last_update: Some(rfc3339(now)),
+        ..Default::default()
     }
 }
 
@@ -108,10 +110,10 @@ fn family_status(
             .map(|k| k.to_base64()),
         listen_port: planned.map(|i| i64::from(i.listen_port)),
         mtu: planned.map(|i| i64::from(i.mtu)),
-        peers: PeerCounts {
-            configured: count(observed.dataplane.family(family).peers.len()),
-            handshaken: count(samples.iter().filter(|s| s.handshake_age.is_some()).count()),
-        },
+        peers: PeerCounts::new(
+            count(observed.dataplane.family(family).peers.len()),
+            count(samples.iter().filter(|s| s.handshake_age.is_some()).count()),
+        ),
         oldest_handshake_seconds: samples
             .iter()
             .filter_map(|s| s.handshake_age)
@@ -121,7 +123,22 @@ fn family_status(
         tx_bytes: clamp(samples.iter().map(|s| s.tx_bytes).sum()),
         message,
         worst_peers: worst_peers(&samples),
+        skipped_peers: skipped_peers(plan, family),
+        skipped_peer_count: count(plan.skipped.iter().filter(|s| s.family == family).count()),
     }
+}
+
+/// The first [`MAX_REPORTED_SKIPPED`] nodes left out of `family`, by node name.
+fn skipped_peers(plan: &NodePlan, family: Family) -> Vec<SkippedPeerStatus> {
+    plan.skipped
+        .iter()
+        .filter(|s| s.family == family)
+        .take(MAX_REPORTED_SKIPPED)
+        .map(|s| SkippedPeerStatus {
+            node: s.node.clone(),
+            reason: s.reason.clone(),
+        })
+        .collect()
 }
 
 /// The planner's verdict, overruled to `Error` when applying failed or the interface the plan
@@ -212,6 +229,7 @@ fn without_counters(status: &NodeEncryptionStatus) -> NodeEncryptionStatus {
         ipv4: strip(&status.ipv4),
         ipv6: strip(&status.ipv6),
         last_update: None,
+        ..status.clone()
     }
 }
 
@@ -333,10 +351,7 @@ mod tests {
         assert_eq!((v4.listen_port, v4.mtu), (Some(51820), Some(1440)));
         assert_eq!(
             v4.peers,
-            PeerCounts {
-                configured: 3,
-                handshaken: 2
-            }
+            PeerCounts::new(3, 2)
         );
         assert_eq!(v4.oldest_handshake_seconds, Some(500));
         assert_eq!(

@@ -1,5 +1,6 @@
 //! `NodeEncryption`: one node's observed encryption state, written by that node's agent.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,9 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"IPv4","type":"string","jsonPath":".status.ipv4.state"}"#,
     printcolumn = r#"{"name":"IPv6","type":"string","jsonPath":".status.ipv6.state"}"#,
     printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".status.ipv4.backend"}"#,
-    printcolumn = r#"{"name":"Peers","type":"integer","jsonPath":".status.ipv4.peers.handshaken"}"#,
+    printcolumn = r#"{"name":"IPv4 Peers","type":"string","jsonPath":".status.ipv4.peers.ratio"}"#,
+    printcolumn = r#"{"name":"IPv6 Peers","type":"string","jsonPath":".status.ipv6.peers.ratio"}"#,
+    printcolumn = r#"{"name":"Degraded","type":"string","jsonPath":".status.conditions[?(@.type==\"Degraded\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +35,28 @@ pub struct NodeEncryptionStatus {
     /// When the agent last wrote this status (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update: Option<String>,
+    /// `Degraded`: the agent refuses (part of) the config or cannot apply it; a standard
+    /// `metav1.Condition` whose message names the rule ids and what to change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// What the admission rules (`kube_encrypt_api::rules`) say about the config as this agent
+    /// sees it: denials it refused to apply, and warnings it applied anyway (NAT outgoing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<ConfigFinding>,
+}
+
+/// One finding of the admission rules, as the agent reports it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigFinding {
+    /// The rule id (`port-range`, `ipv6-nat-outgoing`, ...).
+    pub rule: String,
+    /// `deny` (not applied) or `warning` (applied).
+    pub severity: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub field: String,
+    /// What is wrong and what to change.
+    pub message: String,
 }
 
 /// Encryption state of one family on one node.
@@ -65,6 +90,23 @@ pub struct FamilyStatus {
     /// The few worst peers: no handshake or a stale one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub worst_peers: Vec<PeerHealth>,
+    /// Other nodes left out of this family's mesh and why (at most
+    /// [`MAX_REPORTED_SKIPPED`], by node name; `skippedPeerCount` has the total).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_peers: Vec<SkippedPeerStatus>,
+    #[serde(default)]
+    pub skipped_peer_count: i64,
+}
+
+/// How many skipped peers a family status lists by name.
+pub const MAX_REPORTED_SKIPPED: usize = 10;
+
+/// A node that is not programmed as a peer, and why.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedPeerStatus {
+    pub node: String,
+    pub reason: String,
 }
 
 /// How many peers are programmed and how many completed a handshake.
@@ -73,6 +115,20 @@ pub struct FamilyStatus {
 pub struct PeerCounts {
     pub configured: i64,
     pub handshaken: i64,
+    /// `handshaken/configured`, such as `2/2`, for `kubectl get nodeencryptions`.
+    #[serde(default)]
+    pub ratio: String,
+}
+
+impl PeerCounts {
+    /// Counts with their `ratio` filled in.
+    pub fn new(configured: i64, handshaken: i64) -> Self {
+        Self {
+            configured,
+            handshaken,
+            ratio: format!("{handshaken}/{configured}"),
+        }
+    }
 }
 
 /// A peer that needs attention.
