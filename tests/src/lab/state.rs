@@ -38,6 +38,9 @@ pub struct LabState {
     /// The lab binary, re-executed for the emulator, the forwarders and the supervisor.
     pub lab_bin: PathBuf,
     pub agent_bin: Option<PathBuf>,
+    /// The directory of etcd, kube-apiserver and kube-controller-manager (real control plane).
+    #[serde(default)]
+    pub kube_bin: Option<PathBuf>,
     /// The loopback port of the host-side forwarder to the emulator.
     pub api_port: Option<u16>,
     /// True once `up` has finished.
@@ -70,9 +73,15 @@ impl Paths {
     pub fn kubeconfig(&self) -> PathBuf {
         self.root.join("kubeconfig")
     }
-    /// Kubeconfig for the agents inside the nodes: the emulator's underlay address.
-    pub fn node_kubeconfig(&self) -> PathBuf {
-        self.root.join("kubeconfig-nodes")
+    /// Kubeconfig of `node`'s agent: the API server's underlay address and, with the real
+    /// control plane, the token of the agent's ServiceAccount bound to its Pod on that node.
+    pub fn node_kubeconfig(&self, node: &str) -> PathBuf {
+        self.root.join("nodes").join(format!("{node}.kubeconfig"))
+    }
+    /// Admin kubeconfig for lab processes inside the lab's namespaces (the API server's
+    /// underlay address).
+    pub fn lab_kubeconfig(&self) -> PathBuf {
+        self.root.join("kubeconfig-lab")
     }
     pub fn apiserver_dir(&self) -> PathBuf {
         self.root.join("apiserver")
@@ -259,6 +268,7 @@ mod tests {
             agents: false,
             lab_bin: "/bin/true".into(),
             agent_bin: None,
+            kube_bin: None,
             api_port: None,
             ready: false,
             resources: vec![],

@@ -94,7 +94,7 @@ fn agent_command(paths: &Paths, node: &NodePlan, agent_bin: &Path) -> Command {
     .arg(agent_bin)
     .args(["--node-name", &node.name])
     .arg("--kubeconfig")
-    .arg(paths.node_kubeconfig())
+    .arg(paths.node_kubeconfig(&node.name))
     .args(["--state-dir", AGENT_STATE_DIR]);
     if !node.wireguard {
         cmd.args(["--userspace-implementation", "none"]);

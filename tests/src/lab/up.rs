@@ -7,13 +7,16 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::cluster;
+use super::control_plane::{self, Credentials, KubeBinaries};
+use super::identities;
+use super::kubeconfig;
 use super::mounts;
 use super::network;
 use super::services;
 use super::signals;
 use super::state::{LabLock, LabState, Paths, Store};
 use super::teardown::teardown;
-use super::topology::{api_addr, LabSpec, Topology};
+use super::topology::{ApiServerKind, LabSpec, Topology};
 use super::{preflight, LabStateError};
 
 /// How `up` was asked to build the lab.
@@ -49,11 +52,16 @@ pub fn up(
         .agents
         .then(|| find_agent(options.agent_bin.clone()))
         .transpose()?;
+    let kube_bin = match options.spec.apiserver {
+        ApiServerKind::Kube => Some(KubeBinaries::locate()?.dir),
+        ApiServerKind::Emulator => None,
+    };
     let state = LabState {
         spec: options.spec,
         agents: options.agents,
         lab_bin: std::env::current_exe().context("cannot find the lab binary")?,
         agent_bin,
+        kube_bin,
         api_port: None,
         ready: false,
         resources: vec![],
@@ -103,17 +111,23 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
         mounts::create_node(node, store)?;
     }
     step("apiserver")?;
-    services::start_apiserver(store)?;
+    let credentials = start_apiserver(topo, store)?;
     let port = services::start_forwarders(store)?;
-    write_kubeconfigs(&store.paths, port)?;
+    write_kubeconfigs(&store.paths, topo, port, credentials.as_ref())?;
     step("objects")?;
     let log = store.paths.log(services::APISERVER);
     let kubeconfig = store.paths.kubeconfig();
+    let paths = store.paths.clone();
     rt.block_on(async {
         let client = cluster::client(&kubeconfig).await?;
-        cluster::wait_ready(&client, Duration::from_secs(30), &log).await?;
-        cluster::seed(&client, topo).await
-    })?;
+        cluster::wait_ready(&client, API_READY, &log).await?;
+        cluster::seed(&client, topo).await?;
+        match &credentials {
+            Some(c) => identities::issue_agent_tokens(&client, &paths, topo, &c.ca_pem).await,
+            None => identities::write_anonymous_kubeconfigs(&paths, topo),
+        }
+    })
+    .map_err(|e| services::explain_dead(store, e.into()))?;
     if store.state.agents {
         step("agents")?;
         services::start_supervisor(store)?;
@@ -124,11 +138,44 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
     Ok(())
 }
 
-fn write_kubeconfigs(paths: &Paths, port: u16) -> anyhow::Result<()> {
-    let host = cluster::kubeconfig_text(&format!("http://127.0.0.1:{port}"));
-    let nodes = cluster::kubeconfig_text(&format!("http://{}", api_addr()));
-    std::fs::write(paths.kubeconfig(), host).context("write kubeconfig")?;
-    std::fs::write(paths.node_kubeconfig(), nodes).context("write node kubeconfig")?;
+/// How long the API server may take to answer after it was started.
+const API_READY: Duration = Duration::from_secs(60);
+
+/// Starts the API server of the spec; for the real control plane, first its PKI.
+fn start_apiserver(topo: &Topology, store: &mut Store) -> anyhow::Result<Option<Credentials>> {
+    match topo.spec.apiserver {
+        ApiServerKind::Kube => {
+            let credentials = control_plane::write_pki(&store.paths, topo)?;
+            services::start_control_plane(store)?;
+            Ok(Some(credentials))
+        }
+        ApiServerKind::Emulator => {
+            services::start_apiserver(store)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The host's admin kubeconfig (through the loopback forwarder on `port`) and the lab's own
+/// (the API server's underlay address, for lab processes inside the namespaces).
+fn write_kubeconfigs(
+    paths: &Paths,
+    topo: &Topology,
+    port: u16,
+    credentials: Option<&Credentials>,
+) -> anyhow::Result<()> {
+    let (host, lab) = match credentials {
+        Some(c) => (
+            kubeconfig::client_cert(&format!("https://127.0.0.1:{port}"), &c.ca_pem, &c.admin),
+            kubeconfig::client_cert(&format!("https://{}", topo.api_addr()), &c.ca_pem, &c.admin),
+        ),
+        None => (
+            kubeconfig::anonymous(&format!("http://127.0.0.1:{port}")),
+            kubeconfig::anonymous(&format!("http://{}", topo.api_addr())),
+        ),
+    };
+    control_plane::write_private(&paths.kubeconfig(), &host)?;
+    control_plane::write_private(&paths.lab_kubeconfig(), &lab)?;
     Ok(())
 }
 
