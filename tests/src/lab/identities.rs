@@ -111,7 +111,7 @@ pub async fn bound_token(
         .await
         .map_err(api_err(format!("request a token for {service_account}")))?;
     issued.status.and_then(|s| s.token).ok_or_else(|| {
-        ClusterError::Manifest(format!(
+        ClusterError::Unexpected(format!(
             "the token request for {service_account} returned no token"
         ))
     })

@@ -60,11 +60,18 @@ pub fn start_apiserver(store: &mut Store) -> Result<(), ServiceError> {
     }
 }
 
-/// Starts the real control plane: etcd, kube-apiserver, kube-controller-manager.
+/// Starts the real control plane's etcd and kube-apiserver; the controller-manager follows
+/// once the API server is ready ([`start_controller_manager`]).
 pub fn start_control_plane(store: &mut Store) -> Result<(), ServiceError> {
     let topo = store.state.topology();
     control_plane::start_etcd(store, &topo)?;
-    control_plane::start_apiserver(store, &topo)?;
+    control_plane::start_apiserver(store, &topo)
+}
+
+/// Starts kube-controller-manager. Only after kube-apiserver is ready: before its RBAC
+/// bootstrap, the controller-manager is refused and gives up.
+pub fn start_controller_manager(store: &mut Store) -> Result<(), ServiceError> {
+    let topo = store.state.topology();
     control_plane::start_controller_manager(store, &topo)
 }
 

@@ -117,10 +117,18 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
     step("objects")?;
     let log = store.paths.log(services::APISERVER);
     let kubeconfig = store.paths.kubeconfig();
+    let client = rt
+        .block_on(async {
+            let client = cluster::client(&kubeconfig).await?;
+            cluster::wait_ready(&client, API_READY, &log).await?;
+            Ok::<_, cluster::ClusterError>(client)
+        })
+        .map_err(|e| services::explain_dead(store, e.into()))?;
+    if credentials.is_some() {
+        services::start_controller_manager(store)?;
+    }
     let paths = store.paths.clone();
     rt.block_on(async {
-        let client = cluster::client(&kubeconfig).await?;
-        cluster::wait_ready(&client, API_READY, &log).await?;
         cluster::seed(&client, topo).await?;
         match &credentials {
             Some(c) => identities::issue_agent_tokens(&client, &paths, topo, &c.ca_pem).await,
