@@ -8,6 +8,7 @@ mod lab {
     pub mod baddata;
     pub mod capture;
     pub mod cluster;
+    pub mod control_plane;
     pub mod dualstack;
     pub mod encryption;
     pub mod faults;

@@ -122,6 +122,22 @@ pub fn apiserver_start(paths: &Paths, rt: &tokio::runtime::Runtime) -> anyhow::R
     Ok(())
 }
 
+/// `reimage NODE`: the node as from a fresh install, with a fresh agent.
+pub fn reimage(paths: &Paths, node: &str) -> anyhow::Result<()> {
+    let _lock = LabLock::acquire(Duration::from_secs(60))?;
+    let store = require_lab(paths)?;
+    let topo = store.state.topology();
+    let plan = parse_node_ref(node, topo.spec.nodes)
+        .and_then(|i| topo.node(i))
+        .with_context(|| format!("unknown node {node}: use node-1 … node-{}", topo.spec.nodes))?;
+    super::reimage::reimage(&store, plan)?;
+    println!(
+        "kube-encrypt-lab: {} reimaged; a fresh agent runs",
+        plan.name
+    );
+    Ok(())
+}
+
 /// `status`: what the lab is and where its files are.
 pub fn status(paths: &Paths) -> anyhow::Result<()> {
     let store = require_lab(paths)?;

@@ -25,6 +25,7 @@ pub mod mounts;
 pub mod network;
 pub mod preflight;
 pub mod process;
+pub mod reimage;
 pub mod services;
 pub mod signals;
 pub mod state;
@@ -99,6 +100,12 @@ pub enum Command {
     },
     /// Run the flow matrix against the live config; exit 4 on any mismatch.
     Flows,
+    /// Reinstall a node: its agent's state (keys) and the kernel state it made are wiped, and
+    /// a fresh agent starts, as on a replaced machine.
+    Reimage {
+        /// node-1 (or 1).
+        node: String,
+    },
     /// Show the lab's nodes, processes and kubeconfig.
     Status,
     /// Up, enable encryption with kubectl, show status and flows, down.
@@ -221,6 +228,7 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Status => commands::status(&paths)?,
+        Command::Reimage { node } => commands::reimage(&paths, &node)?,
         Command::Demo(args) => {
             let spec = LabSpec::new(args.nodes, !args.ipv4_only, DEFAULT_MTU, &[])?
                 .with_apiserver(choose_apiserver(args.apiserver));

@@ -109,6 +109,10 @@ impl Paths {
     pub fn node_state(&self, node: &str) -> PathBuf {
         self.root.join("nodes").join(node)
     }
+    /// While this file exists the supervisor does not start `node`'s agent (`reimage`).
+    pub fn agent_hold_file(&self, node: &str) -> PathBuf {
+        self.root.join("nodes").join(format!("{node}.hold"))
+    }
     /// Written by the supervisor: the PID record of the node's running agent.
     pub fn agent_pid_file(&self, node: &str) -> PathBuf {
         self.root.join("nodes").join(format!("{node}.agent.json"))

@@ -144,13 +144,6 @@ impl TestServer {
         }
     }
 
-    pub fn backend(&self) -> Backend {
-        match self.server {
-            Server::Emulator(_) => Backend::Emulator,
-            Server::Kube(_) => Backend::Kube,
-        }
-    }
-
     /// Stops the server and starts it again on the same state (the emulator's files,
     /// kube-apiserver's etcd).
     pub async fn restart(self) -> Self {

@@ -90,6 +90,13 @@ pub fn agent_bin() -> String {
     agent.to_string_lossy().into_owned()
 }
 
+/// The kubectl built with the real control plane (its version), else `kubectl` on PATH.
+pub fn kubectl_bin() -> String {
+    kube_encrypt_tests::lab::control_plane::KubeBinaries::locate()
+        .map(|b| b.program("kubectl").to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "kubectl".to_owned())
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,8 +119,19 @@ pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
 /// IPPools with natOutgoing for both families, and an EncryptionConfig enabling IPv4 (and
 /// IPv6 when `ipv6`).
 pub async fn enable_encryption_for(client: &kube::Client, ipv6: bool) {
+    let mut spec = kube_encrypt_api::crd::EncryptionConfigSpec::default();
+    spec.ipv4.enabled = true;
+    spec.ipv6.enabled = ipv6;
+    enable_encryption_spec(client, spec).await
+}
+
+/// IPPools with natOutgoing for both families, and the EncryptionConfig `spec`.
+pub async fn enable_encryption_spec(
+    client: &kube::Client,
+    spec: kube_encrypt_api::crd::EncryptionConfigSpec,
+) {
     use kube::api::{Api, PostParams};
-    use kube_encrypt_api::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec};
+    use kube_encrypt_api::crd::{EncryptionConfig, IPPool, IPPoolSpec};
     let pools: Api<IPPool> = Api::all(client.clone());
     for (name, cidr) in [("v4", "198.18.0.0/16"), ("v6", "2001:db8:1::/48")] {
         let spec = IPPoolSpec {
@@ -126,9 +144,6 @@ pub async fn enable_encryption_for(client: &kube::Client, ipv6: bool) {
             .await
             .unwrap_or_else(|e| panic!("create IPPool {cidr}: {e}"));
     }
-    let mut spec = EncryptionConfigSpec::default();
-    spec.ipv4.enabled = true;
-    spec.ipv6.enabled = ipv6;
     Api::<EncryptionConfig>::all(client.clone())
         .create(
             &PostParams::default(),
