@@ -101,6 +101,18 @@ impl KubeBinaries {
     }
 }
 
+/// The kubectl the lab and the tests use: `$KUBECTL`, else the one built with the control
+/// plane (the API server's own version), else `kubectl` on `PATH`; `None` when there is none.
+pub fn kubectl() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        return Some(path.into());
+    }
+    if let Ok(binaries) = KubeBinaries::locate() {
+        return Some(binaries.program("kubectl"));
+    }
+    super::sys::have_command("kubectl").then(|| PathBuf::from("kubectl"))
+}
+
 /// The cache directory `scripts/build-control-plane.sh` builds the pinned modules into.
 pub fn cache_dir() -> PathBuf {
     let root = std::env::var_os(CACHE_ENV)

@@ -14,10 +14,9 @@ use kube_encrypt_api::crd::{EncryptionState, NodeEncryption};
 use super::commands::down;
 use super::flows::{self, report::Style};
 use super::state::Paths;
-use super::sys::have_command;
 use super::topology::LabSpec;
 use super::up::{up, UpOptions};
-use super::{cluster, signals};
+use super::{cluster, control_plane, signals};
 
 const WAIT_ENCRYPTED: Duration = Duration::from_secs(60);
 
@@ -28,8 +27,8 @@ pub fn demo(
     agent_bin: Option<std::path::PathBuf>,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<bool> {
-    if !have_command("kubectl") {
-        bail!("the demo applies its config with kubectl, which is not installed: install kubectl (https://kubernetes.io/docs/tasks/tools/)");
+    if control_plane::kubectl().is_none() {
+        bail!("the demo applies its config with kubectl, which is not installed: run `make deps` (it builds kubectl with the control plane) or install kubectl");
     }
     let ipv6 = spec.ipv6;
     step(&format!(
@@ -108,7 +107,8 @@ fn manifest(ipv6: bool) -> String {
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
-    let mut cmd = Command::new("kubectl");
+    let program = control_plane::kubectl().context("kubectl is not installed")?;
+    let mut cmd = Command::new(program);
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)

@@ -17,18 +17,10 @@ use tokio::process::Command;
 
 use crate::support::{bounded, kube_encrypt_api, Backend, StateDir, TestServer};
 
-/// `$KUBECTL`, else `kubectl` on `PATH`.
+/// The lab's kubectl (`$KUBECTL`, the control plane's build, or `kubectl` on `PATH`).
 fn kubectl_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        return path.into();
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("kubectl is not installed: put kubectl 1.32 on PATH (or set KUBECTL) to run the kubectl tests")
+    kube_encrypt_tests::lab::control_plane::kubectl().unwrap_or_else(|| {
+        panic!("kubectl is not installed: run `make deps` (it builds kubectl with the control plane) or set KUBECTL")
     })
 }
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -90,11 +90,12 @@ pub fn agent_bin() -> String {
     agent.to_string_lossy().into_owned()
 }
 
-/// The kubectl built with the real control plane (its version), else `kubectl` on PATH.
+/// The lab's kubectl (`$KUBECTL`, the control plane's build, or `kubectl` on `PATH`).
 pub fn kubectl_bin() -> String {
-    kube_encrypt_tests::lab::control_plane::KubeBinaries::locate()
-        .map(|b| b.program("kubectl").to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "kubectl".to_owned())
+    kube_encrypt_tests::lab::control_plane::kubectl()
+        .expect("kubectl is not installed: run `make deps`")
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
