@@ -33,7 +33,8 @@ install_nextest() {
   cargo nextest --version >/dev/null 2>&1 && return 0
   echo "install-deps: installing cargo-nextest from crates.io (a few minutes, once)"
   local start=$SECONDS
-  cargo install --quiet --locked cargo-nextest
+  # Without the self-updater: fewer crates to build (no HTTP client stack).
+  cargo install --quiet --locked cargo-nextest --no-default-features --features default-no-update
   echo "install-deps: cargo-nextest installed in $((SECONDS - start)) s"
 }
 
