@@ -2,7 +2,10 @@
 //! with its fix. Exit 2 when a check fails. Rule checks are the shared admission rules.
 
 mod health;
-mod install;
+pub mod install;
+
+#[cfg(test)]
+mod tests;
 
 use std::io::{self, Write};
 

@@ -35,6 +35,8 @@ mod preflight;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod testing;
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};

@@ -194,7 +194,7 @@ mod tests {
             .iter()
             .map(|o| o.metadata.name.clone().unwrap())
             .collect();
-        for crd in crate::check::CRD_NAMES {
+        for crd in crate::check::install::CRD_NAMES {
             assert!(
                 names.iter().any(|n| n == crd),
                 "{crd} missing from {names:?}"
@@ -205,3 +205,30 @@ mod tests {
 
 /// How often install looks at what it applied.
 pub const POLL: Duration = Duration::from_millis(500);
+
+/// The drift test: the embedded file is what `kubectl kustomize manifests` renders now.
+#[cfg(test)]
+mod drift {
+    use std::path::Path;
+    use std::process::Command;
+
+    #[test]
+    fn embedded_manifests_match_the_kustomize_base() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let script = root.join("scripts/render-manifests.sh");
+        let output = Command::new(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "{} failed (kubectl is needed: scripts/install-deps.sh installs it): {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rendered = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            rendered == super::MANIFESTS,
+            "cmd/src/install/manifests.yaml drifted from manifests/: run `make manifests` and commit the result"
+        );
+    }
+}

@@ -4,6 +4,9 @@
 pub mod model;
 pub mod table;
 
+#[cfg(test)]
+mod tests;
+
 use std::io::Write;
 use std::time::Duration;
 
