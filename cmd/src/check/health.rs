@@ -130,6 +130,10 @@ fn nat_outgoing(
             ),
         );
     }
+    if !enabled && pools.is_empty() {
+        let detail = format!("{family} encryption off and no enabled {family} IPPool");
+        return CheckResult::pass(&name, detail);
+    }
     let detail = findings
         .iter()
         .map(|f| f.message.clone())
