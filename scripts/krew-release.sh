@@ -27,7 +27,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-version="v$(cd "$root" && cargo pkgid -p kubectl-encrypt | sed 's/.*[@#]//')"
+# kubectl-encrypt takes the workspace version (version.workspace = true in cmd/Cargo.toml).
+version="v$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$root/Cargo.toml")"
+[ "$version" != "v" ] || { echo "krew-release: no [workspace.package] version in Cargo.toml" >&2; exit 1; }
 os=linux
 arch=amd64
 archive_name="kubectl-encrypt_${version}_${os}_${arch}.tar.gz"

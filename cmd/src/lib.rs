@@ -135,8 +135,8 @@ fn usage(e: clap::Error) -> ExitCode {
 
 /// Runs one parsed command line. Only commands that need the cluster start a runtime.
 pub fn run(cli: Cli, ui: Ui) -> anyhow::Result<Exit> {
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole run: a progress bar draws on stdout from its own calls.
+    let mut out = io::stdout();
     let global = &cli.global;
     let exit = match &cli.command {
         Command::Version => version::run(ui, &mut out)?,

@@ -301,7 +301,6 @@ fn progress_bar(goal: &Goal, style: Style) -> ProgressBar {
         .progress_chars("=> ");
     bar.set_style(bar_style);
     bar.set_prefix(goal.word());
-    bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
 
