@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the plugin's release archive (kubectl-encrypt, LICENSE, README.md) as a reproducible
-# tar.gz — names sorted, mtime 0, owner root, gzip without name or timestamp — computes its
+# Builds the plugin's release archive (kubectl-encrypt stripped, LICENSE, README.md) as a
+# reproducible tar.gz — names sorted, mtime 0, owner root, gzip without name or timestamp — computes its
 # sha256 and writes the krew manifest for it, version from Cargo. `make krew` runs it with the
 # defaults; the krew test runs it on a test build into a temporary directory.
 #
@@ -81,13 +81,14 @@ fi
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-install -m 0755 "$binary" "$stage/kubectl-encrypt"
+strip -o "$stage/kubectl-encrypt" "$binary"
+chmod 0755 "$stage/kubectl-encrypt"
 install -m 0644 "$root/LICENSE" "$stage/LICENSE"
 install -m 0644 "$root/README.md" "$stage/README.md"
 mkdir -p "$out"
 archive="$out/$archive_name"
 tar --sort=name --mtime='@0' --owner=0 --group=0 --numeric-owner --format=gnu \
-  -C "$stage" -cf - LICENSE README.md kubectl-encrypt | gzip -n -9 > "$archive"
+  -C "$stage" -cf - LICENSE README.md kubectl-encrypt | gzip -n > "$archive"
 sha="$(sha256sum "$archive" | cut -d' ' -f1)"
 mkdir -p "$(dirname "$manifest")"
 render_manifest "$sha" > "$manifest"

@@ -166,11 +166,14 @@ struct Progress<'a> {
 
 impl<'a> Progress<'a> {
     fn new(goal: &Goal, names: Vec<String>, ui: Ui, out: &'a mut dyn Write) -> Self {
-        let verdicts = names
+        let verdicts: BTreeMap<String, Verdict> = names
             .into_iter()
             .map(|n| (n, Verdict::Pending("no report yet".into())))
             .collect();
         let bar = ui.terminal.then(|| progress_bar(goal, ui.style));
+        if let Some(bar) = &bar {
+            bar.set_length(verdicts.len() as u64);
+        }
         let mut progress = Self {
             goal: goal.clone(),
             verdicts,

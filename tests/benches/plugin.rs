@@ -6,7 +6,10 @@
 //! `KEB_PLUGIN_BIN`: `cargo build --release -p kubectl-encrypt && cargo bench -p
 //! kube-encrypt-tests --bench plugin`.
 
+// The report rows of the other benches; this bench needs neither the rest of `common` (network
+// namespaces, the agent) nor every kind of row.
 #[path = "common/report.rs"]
+#[allow(dead_code)]
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -47,7 +50,8 @@ fn plugin_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn node(i: usize) -> Node {
-    let key = kube_encrypt_api::fixtures::key(&format!("node-{i:05}"), kube_encrypt_api::net::Family::V4);
+    let key =
+        kube_encrypt_api::fixtures::key(&format!("node-{i:05}"), kube_encrypt_api::net::Family::V4);
     serde_json::from_value(json!({
         "metadata": {"name": format!("node-{i:05}"), "annotations": {"kube-encrypt.dev/public-key": key.to_base64()}},
         "spec": {"podCIDR": format!("10.{}.{}.0/24", i / 256, i % 256)},
@@ -57,7 +61,8 @@ fn node(i: usize) -> Node {
 }
 
 fn report_status(i: usize) -> serde_json::Value {
-    let key = kube_encrypt_api::fixtures::key(&format!("node-{i:05}"), kube_encrypt_api::net::Family::V4);
+    let key =
+        kube_encrypt_api::fixtures::key(&format!("node-{i:05}"), kube_encrypt_api::net::Family::V4);
     let peers = NODES as i64 - 1;
     json!({"ipv4": {
         "state": "Encrypted", "backend": "kernel", "interface": "wg-encrypt", "publicKey": key.to_base64(),
@@ -72,10 +77,16 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
         crds.create(&PostParams::default(), &crd).await?;
     }
     let configs = kube::Api::<kube_encrypt_api::crd::EncryptionConfig>::all(client.clone());
-    let config = kube_encrypt_api::crd::EncryptionConfig::new("default", kube_encrypt_api::crd::EncryptionConfigSpec::test());
+    let config = kube_encrypt_api::crd::EncryptionConfig::new(
+        "default",
+        kube_encrypt_api::crd::EncryptionConfigSpec::test(),
+    );
     configs.create(&PostParams::default(), &config).await?;
     let pools = kube::Api::<kube_encrypt_api::crd::IPPool>::all(client.clone());
-    let pool = kube_encrypt_api::crd::IPPool::new("pool-v4", kube_encrypt_api::crd::IPPoolSpec::test("10.0.0.0/8"));
+    let pool = kube_encrypt_api::crd::IPPool::new(
+        "pool-v4",
+        kube_encrypt_api::crd::IPPoolSpec::test("10.0.0.0/8"),
+    );
     pools.create(&PostParams::default(), &pool).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let reports: Api<NodeEncryption> = Api::all(client.clone());
@@ -117,7 +128,11 @@ fn measure_status(bin: &Path, kubeconfig: &Path) -> anyhow::Result<(Duration, us
         cmd.arg("status").env("KUBECONFIG", kubeconfig);
         let (elapsed, output) = timed(cmd)?;
         if output.status.code() != Some(0) {
-            bail!("status exited {:?}: {}", output.status.code(), String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "status exited {:?}: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         lines = output.stdout.iter().filter(|b| **b == b'\n').count();
         samples.push(elapsed);
@@ -141,8 +156,11 @@ fn measure_help(bin: &Path) -> anyhow::Result<Duration> {
 
 fn main() -> anyhow::Result<()> {
     let bin = plugin_binary()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let dir = std::env::temp_dir().join(format!("kube-encrypt-plugin-bench-{}", std::process::id()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let dir =
+        std::env::temp_dir().join(format!("kube-encrypt-plugin-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let result = runtime.block_on(async {
@@ -169,11 +187,27 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let (seed_time, status, lines, help) = result?;
     let rows = [
-        Row::new("status, 5,000 nodes", status.as_secs_f64() * 1000.0, "ms", Goal::AtMost(STATUS_TARGET.as_secs_f64() * 1000.0))
-            .note(format!("median of {STATUS_RUNS}, {lines} lines printed, seeded in {:.1} s", seed_time.as_secs_f64())),
-        Row::new("--help", help.as_secs_f64() * 1000.0, "ms", Goal::AtMost(HELP_TARGET.as_secs_f64() * 1000.0))
-            .note(format!("median of {HELP_RUNS}")),
+        Row::new(
+            "status, 5,000 nodes",
+            status.as_secs_f64() * 1000.0,
+            "ms",
+            Goal::AtMost(STATUS_TARGET.as_secs_f64() * 1000.0),
+        )
+        .note(format!(
+            "median of {STATUS_RUNS}, {lines} lines printed, seeded in {:.1} s",
+            seed_time.as_secs_f64()
+        )),
+        Row::new(
+            "--help",
+            help.as_secs_f64() * 1000.0,
+            "ms",
+            Goal::AtMost(HELP_TARGET.as_secs_f64() * 1000.0),
+        )
+        .note(format!("median of {HELP_RUNS}")),
     ];
-    print!("{}", render(&format!("kubectl-encrypt ({})", bin.display()), &rows));
+    print!(
+        "{}",
+        render(&format!("kubectl-encrypt ({})", bin.display()), &rows)
+    );
     Ok(())
 }

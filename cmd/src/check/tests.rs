@@ -19,7 +19,10 @@ fn find<'a>(checks: &'a [CheckResult], name: &str) -> &'a CheckResult {
 #[test]
 fn a_healthy_cluster_passes_every_check() {
     let results = checks(&healthy_snapshot(3));
-    let failing: Vec<&CheckResult> = results.iter().filter(|c| c.outcome != Outcome::Pass).collect();
+    let failing: Vec<&CheckResult> = results
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass)
+        .collect();
     assert!(failing.is_empty(), "{failing:#?}");
 }
 
@@ -28,8 +31,16 @@ fn each_problem_fails_its_check_with_a_fix() {
     let results = checks(&dual_stack_snapshot());
     let cases = [
         ("nodes encrypted", Outcome::Fail, "node-3 IPv4 Unsupported"),
-        ("nodes have keys", Outcome::Fail, "node-3 IPv4 (Unsupported)"),
-        ("handshakes fresh", Outcome::Warn, "node-1 → node-2 (IPv6, never)"),
+        (
+            "nodes have keys",
+            Outcome::Fail,
+            "node-3 IPv4 (Unsupported)",
+        ),
+        (
+            "handshakes fresh",
+            Outcome::Warn,
+            "node-1 → node-2 (IPv6, never)",
+        ),
         ("IPv4 MTU consistent", Outcome::Pass, "every node uses 1440"),
         ("IPv6 NAT outgoing", Outcome::Pass, "1 enabled IPv6 pool(s)"),
     ];
@@ -44,7 +55,10 @@ fn each_problem_fails_its_check_with_a_fix() {
 #[test]
 fn mtu_mismatch_names_both_groups() {
     let mut snapshot = healthy_snapshot(3);
-    snapshot.encryptions[2] = TestReport::new("node-3").encrypted(Family::V4, 2, 2).mtu(Family::V4, 1380).build();
+    snapshot.encryptions[2] = TestReport::new("node-3")
+        .encrypted(Family::V4, 2, 2)
+        .mtu(Family::V4, 1380)
+        .build();
     let check = find(&checks(&snapshot), "IPv4 MTU consistent").clone();
     assert_eq!(check.outcome, Outcome::Fail);
     assert_eq!(check.detail, "1380 on node-3; 1440 on node-1, node-2");
@@ -54,21 +68,40 @@ fn mtu_mismatch_names_both_groups() {
 #[test]
 fn nat_outgoing_of_a_family_not_enabled_is_a_preflight_warning() {
     let mut snapshot = healthy_snapshot(2);
-    snapshot.pools.push(pool("pool-v6", IPPoolSpec::test("2001:db8:1::/48").without_nat()));
+    snapshot.pools.push(pool(
+        "pool-v6",
+        IPPoolSpec::test("2001:db8:1::/48").without_nat(),
+    ));
     let check = find(&checks(&snapshot), "IPv6 NAT outgoing").clone();
     assert_eq!(check.outcome, Outcome::Warn);
-    assert!(check.detail.contains("needed before enabling IPv6") && check.detail.contains("\"pool-v6\""), "{check:#?}");
-    assert_eq!(check.fix.as_deref(), Some("kubectl encrypt enable --ipv6 --fix-nat-outgoing"));
+    assert!(
+        check.detail.contains("needed before enabling IPv6")
+            && check.detail.contains("\"pool-v6\""),
+        "{check:#?}"
+    );
+    assert_eq!(
+        check.fix.as_deref(),
+        Some("kubectl encrypt enable --ipv6 --fix-nat-outgoing")
+    );
 
-    snapshot.config = Some(crate::fixtures::config(EncryptionConfigSpec::test().with_ipv6()));
-    assert_eq!(find(&checks(&snapshot), "IPv6 NAT outgoing").outcome, Outcome::Fail);
+    snapshot.config = Some(crate::fixtures::config(
+        EncryptionConfigSpec::test().with_ipv6(),
+    ));
+    assert_eq!(
+        find(&checks(&snapshot), "IPv6 NAT outgoing").outcome,
+        Outcome::Fail
+    );
 }
 
 #[test]
 fn the_check_table_matches_its_golden_file() {
     let mut results = vec![
         CheckResult::pass("CRDs installed", "3 CRDs established"),
-        CheckResult::fail("agents installed", "DaemonSet kube-encrypt/kube-encrypt-agent not found", "kubectl encrypt install"),
+        CheckResult::fail(
+            "agents installed",
+            "DaemonSet kube-encrypt/kube-encrypt-agent not found",
+            "kubectl encrypt install",
+        ),
     ];
     results.extend(checks(&dual_stack_snapshot()));
     let report = CheckReport::new(results);

@@ -27,23 +27,38 @@ async fn krew_tools() -> Option<PathBuf> {
 /// `scripts/krew-release.sh` on this build's plugin, into `dir`; returns the archive.
 async fn release_into(dir: &Path) -> PathBuf {
     let mut cmd = Command::new(repo().join("scripts/krew-release.sh"));
-    cmd.arg("--binary").arg(plugin_bin()).arg("--out").arg(dir).arg("--manifest").arg(dir.join("encrypt.yaml"));
+    cmd.arg("--binary")
+        .arg(plugin_bin())
+        .arg("--out")
+        .arg(dir)
+        .arg("--manifest")
+        .arg(dir.join("encrypt.yaml"));
     let out = finish(cmd).await;
     assert_eq!(out.code, 0, "krew-release.sh: {}", out.all());
+    // (strip + gzip of a debug build: seconds, within support::CALL_TIMEOUT)
     PathBuf::from(out.stdout.trim())
 }
 
 fn sha256_of(manifest: &Path) -> String {
     let text = std::fs::read_to_string(manifest).unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    doc["spec"]["platforms"][0]["sha256"].as_str().unwrap().to_owned()
+    doc["spec"]["platforms"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn the_committed_manifest_is_the_scripts_output_with_a_real_checksum() {
     let committed = repo().join("krew/encrypt.yaml");
     let sha = sha256_of(&committed);
-    assert!(sha.len() == 64 && sha.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{sha}");
+    assert!(
+        sha.len() == 64
+            && sha
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{sha}"
+    );
     assert!(sha.chars().any(|c| c != '0'), "placeholder checksum {sha}");
     let mut cmd = Command::new(repo().join("scripts/krew-release.sh"));
     cmd.arg("--print-manifest").arg(&sha);
@@ -61,16 +76,35 @@ async fn the_committed_manifest_is_the_scripts_output_with_a_real_checksum() {
 async fn the_release_archive_is_reproducible() {
     let (a, b) = (TempDir::new("krew-a"), TempDir::new("krew-b"));
     let (first, second) = (release_into(a.path()).await, release_into(b.path()).await);
-    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
     let listing = finish({
         let mut cmd = Command::new("tar");
         cmd.arg("-tvzf").arg(&first);
         cmd
     })
     .await;
-    let names: Vec<&str> = listing.stdout.lines().filter_map(|l| l.split_whitespace().last()).collect();
-    assert_eq!(names, ["LICENSE", "README.md", "kubectl-encrypt"], "{}", listing.stdout);
-    assert!(listing.stdout.lines().all(|l| l.contains("0/0") && l.contains("1970-01-01")), "{}", listing.stdout);
+    let names: Vec<&str> = listing
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        names,
+        ["LICENSE", "README.md", "kubectl-encrypt"],
+        "{}",
+        listing.stdout
+    );
+    assert!(
+        listing
+            .stdout
+            .lines()
+            .all(|l| l.contains("0/0") && l.contains("1970-01-01")),
+        "{}",
+        listing.stdout
+    );
 }
 
 #[tokio::test]
@@ -88,7 +122,13 @@ async fn krew_validates_the_manifest_and_installs_the_plugin() {
         let mut cmd = Command::new(tools.join("validate-krew-manifest"));
         cmd.arg("-skip-install").arg("-manifest").arg(&candidate);
         let out = finish(cmd).await;
-        assert_eq!(out.code, 0, "validate-krew-manifest {}: {}", candidate.display(), out.all());
+        assert_eq!(
+            out.code,
+            0,
+            "validate-krew-manifest {}: {}",
+            candidate.display(),
+            out.all()
+        );
     }
 
     // kubectl finds krew as a plugin; krew installs into a throwaway root.
@@ -98,7 +138,9 @@ async fn krew_validates_the_manifest_and_installs_the_plugin() {
     std::os::unix::fs::symlink(tools.join("krew"), tool_bin.join("kubectl-krew")).unwrap();
     let path = {
         let mut paths = vec![tool_bin, krew_root.join("bin")];
-        paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+        paths.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
         std::env::join_paths(paths).unwrap()
     };
     let kubectl = |args: Vec<OsString>| {
@@ -118,14 +160,31 @@ async fn krew_validates_the_manifest_and_installs_the_plugin() {
     ])
     .await;
     assert_eq!(install.code, 0, "kubectl krew install: {}", install.all());
-    assert!(krew_root.join("bin/kubectl-encrypt").exists(), "{}", install.all());
-    let installed = krew_root.join("store/encrypt").join(concat!("v", env!("CARGO_PKG_VERSION")));
-    assert!(installed.join("LICENSE").is_file(), "the license is installed: {}", installed.display());
+    assert!(
+        krew_root.join("bin/kubectl-encrypt").exists(),
+        "{}",
+        install.all()
+    );
+    let installed = krew_root
+        .join("store/encrypt")
+        .join(concat!("v", env!("CARGO_PKG_VERSION")));
+    assert!(
+        installed.join("LICENSE").is_file(),
+        "the license is installed: {}",
+        installed.display()
+    );
 
     let version = kubectl(vec!["encrypt".into(), "version".into()]).await;
     assert_eq!(version.code, 0, "{}", version.all());
-    assert_eq!(version.stdout.trim(), concat!("kubectl-encrypt v", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.stdout.trim(),
+        concat!("kubectl-encrypt v", env!("CARGO_PKG_VERSION"))
+    );
     let list = kubectl(vec!["plugin".into(), "list".into()]).await;
     let krew_bin = krew_root.join("bin/kubectl-encrypt");
-    assert!(list.stdout.contains(&*krew_bin.to_string_lossy()), "{}", list.all());
+    assert!(
+        list.stdout.contains(&*krew_bin.to_string_lossy()),
+        "{}",
+        list.all()
+    );
 }

@@ -3,21 +3,38 @@
 use kube_encrypt_api::net::Family;
 use serde_json::json;
 
-use super::support::{encrypted, encrypted_cluster, state, Cluster};
+use super::support::{encrypted, encrypted_cluster, state};
 
 #[tokio::test]
 async fn healthy_cluster_exits_0_and_shows_every_node() {
     let cluster = encrypted_cluster(3).await;
     let out = cluster.run(&["status"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    for expected in ["Encrypted: IPv4 3/3 nodes", "node-3   Encrypted", "Status: Healthy", "pool-v4"] {
-        assert!(out.stdout.contains(expected), "missing {expected:?}:\n{}", out.stdout);
+    for expected in [
+        "Encrypted: IPv4 3/3 nodes",
+        "node-3   Encrypted",
+        "Status: Healthy",
+        "pool-v4",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "missing {expected:?}:\n{}",
+            out.stdout
+        );
     }
     let check = cluster.run(&["check"]).await;
     // No agent DaemonSet and no webhook in the emulator: check tells, and fails.
     assert_eq!(check.code, 2, "{}", check.all());
-    assert!(check.stdout.contains("✓ CRDs installed") && check.stdout.contains("✗ agents installed"), "{}", check.stdout);
-    assert!(check.stdout.contains("fix: kubectl encrypt install"), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("✓ CRDs installed") && check.stdout.contains("✗ agents installed"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("fix: kubectl encrypt install"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[tokio::test]
@@ -25,12 +42,24 @@ async fn a_node_without_wireguard_is_unsupported_and_exits_2() {
     let cluster = encrypted_cluster(2).await;
     cluster.add_nodes([super::support::node(3)]).await;
     cluster
-        .report("node-3", json!({"ipv4": state("Unsupported", "no WireGuard on this node")}))
+        .report(
+            "node-3",
+            json!({"ipv4": state("Unsupported", "no WireGuard on this node")}),
+        )
         .await;
     let out = cluster.run(&["status"]).await;
     assert_eq!(out.code, 2, "{}", out.all());
-    assert!(out.stdout.contains("node-3   Unsupported"), "{}", out.stdout);
-    assert!(out.stdout.contains("✗ node-3: IPv4 Unsupported: no WireGuard on this node"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("node-3   Unsupported"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("✗ node-3: IPv4 Unsupported: no WireGuard on this node"),
+        "{}",
+        out.stdout
+    );
 
     let one = cluster.run(&["status", "--node", "node-1"]).await;
     assert_eq!(one.code, 0, "--node looks at that node only: {}", one.all());
@@ -42,11 +71,22 @@ async fn json_and_yaml_parse_and_agree() {
     let cluster = encrypted_cluster(2).await;
     let json_out = cluster.run(&["status", "-o", "json"]).await;
     let yaml_out = cluster.run(&["status", "-o", "yaml"]).await;
-    assert_eq!((json_out.code, yaml_out.code), (0, 0), "{}{}", json_out.all(), yaml_out.all());
-    let from_json: serde_json::Value = serde_json::from_str(&json_out.stdout).expect("status -o json is JSON");
-    let from_yaml: serde_json::Value = serde_yaml::from_str(&yaml_out.stdout).expect("status -o yaml is YAML");
+    assert_eq!(
+        (json_out.code, yaml_out.code),
+        (0, 0),
+        "{}{}",
+        json_out.all(),
+        yaml_out.all()
+    );
+    let from_json: serde_json::Value =
+        serde_json::from_str(&json_out.stdout).expect("status -o json is JSON");
+    let from_yaml: serde_json::Value =
+        serde_yaml::from_str(&yaml_out.stdout).expect("status -o yaml is YAML");
     assert_eq!(from_json, from_yaml);
-    assert_eq!(from_json["nodes"][1]["ipv4"]["publicKey"], encrypted("node-2", Family::V4, 1)["publicKey"]);
+    assert_eq!(
+        from_json["nodes"][1]["ipv4"]["publicKey"],
+        encrypted("node-2", Family::V4, 1)["publicKey"]
+    );
     assert_eq!(from_json["config"]["counts"][0]["encrypted"], 2);
 }
 
@@ -54,9 +94,17 @@ async fn json_and_yaml_parse_and_agree() {
 async fn colour_only_on_request_or_terminal() {
     let cluster = encrypted_cluster(2).await;
     let plain = cluster.run(&["status"]).await;
-    assert!(!plain.all().contains('\x1b'), "not a terminal: no escape codes:\n{}", plain.stdout);
+    assert!(
+        !plain.all().contains('\x1b'),
+        "not a terminal: no escape codes:\n{}",
+        plain.stdout
+    );
     let always = cluster.run(&["status", "--color", "always"]).await;
-    assert!(always.stdout.contains("\x1b["), "--color always colours:\n{}", always.stdout);
+    assert!(
+        always.stdout.contains("\x1b["),
+        "--color always colours:\n{}",
+        always.stdout
+    );
     let mut cmd = cluster.plugin(&["status", "--color", "auto"]);
     cmd.env("NO_COLOR", "1");
     let no_color = super::support::finish(cmd).await;
@@ -71,7 +119,9 @@ async fn a_closed_pipe_is_success() {
         super::support::plugin_bin().display()
     );
     let mut cmd = tokio::process::Command::new("bash");
-    cmd.arg("-c").arg(script).env("KUBECONFIG", cluster.kubeconfig());
+    cmd.arg("-c")
+        .arg(script)
+        .env("KUBECONFIG", cluster.kubeconfig());
     let out = super::support::finish(cmd).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);

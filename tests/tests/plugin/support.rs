@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
-use kube_encrypt_api::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec, NodeEncryption};
+use kube_encrypt_api::crd::{EncryptionConfig, IPPool, IPPoolSpec, NodeEncryption};
 use kube_encrypt_api::fixtures::{key, TestNode};
 use kube_encrypt_api::net::Family;
 use kube_encrypt_tests::apiserver::{start, RunningServer, ServerConfig};
@@ -73,7 +73,11 @@ pub fn kubectl_bin() -> PathBuf {
         return path.into();
     }
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("kubectl")).find(|p| p.is_file()))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.is_file())
+        })
         .expect("kubectl is not installed: scripts/install-deps.sh installs it (or set KUBECTL)")
 }
 
@@ -107,7 +111,8 @@ pub async fn finish(mut cmd: Command) -> Output {
 
 /// An emulator with the CRDs installed, a client, and a kubeconfig file for the plugin.
 pub struct Cluster {
-    pub server: RunningServer,
+    /// Serves until the test ends (dropped with it).
+    _server: RunningServer,
     pub client: Client,
     pub dir: TempDir,
 }
@@ -118,7 +123,9 @@ impl Cluster {
         let cluster = Self::start_empty().await;
         let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
         for crd in kube_encrypt_api::crd::all() {
-            crds.create(&PostParams::default(), &crd.1).await.expect("creating a CRD");
+            crds.create(&PostParams::default(), &crd.1)
+                .await
+                .expect("creating a CRD");
         }
         cluster
     }
@@ -134,7 +141,11 @@ impl Cluster {
         let url = format!("http://{}", server.addr());
         let client = Client::try_from(Config::new(url.parse().unwrap())).expect("a client");
         std::fs::write(dir.path().join("kubeconfig"), kubeconfig(&url)).unwrap();
-        Self { server, client, dir }
+        Self {
+            _server: server,
+            client,
+            dir,
+        }
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -158,17 +169,24 @@ impl Cluster {
     pub async fn add_nodes(&self, nodes: impl IntoIterator<Item = Node>) {
         let api: Api<Node> = Api::all(self.client.clone());
         for node in nodes {
-            api.create(&PostParams::default(), &node).await.expect("creating a node");
+            api.create(&PostParams::default(), &node)
+                .await
+                .expect("creating a node");
         }
     }
 
     pub async fn add_pool(&self, name: &str, spec: IPPoolSpec) {
         let api: Api<IPPool> = Api::all(self.client.clone());
-        api.create(&PostParams::default(), &IPPool::new(name, spec)).await.expect("creating a pool");
+        api.create(&PostParams::default(), &IPPool::new(name, spec))
+            .await
+            .expect("creating a pool");
     }
 
     pub async fn pool(&self, name: &str) -> IPPool {
-        Api::<IPPool>::all(self.client.clone()).get(name).await.expect("reading a pool")
+        Api::<IPPool>::all(self.client.clone())
+            .get(name)
+            .await
+            .expect("reading a pool")
     }
 
     /// Applies the config as `manager` would (server-side apply).
@@ -176,13 +194,20 @@ impl Cluster {
         let api: Api<EncryptionConfig> = Api::all(self.client.clone());
         let mut patch = json!({"apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "EncryptionConfig", "metadata": {"name": "default"}});
         merge(&mut patch, body);
-        api.patch("default", &PatchParams::apply(manager), &Patch::Apply(&patch))
-            .await
-            .expect("applying the config");
+        api.patch(
+            "default",
+            &PatchParams::apply(manager),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .expect("applying the config");
     }
 
     pub async fn config(&self) -> Option<EncryptionConfig> {
-        Api::<EncryptionConfig>::all(self.client.clone()).get_opt("default").await.expect("reading the config")
+        Api::<EncryptionConfig>::all(self.client.clone())
+            .get_opt("default")
+            .await
+            .expect("reading the config")
     }
 
     /// Writes a node's NodeEncryption as its agent would (create, then status).
@@ -190,7 +215,9 @@ impl Cluster {
         let api: Api<NodeEncryption> = Api::all(self.client.clone());
         let object = json!({"apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "NodeEncryption", "metadata": {"name": node}, "spec": {}});
         let patch = PatchParams::apply("kube-encrypt-agent").force();
-        api.patch(node, &patch, &Patch::Apply(&object)).await.expect("applying a NodeEncryption");
+        api.patch(node, &patch, &Patch::Apply(&object))
+            .await
+            .expect("applying a NodeEncryption");
         let mut status_patch = object.clone();
         status_patch["status"] = status;
         api.patch_status(node, &patch, &Patch::Apply(&status_patch))
@@ -252,16 +279,30 @@ pub fn state(state: &str, message: &str) -> Value {
 pub async fn encrypted_cluster(n: u8) -> Cluster {
     let cluster = Cluster::start().await;
     cluster.add_nodes((1..=n).map(node)).await;
-    cluster.add_pool("pool-v4", IPPoolSpec { cidr: "198.18.0.0/16".into(), nat_outgoing: true, disabled: false }).await;
-    cluster.apply_config("gitless-admin", json!({"spec": {"ipv4": {"enabled": true}}})).await;
+    cluster
+        .add_pool(
+            "pool-v4",
+            IPPoolSpec {
+                cidr: "198.18.0.0/16".into(),
+                nat_outgoing: true,
+                disabled: false,
+            },
+        )
+        .await;
+    cluster
+        .apply_config(
+            "gitless-admin",
+            json!({"spec": {"ipv4": {"enabled": true}}}),
+        )
+        .await;
     for i in 1..=n {
         let name = format!("node-{i}");
-        cluster.report(&name, json!({"ipv4": encrypted(&name, Family::V4, i64::from(n) - 1)})).await;
+        cluster
+            .report(
+                &name,
+                json!({"ipv4": encrypted(&name, Family::V4, i64::from(n) - 1)}),
+            )
+            .await;
     }
     cluster
-}
-
-/// The spec of a fresh config, for comparisons.
-pub fn default_spec() -> EncryptionConfigSpec {
-    EncryptionConfigSpec::default()
 }
