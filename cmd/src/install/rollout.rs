@@ -101,3 +101,57 @@ pub async fn wait(
         tokio::time::sleep(super::POLL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(value: Value) -> DynamicObject {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn readiness_per_kind() {
+        let cases = [
+            (
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "a"},
+                "status": {"conditions": [{"type": "Established", "status": "True"}]}}),
+                None,
+            ),
+            (
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "a"}}),
+                Some("not Established"),
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "generation": 2}, "spec": {"replicas": 2},
+                "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}}),
+                None,
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "generation": 3}, "spec": {"replicas": 2},
+                "status": {"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2}}),
+                Some("2/2 replicas available"),
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "a", "generation": 1},
+                "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 2}}),
+                Some("2/3 pods available"),
+            ),
+            (
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "a", "generation": 1},
+                "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3}}),
+                None,
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-encrypt"}}),
+                None,
+            ),
+        ];
+        for (value, want) in cases {
+            let got = not_ready(&object(value.clone()));
+            assert_eq!(got.as_deref(), want, "{value}");
+        }
+    }
+}

@@ -243,3 +243,25 @@ async fn wait_times_out_with_the_nodes_it_waited_for() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn disable_waits_until_the_agents_report_disabled() {
+    // The config was applied by another manager: --force takes spec.ipv4.enabled over.
+    let cluster = super::support::encrypted_cluster(2).await;
+    let args = ["disable", "--force", "--wait", "--timeout", "30s"];
+    let run = tokio::spawn(finish(cluster.plugin(&args)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in ["node-1", "node-2"] {
+        cluster
+            .report(
+                name,
+                json!({"ipv4": state("Disabled", "encryption is off")}),
+            )
+            .await;
+    }
+    let out = run.await.unwrap();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("2/2 nodes disabled"), "{}", out.stdout);
+    let config = cluster.config().await.unwrap();
+    assert!(!config.spec.ipv4.enabled && !config.spec.ipv6.enabled);
+}

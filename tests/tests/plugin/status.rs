@@ -126,3 +126,73 @@ async fn a_closed_pipe_is_success() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn check_prints_json_and_yaml() {
+    let cluster = encrypted_cluster(2).await;
+    for format in ["json", "yaml"] {
+        let out = cluster.run(&["check", "-o", format]).await;
+        assert_eq!(out.code, 2, "{}", out.all());
+        let report: serde_json::Value =
+            serde_yaml::from_str(&out.stdout).expect("check -o json|yaml parses");
+        assert_eq!(report["passed"], false);
+        let agents = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "agents installed")
+            .unwrap();
+        assert_eq!(agents["outcome"], "fail");
+        assert_eq!(agents["fix"], "kubectl encrypt install (or -n NAMESPACE if kube-encrypt lives elsewhere than kube-encrypt)");
+    }
+}
+
+#[tokio::test]
+async fn watch_prints_again_when_a_node_changes() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let cluster = encrypted_cluster(2).await;
+    let mut cmd = cluster.plugin(&["status", "--watch"]);
+    cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("starting status --watch");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut verdicts = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("Status: ") {
+                verdicts.push(line);
+                if verdicts.len() == 1 {
+                    cluster
+                        .report(
+                            "node-2",
+                            json!({"ipv4": state("Error", "applying failed: test")}),
+                        )
+                        .await;
+                } else {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(super::support::CALL_TIMEOUT, read)
+        .await
+        .expect("a second status within the limit");
+    assert_eq!(verdicts[0], "Status: Healthy");
+    assert!(verdicts[1].starts_with("Status: Degraded"), "{verdicts:?}");
+    nix_interrupt(&child);
+    let status = tokio::time::timeout(super::support::CALL_TIMEOUT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "Ctrl-C ends the watch with the last verdict"
+    );
+}
+
+/// Ctrl-C for the child (by its PID).
+fn nix_interrupt(child: &tokio::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id().expect("the child runs") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("sending SIGINT");
+}
