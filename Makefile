@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test deps build crds fmt lint
+.PHONY: demo test deps build crds manifests krew fmt lint
 
 ## demo: (root) a 3-node dual-stack lab in network namespaces, encryption enabled with
 ## kubectl, node status and the flow matrix, then teardown (also on failure or Ctrl-C)
@@ -35,6 +35,14 @@ build:
 ## crds: regenerate manifests/crds from the Rust types
 crds:
 	$(CARGO) run -q -p kube-encrypt-api --bin crdgen -- --out manifests/crds
+
+## manifests: render the kustomize base into the plugin's embedded install manifests
+manifests:
+	./scripts/render-manifests.sh > cmd/src/install/manifests.yaml
+
+## krew: build the release archive of the plugin and write krew/encrypt.yaml with its sha256
+krew:
+	./scripts/krew-release.sh
 
 fmt:
 	$(CARGO) fmt --all
