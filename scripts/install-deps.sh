@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kube-encrypt's tests and lab need, only when missing: Debian packages,
-# kubectl, cargo-nextest, and the real Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager, kubectl built from the Go modules pinned in tests/kube).
+# kubectl, cargo-nextest, the real Kubernetes control plane (etcd, kube-apiserver,
+# kube-controller-manager, kubectl built from the Go modules pinned in tests/kube) and krew.
 # Idempotent: a machine that has everything makes no network request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,13 +38,15 @@ install_nextest() {
   echo "install-deps: cargo-nextest installed in $((SECONDS - start)) s"
 }
 
-build_control_plane() {
-  # The lab's real control plane. Without Go the lab falls back to its API emulator.
+build_go_tools() {
+  # The lab's real control plane, and krew (which proves the plugin's krew manifest). Without
+  # Go the lab falls back to its API emulator and the krew proof is skipped, both saying so.
   if ! command -v go >/dev/null 2>&1; then
-    echo "install-deps: Go is not installed: the lab will use its API emulator instead of kube-apiserver (install Go >= 1.25 for the real control plane)"
+    echo "install-deps: Go is not installed: the lab will use its API emulator instead of kube-apiserver, and krew cannot be built (install Go >= 1.25)"
     return 0
   fi
   scripts/build-control-plane.sh >/dev/null
+  scripts/build-krew.sh >/dev/null
 }
 
 install_packages() {
@@ -67,4 +69,4 @@ install_packages() {
 install_packages
 install_kubectl
 install_nextest
-build_control_plane
+build_go_tools
