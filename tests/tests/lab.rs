@@ -15,5 +15,6 @@ mod lab {
     pub mod inspect;
     pub mod lifecycle;
     pub mod mtu;
+    pub mod plugin;
     pub mod support;
 }
