@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use crate::crd::RouteSource;
 use crate::node::NodeView;
 
-use super::intervals::span;
+use super::intervals::Span;
 use super::standing::{Device, Standing};
 
 /// What a claimed prefix is to its node.
@@ -47,6 +47,13 @@ pub(super) struct Claim {
     pub routed: bool,
 }
 
+impl Claim {
+    /// `net` as numbers.
+    pub fn span(&self) -> Span {
+        Span::of(&self.net)
+    }
+}
+
 /// The claims of every node, flat, and each node's range in it.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
@@ -61,43 +68,83 @@ impl Claims {
     }
 }
 
-/// A claim as a span, for the sweep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A competing claim as the sweep needs it, without going back to the claim (in address
+/// order the claims would be visited at random: a cache miss each at cluster scale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Spot {
     first: u128,
-    last: Reverse<u128>,
+    last: u128,
     claim: usize,
+    node: usize,
+    routed: bool,
+}
+
+impl Spot {
+    fn of(claim: usize, c: &Claim) -> Self {
+        let span = c.span();
+        Self {
+            first: span.first,
+            last: span.last,
+            claim,
+            node: c.node,
+            routed: c.routed,
+        }
+    }
+
+    /// An IPv4 spot as one number that sorts like the spot (first address, then the last one
+    /// descending, then the claim), several times faster than a tuple.
+    fn packed_v4(self) -> u128 {
+        (self.first << 96)
+            | ((u128::from(u32::MAX) - self.last) << 64)
+            | ((self.claim as u128) << 32)
+            | ((self.node as u128) << 1)
+            | u128::from(self.routed)
+    }
+
+    fn unpacked_v4(key: u128) -> Self {
+        let field = |shift: u32| (key >> shift) & u128::from(u32::MAX);
+        Self {
+            first: field(96),
+            last: u128::from(u32::MAX) - field(64),
+            claim: field(32) as usize,
+            node: (field(0) >> 1) as usize,
+            routed: key & 1 == 1,
+        }
+    }
 }
 
 /// Every pair of claims of two different competing nodes that overlap, where at least one of
-/// the two is routed. Prefixes either nest or are disjoint, so one sweep in address order with
-/// a stack of the enclosing prefixes finds them all.
+/// the two is routed.
 fn overlapping_pairs(claims: &Claims, competing: &[bool]) -> Vec<(usize, usize)> {
-    let mut spots: Vec<Spot> = claims
+    let spots = claims
         .all
         .iter()
         .enumerate()
         .filter(|(_, c)| competing[c.node])
-        .map(|(index, c)| {
-            let (first, last) = span(&c.net);
-            Spot {
-                first,
-                last: Reverse(last),
-                claim: index,
-            }
-        })
-        .collect();
-    spots.sort_unstable();
+        .map(|(index, c)| Spot::of(index, c));
+    let ipv4 = claims.all.first().is_some_and(|c| c.net.addr().is_ipv4());
+    let small = claims.all.len() < 1 << 31 && claims.ranges.len() < 1 << 31;
+    if ipv4 && small {
+        let mut keys: Vec<u128> = spots.map(Spot::packed_v4).collect();
+        keys.sort_unstable();
+        return sweep(keys.into_iter().map(Spot::unpacked_v4));
+    }
+    let mut spots: Vec<Spot> = spots.collect();
+    spots.sort_unstable_by_key(|s| (s.first, Reverse(s.last), s.claim));
+    sweep(spots.into_iter())
+}
+
+/// Prefixes either nest or are disjoint, so one pass in address order (an enclosing prefix
+/// before what it holds) with a stack of the enclosing prefixes finds every overlap.
+fn sweep(in_order: impl Iterator<Item = Spot>) -> Vec<(usize, usize)> {
     let mut enclosing: Vec<Spot> = Vec::new();
     let mut pairs = Vec::new();
-    for spot in spots {
-        while enclosing.last().is_some_and(|e| e.last.0 < spot.first) {
+    for spot in in_order {
+        while enclosing.last().is_some_and(|e| e.last < spot.first) {
             enclosing.pop();
         }
-        let claim = &claims.all[spot.claim];
         for outer in &enclosing {
-            let other = &claims.all[outer.claim];
-            if other.node != claim.node && (other.routed || claim.routed) {
+            if outer.node != spot.node && (outer.routed || spot.routed) {
                 pairs.push((outer.claim, spot.claim));
             }
         }
@@ -222,5 +269,32 @@ mod tests {
         assert_eq!(pairs, [(0, 2), (0, 3), (0, 4), (2, 3), (2, 4)]);
         let without_node_0 = overlapping_pairs(&claims, &[false, true, true, true, true, true]);
         assert_eq!(without_node_0.len(), 2, "{without_node_0:?}");
+    }
+
+    #[test]
+    fn an_ipv4_spot_packs_into_one_number_and_back() {
+        let spot = Spot::of(7, &claim(3, "198.18.1.0/24", true));
+        assert_eq!(Spot::unpacked_v4(spot.packed_v4()), spot);
+        let host = Spot::of(8, &claim(3, "198.18.1.0/32", false));
+        assert!(
+            spot.packed_v4() < host.packed_v4(),
+            "the enclosing prefix first"
+        );
+    }
+
+    #[test]
+    fn the_sweep_works_the_same_for_ipv6() {
+        let claims = Claims {
+            all: vec![
+                claim(0, "2001:db8:1::/48", true),
+                claim(1, "2001:db8:1:2::/64", true),
+                claim(2, "2001:db8:1:2::7/128", false),
+                claim(3, "2001:db8:2::/64", true),
+            ],
+            ranges: vec![0..1, 1..2, 2..3, 3..4],
+        };
+        let mut pairs = overlapping_pairs(&claims, &[true; 4]);
+        pairs.sort_unstable();
+        assert_eq!(pairs, [(0, 1), (0, 2), (1, 2)]);
     }
 }

@@ -15,7 +15,7 @@ use crate::rules::pool_network;
 
 use super::addresses::{own_interface_address, workload_nets};
 use super::claims::{shown, Claim, ClaimKind};
-use super::intervals::Intervals;
+use super::intervals::{Intervals, Span};
 use super::mesh::Mesh;
 
 /// Ranges no node's claim may touch, per family: (range, what it is).
@@ -74,11 +74,11 @@ pub(super) struct Guard {
     route_source: RouteSource,
     /// Control-plane nodes' InternalIPs may be API server addresses in the tunnel.
     control_plane_host_encryption: bool,
-    special: Vec<(IpNet, &'static str)>,
-    pools: Vec<IpNet>,
+    special: Vec<(Span, &'static str)>,
+    pools: Vec<Span>,
     locals: Vec<(IpNet, Local)>,
     local_index: Intervals,
-    subnets: Vec<IpNet>,
+    subnets: Vec<(IpNet, Span)>,
 }
 
 impl Guard {
@@ -88,44 +88,56 @@ impl Guard {
             Family::V6 => &SPECIAL_V6,
         };
         let locals = locals(mesh, family);
+        let spanned = |net: IpNet| (net, Span::of(&net));
         Self {
             family,
             route_source: mesh.settings.route_source,
             control_plane_host_encryption: mesh.settings.control_plane_host_encryption,
             special: special
                 .iter()
-                .map(|(net, what)| (net.parse().expect("special range"), *what))
+                .map(|(net, what)| (Span::of(&net.parse().expect("special range")), *what))
                 .collect(),
-            pools: enabled_pools(mesh.pools, family),
+            pools: enabled_pools(mesh.pools, family)
+                .iter()
+                .map(Span::of)
+                .collect(),
             local_index: Intervals::new(locals.iter().map(|(net, _)| *net)),
             locals,
-            subnets: underlay_subnets(mesh, family),
+            subnets: underlay_subnets(mesh, family)
+                .into_iter()
+                .map(spanned)
+                .collect(),
         }
     }
 
     /// Why `node` may not claim `claim` whatever the other nodes claim, ignoring the pools.
     pub fn refusal(&self, node: &NodeView, claim: &Claim) -> Option<String> {
-        let net = claim.net;
-        if net.prefix_len() < shortest_prefix(self.family) {
-            return Some(format!("is wider than /{}", shortest_prefix(self.family)));
+        let shortest = shortest_prefix(self.family);
+        if claim.net.prefix_len() < shortest {
+            return Some(format!("is wider than /{shortest}"));
         }
-        if let Some((_, what)) = self.special.iter().find(|(s, _)| overlaps(s, &net)) {
+        let span = claim.span();
+        if let Some((_, what)) = self.special.iter().find(|(s, _)| s.overlaps(&span)) {
             return Some(format!("overlaps {what}"));
         }
-        if let Some(local) = self.local_overlap(node, claim) {
+        if let Some(local) = self.local_overlap(node, claim, &span) {
             return Some(local);
         }
-        if let Some(subnet) = self.subnet_overlap(claim) {
+        if let Some(subnet) = self.subnet_overlap(claim, &span) {
             return Some(subnet);
         }
-        let own = node.pod_cidrs.iter().any(|c| c.contains(&net));
-        (claim.kind == ClaimKind::Interface && !own)
+        let own = |net: &IpNet| net.contains(&claim.net);
+        (claim.kind == ClaimKind::Interface && !node.pod_cidrs.iter().any(own))
             .then(|| "lies outside its own pod CIDRs".to_owned())
     }
 
     /// Why a workload destination of a peer is refused by the pools, if it is.
     pub fn pool_refusal(&self, claim: &Claim) -> Option<String> {
-        if claim.kind != ClaimKind::Workload || self.pools.iter().any(|p| p.contains(&claim.net)) {
+        let pooled = || {
+            let span = claim.span();
+            self.pools.iter().any(|p| span.within(p))
+        };
+        if claim.kind != ClaimKind::Workload || pooled() {
             return None;
         }
         Some(format!(
@@ -134,8 +146,8 @@ impl Guard {
         ))
     }
 
-    fn local_overlap(&self, node: &NodeView, claim: &Claim) -> Option<String> {
-        if !self.local_index.overlaps(&claim.net) {
+    fn local_overlap(&self, node: &NodeView, claim: &Claim, span: &Span) -> Option<String> {
+        if !self.local_index.overlaps(span) {
             return None;
         }
         let exempt = |local: Local| {
@@ -153,7 +165,7 @@ impl Guard {
     /// Node IPs live in the underlay subnets by nature, and so do pod IPs where pods take
     /// addresses from the node network (WorkloadIPs with Azure CNI, AWS VPC CNI): those host
     /// prefixes may sit in an underlay subnet; nothing else may.
-    fn subnet_overlap(&self, claim: &Claim) -> Option<String> {
+    fn subnet_overlap(&self, claim: &Claim, span: &Span) -> Option<String> {
         let host = claim.net.prefix_len() == claim.net.max_prefix_len();
         let exempt = claim.kind == ClaimKind::NodeIp
             || (claim.kind == ClaimKind::Workload
@@ -164,8 +176,8 @@ impl Guard {
         }
         self.subnets
             .iter()
-            .find(|s| overlaps(s, &claim.net))
-            .map(|s| format!("overlaps the underlay subnet {s}"))
+            .find(|(_, subnet)| subnet.overlaps(span))
+            .map(|(subnet, _)| format!("overlaps the underlay subnet {subnet}"))
     }
 }
 

@@ -4,43 +4,61 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// The first and last address of `net` as numbers. IPv4 and IPv6 spans are only ever
+/// The first and last address of a prefix as numbers. IPv4 and IPv6 spans are only ever
 /// compared within one family.
-pub(super) fn span(net: &IpNet) -> (u128, u128) {
-    let number = |addr: IpAddr| match addr {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    };
-    (number(net.network()), number(net.broadcast()))
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Span {
+    pub first: u128,
+    pub last: u128,
+}
+
+impl Span {
+    pub fn of(net: &IpNet) -> Self {
+        let number = |addr: IpAddr| match addr {
+            IpAddr::V4(v4) => u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
+        };
+        Self {
+            first: number(net.network()),
+            last: number(net.broadcast()),
+        }
+    }
+
+    pub fn overlaps(&self, other: &Span) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
+    pub fn within(&self, other: &Span) -> bool {
+        other.first <= self.first && self.last <= other.last
+    }
 }
 
 /// A set of prefixes of one family that answers "does this prefix overlap any of them".
 #[derive(Debug, Default)]
 pub(super) struct Intervals {
     /// Sorted by first address.
-    spans: Vec<(u128, u128)>,
+    spans: Vec<Span>,
     /// `reach[i]`: the highest last address among `spans[..=i]`.
     reach: Vec<u128>,
 }
 
 impl Intervals {
     pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
-        let mut spans: Vec<(u128, u128)> = nets.into_iter().map(|n| span(&n)).collect();
+        let mut spans: Vec<Span> = nets.into_iter().map(|n| Span::of(&n)).collect();
         spans.sort_unstable();
         let reach = spans
             .iter()
-            .scan(0u128, |high, (_, last)| {
-                *high = (*high).max(*last);
+            .scan(0u128, |high, span| {
+                *high = (*high).max(span.last);
                 Some(*high)
             })
             .collect();
         Self { spans, reach }
     }
 
-    pub fn overlaps(&self, net: &IpNet) -> bool {
-        let (first, last) = span(net);
-        let starting_before_end = self.spans.partition_point(|(start, _)| *start <= last);
-        starting_before_end > 0 && self.reach[starting_before_end - 1] >= first
+    pub fn overlaps(&self, span: &Span) -> bool {
+        let starting_before_end = self.spans.partition_point(|s| s.first <= span.last);
+        starting_before_end > 0 && self.reach[starting_before_end - 1] >= span.first
     }
 }
 
@@ -66,8 +84,10 @@ mod tests {
             ("198.17.0.0/16", false),
         ];
         for (net, expected) in rows {
-            assert_eq!(set.overlaps(&net.parse().unwrap()), expected, "{net}");
+            let span = Span::of(&net.parse().unwrap());
+            assert_eq!(set.overlaps(&span), expected, "{net}");
         }
-        assert!(!Intervals::default().overlaps(&"0.0.0.0/0".parse().unwrap()));
+        let everything = Span::of(&"0.0.0.0/0".parse().unwrap());
+        assert!(!Intervals::default().overlaps(&everything));
     }
 }

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::crd::IPPoolSpec;
+use crate::crd::{IPPoolSpec, RouteSource};
 use crate::dataplane::PeerSpec;
 use crate::key::WireGuardKey;
 use crate::net::{host_net, Family};
@@ -225,8 +225,12 @@ impl<'a> Mesh<'a> {
     /// only: nobody else's is used) and its InternalIPs (routed with host encryption).
     fn claims(&self, family: Family, candidacy: &[Candidacy]) -> Claims {
         let settings = self.settings;
+        let workloads: usize = match settings.route_source {
+            RouteSource::PodCidrs => self.nodes.len(),
+            RouteSource::WorkloadIps => self.nodes.iter().map(|n| n.workload_ips.len()).sum(),
+        };
         let mut claims = Claims {
-            all: Vec::with_capacity(self.nodes.len() * 3),
+            all: Vec::with_capacity(workloads + self.nodes.len() * 2),
             ranges: Vec::with_capacity(self.nodes.len()),
         };
         for (index, node) in self.nodes.iter().enumerate() {
@@ -239,22 +243,29 @@ impl<'a> Mesh<'a> {
                     routed,
                 })
             };
-            match &candidacy[index] {
-                Candidacy::Own => {}
-                candidate => {
-                    for net in workload_nets(node, family, settings.route_source) {
-                        add(net, ClaimKind::Workload, true);
-                    }
-                    let interface = node.interface_addrs.get(family);
-                    if let (Candidacy::Peer { .. }, Some(addr)) = (candidate, interface) {
-                        add(host_net(*addr), ClaimKind::Interface, true);
-                    }
-                    let host = settings.host_encryption
-                        && !settings
-                            .exempts_host_traffic(self.own.control_plane, node.control_plane);
-                    for ip in node.internal_ips_of(family) {
-                        add(host_net(ip), ClaimKind::NodeIp, host);
-                    }
+            let peer = match &candidacy[index] {
+                Candidacy::Own => None,
+                Candidacy::Peer { .. } => Some(true),
+                Candidacy::Out(_) => Some(false),
+            };
+            if let Some(peer) = peer {
+                match settings.route_source {
+                    RouteSource::PodCidrs => node
+                        .pod_cidrs_of(family)
+                        .for_each(|net| add(net, ClaimKind::Workload, true)),
+                    RouteSource::WorkloadIps => node
+                        .workload_ips
+                        .iter()
+                        .filter(|ip| Family::of_addr(ip) == family)
+                        .for_each(|ip| add(host_net(*ip), ClaimKind::Workload, true)),
+                }
+                if let (true, Some(addr)) = (peer, node.interface_addrs.get(family)) {
+                    add(host_net(*addr), ClaimKind::Interface, true);
+                }
+                let host = settings.host_encryption
+                    && !settings.exempts_host_traffic(self.own.control_plane, node.control_plane);
+                for ip in node.internal_ips_of(family) {
+                    add(host_net(ip), ClaimKind::NodeIp, host);
                 }
             }
             claims.ranges.push(start..claims.all.len());
@@ -392,8 +403,9 @@ fn throws(peers: &[PeerSpec], claims: &Claims, offsets: &[usize]) -> Vec<IpNet> 
     let routed = Intervals::new(peers.iter().flat_map(|p| p.allowed_ips.iter().copied()));
     offsets
         .iter()
-        .map(|&offset| claims.all[offset].net)
-        .filter(|net| !routed.overlaps(net))
+        .map(|&offset| &claims.all[offset])
+        .filter(|claim| !routed.overlaps(&claim.span()))
+        .map(|claim| claim.net)
         .collect()
 }
 
