@@ -8,9 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use kube_encrypt_api::crd::{
-    EncryptionConfigSpec, IPPoolSpec, NodeEncryption, NodeEncryptionSpec, NodeEncryptionStatus,
+    EncryptionConfigSpec, NodeEncryption, NodeEncryptionSpec, NodeEncryptionStatus,
 };
 use kube_encrypt_api::node::{node_views, workload_ips_by_node, NodeView};
+use kube_encrypt_api::rules::NamedPool;
 use serde_json::{json, Value};
 
 /// Field manager of every write the agent makes.
@@ -21,7 +22,8 @@ pub const FIELD_MANAGER: &str = "kube-encrypt-agent";
 pub struct ClusterState {
     /// The `default` EncryptionConfig's spec; `None` when it does not exist.
     pub config: Option<EncryptionConfigSpec>,
-    pub pools: Vec<IPPoolSpec>,
+    /// Every IPPool, by name (the rules name them in their findings).
+    pub pools: Vec<NamedPool>,
     pub nodes: Vec<Arc<Node>>,
     /// The pods, only in `WorkloadIPs` mode.
     pub pods: Option<Vec<Arc<Pod>>>,

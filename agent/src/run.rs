@@ -14,6 +14,7 @@ use kube::Client;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::apiserver;
 use crate::args::{Config, Userspace};
 use crate::cluster::{ClusterWriter, KubeWriter};
 use crate::dataplane::{Driver, HostDriver, HostDriverConfig};
@@ -59,7 +60,9 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     let keys =
         KeyStore::load_or_generate(&config.state_dir).context("loading the WireGuard keys")?;
     let scope = ScopeMemory::load(&config.state_dir).context("loading the managed scope")?;
-    let client = kube_client(config.kubeconfig.as_deref()).await?;
+    let kube_config = kube_config(config.kubeconfig.as_deref()).await?;
+    let protected = apiserver::addresses(kube_config.cluster_url.host()).await;
+    let client = Client::try_from(kube_config).context("building the Kubernetes client")?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let listener = server::bind(config.metrics_addr).await.with_context(|| {
@@ -69,7 +72,7 @@ pub async fn run_until<D: Driver, H: HostProbe>(
         )
     })?;
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
-    tracing::info!(node = %config.node_name, metrics = %config.metrics_addr, public_keys = ?keys.public(), "kube-encrypt agent started");
+    tracing::info!(node = %config.node_name, metrics = %config.metrics_addr, public_keys = ?keys.public(), api_server = ?protected, "kube-encrypt agent started");
 
     let changes = Arc::new(Notify::new());
     let reconciler = Reconciler::new(Parts {
@@ -80,6 +83,7 @@ pub async fn run_until<D: Driver, H: HostProbe>(
         keys,
         scope,
         metrics,
+        protected,
     });
     let control = ControlLoop {
         reconciler,
@@ -97,6 +101,13 @@ pub async fn run_until<D: Driver, H: HostProbe>(
 /// A Kubernetes client from `kubeconfig` (a file or a `:`-separated list), else in-cluster
 /// configuration.
 pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+    let config = kube_config(kubeconfig).await?;
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The client configuration from `kubeconfig` (a file or a `:`-separated list), else
+/// in-cluster configuration.
+pub async fn kube_config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(paths) => {
             let kubeconfig = read_kubeconfigs(paths)?;
@@ -108,7 +119,7 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
             "no --kubeconfig given and no in-cluster service account found; pass --kubeconfig or run the agent as a pod",
         )?,
     };
-    Client::try_from(config).context("building the Kubernetes client")
+    Ok(config)
 }
 
 fn read_kubeconfigs(paths: &Path) -> anyhow::Result<Kubeconfig> {

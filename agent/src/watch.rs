@@ -17,6 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool, RouteSource, SINGLETON_NAME};
+use kube_encrypt_api::rules::NamedPool;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -140,7 +141,7 @@ impl Caches {
                 .pools
                 .objects()
                 .iter()
-                .map(|p| p.spec.clone())
+                .map(|p| NamedPool::from(p.as_ref()))
                 .collect(),
             nodes: self.nodes.objects(),
             pods,

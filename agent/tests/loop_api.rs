@@ -399,6 +399,7 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
     let host = FixedHost(HostFacts {
         underlay_interfaces: vec!["eth0".into()],
         underlay_mtu: Some(1500),
+        underlay_addresses: vec!["192.0.2.1/24".parse().unwrap()],
         kernel_wireguard: false,
         userspace_wireguard: true,
     });
