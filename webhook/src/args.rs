@@ -371,7 +371,7 @@ mod tests {
                 "only used with --self-signed",
             ),
             (&["--self-signed", "--self-signed-san", "a b"], "neither a DNS name"),
-            (&["--self-signed", "--self-signed-san", "-x.example"], "neither a DNS name"),
+            (&["--self-signed", "--self-signed-san=-x.example"], "neither a DNS name"),
             (&["--self-signed", "--namespace", " "], "--namespace is empty"),
             (&["--self-signed", "--lease-name", ""], "--lease-name is empty"),
             (&["--self-signed", "--max-connections", "0"], "at least 1"),

@@ -83,7 +83,7 @@ mod tests {
             IPPool::new("b", IPPoolSpec::test("198.18.1.0/24")),
             IPPool::new("a", IPPoolSpec::test("198.18.0.0/24")),
         ];
-        let snapshot = ClusterSnapshot::of(configs, &pools);
+        let snapshot = ClusterSnapshot::of(configs.clone(), &pools);
         let name = snapshot.config.as_ref().and_then(|c| c.metadata.name.clone());
         assert_eq!(name.as_deref(), Some("default"));
         let names: Vec<&str> = snapshot.pools.iter().map(|p| p.name.as_str()).collect();

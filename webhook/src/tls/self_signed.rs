@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, PostParams};
@@ -207,11 +206,6 @@ pub async fn reissue_daily(authority: Arc<Authority>, names: Vec<String>, store:
             Err(e) => tracing::error!(error = %e, "re-issuing the serving certificate failed; the current one stays in use"),
         }
     }
-}
-
-/// `base64` of the CA PEM, as `caBundle` shows in YAML.
-pub fn ca_bundle_base64(authority: &Authority) -> String {
-    base64::engine::general_purpose::STANDARD.encode(authority.cert_pem())
 }
 
 #[cfg(test)]
