@@ -60,11 +60,12 @@ impl std::fmt::Debug for Authority {
     }
 }
 
-/// A serving certificate and the PEM of its chain.
+/// A serving certificate, with the PEM of its chain and key (as files would hold them).
 #[derive(Debug)]
 pub struct Issued {
     pub key: CertifiedKey,
     pub cert_pem: String,
+    pub key_pem: String,
 }
 
 fn ca_params() -> CertificateParams {
@@ -126,8 +127,13 @@ impl Authority {
         params.not_after = now + LEAF_VALIDITY;
         let leaf = params.signed_by(&key, &self.issuer)?;
         let cert_pem = format!("{}{}", leaf.pem(), self.cert_pem);
-        let key = certified_key(cert_pem.as_bytes(), key.serialize_pem().as_bytes())?;
-        Ok(Issued { key, cert_pem })
+        let key_pem = key.serialize_pem();
+        let key = certified_key(cert_pem.as_bytes(), key_pem.as_bytes())?;
+        Ok(Issued {
+            key,
+            cert_pem,
+            key_pem,
+        })
     }
 
     fn to_secret(&self, name: &str) -> Secret {
