@@ -257,17 +257,19 @@ async fn acquire(elector: &mut Elector) {
     }
 }
 
-/// Renews every `retry_every`; returns when no renewal succeeded for `renew_deadline`.
+/// Renews every `retry_every`; returns when no renewal succeeded for `renew_deadline`, also
+/// when an attempt hangs (a slow API server must not keep a stale leader in place).
 async fn keep_renewing(elector: &mut Elector) {
     let mut last_renewal = Instant::now();
     loop {
         tokio::time::sleep(elector.timings.retry_every).await;
-        match elector.try_acquire_or_renew().await {
-            Ok(true) => last_renewal = Instant::now(),
-            Ok(false) => return,
-            Err(e) => tracing::warn!(error = %e, "renewing the Lease failed"),
+        let deadline = last_renewal + elector.timings.renew_deadline;
+        match tokio::time::timeout_at(deadline, elector.try_acquire_or_renew()).await {
+            Ok(Ok(true)) => last_renewal = Instant::now(),
+            Ok(Ok(false)) | Err(_) => return,
+            Ok(Err(e)) => tracing::warn!(error = %e, "renewing the Lease failed"),
         }
-        if last_renewal.elapsed() >= elector.timings.renew_deadline {
+        if Instant::now() >= last_renewal + elector.timings.renew_deadline {
             return;
         }
     }

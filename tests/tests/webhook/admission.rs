@@ -4,38 +4,19 @@
 //! caBundle, denials name the rule and what to change, the policy file switches a rule off
 //! without a restart, and shutdown releases the Lease.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser;
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
 use kube_encrypt_api::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec};
-use kube_encrypt_webhook::args::Args;
 use serde_json::json;
-use tokio::sync::oneshot;
 
-use crate::fixtures::{create_namespace, eventually, kubeconfig, NAMESPACE};
+use crate::fixtures::{ca_bundle, create_namespace, eventually, RunningWebhook, NAMESPACE};
 use crate::support::{api_error, bounded, install_crds, TestServer};
 
 const UP: Duration = Duration::from_secs(20);
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// The repository's ValidatingWebhookConfiguration, pointed at `addr` instead of the Service.
-fn webhook_configuration(addr: SocketAddr) -> ValidatingWebhookConfiguration {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/webhook/validatingwebhookconfiguration.yaml");
-    let mut value: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    value["webhooks"][0]["clientConfig"] = json!({"url": format!("https://{addr}/validate")});
-    serde_json::from_value(value).unwrap()
-}
 
 fn v6_pool(nat: bool) -> IPPool {
     let spec = IPPoolSpec::test("2001:db8:1::/48");
@@ -54,36 +35,13 @@ fn denial<T: std::fmt::Debug>(result: kube::Result<T>) -> String {
     message
 }
 
-async fn ca_bundle(client: &Client) -> Option<Vec<u8>> {
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let config = api.get("kube-encrypt-webhook").await.ok()?;
-    config.webhooks?.first()?.client_config.ca_bundle.clone().map(|b| b.0)
-}
-
 #[tokio::test]
 async fn the_emulator_calls_the_webhook_for_real_writes() {
     bounded(async {
         let s = TestServer::start().await;
         install_crds(&s.client).await;
         create_namespace(&s.client).await;
-        let addr = free_port();
-        let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(s.client.clone());
-        vwcs.create(&PostParams::default(), &webhook_configuration(addr)).await.unwrap();
-        let policy = s.dir.path().join("policy.yaml");
-        std::fs::write(&policy, "rules: {}\n").unwrap();
-
-        let kubeconfig = kubeconfig(&s);
-        let args = Args::try_parse_from([
-            "kube-encrypt-webhook", "--self-signed", "--self-signed-san", "127.0.0.1",
-            "--listen", &addr.to_string(), "--pod-name", "webhook-0",
-            "--kubeconfig", kubeconfig.to_str().unwrap(), "--policy-file", policy.to_str().unwrap(),
-        ])
-        .unwrap();
-        let config = args.into_config(None).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let webhook = tokio::spawn(kube_encrypt_webhook::run::run_until(config, async {
-            let _ = stopped.await;
-        }));
+        let webhook = RunningWebhook::start(&s, "rules: {}\n").await;
 
         let bundle = eventually("caBundle written", UP, async || ca_bundle(&s.client).await).await;
         let secrets: Api<Secret> = Api::namespaced(s.client.clone(), NAMESPACE);
@@ -129,11 +87,10 @@ async fn the_emulator_calls_the_webhook_for_real_writes() {
         assert!(message.contains("ipv4-nat-outgoing"), "{message}");
 
         // The policy switches the rule off without a restart.
-        std::fs::write(&policy, "rules:\n  ipv6-nat-outgoing: off\n").unwrap();
+        std::fs::write(&webhook.policy, "rules:\n  ipv6-nat-outgoing: off\n").unwrap();
         eventually("the policy reloads", UP, async || pools.delete("v6", &dry_run).await.ok()).await;
 
-        let _ = stop.send(());
-        webhook.await.unwrap().unwrap();
+        webhook.stop().await;
         let leases: Api<Lease> = Api::namespaced(s.client.clone(), NAMESPACE);
         let lease = leases.get("kube-encrypt-webhook").await.unwrap();
         assert_eq!(lease.spec.unwrap().holder_identity, None, "the Lease is released on shutdown");

@@ -10,5 +10,6 @@ mod support;
 
 mod admission;
 mod fixtures;
+mod kubectl;
 mod leader;
 mod status;
