@@ -15,6 +15,7 @@
 //! be decoded is denied with code 400 and the reason.
 
 mod response;
+mod review;
 mod subject;
 mod verdict;
 
@@ -23,8 +24,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation};
-use kube::core::DynamicObject;
+use kube::core::admission::Operation;
 use kube_encrypt_api::rules::{self, ConfigRef, Finding, NamedPool, PoolChange};
 
 use crate::cluster::{ClusterSnapshot, SharedCluster};
@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::policy::reload::PolicyHandle;
 use crate::policy::Requester;
 
+pub use review::{Answer, Request, Response, Review, API_VERSION};
 pub use subject::{Subject, SubjectError, GROUP};
 pub use verdict::{Leniency, Verdict};
 
@@ -69,11 +70,9 @@ impl Admission {
         Ok(serde_json::to_vec(&review).expect("an AdmissionReview always serializes"))
     }
 
-    fn answer(&self, body: &[u8]) -> Result<AdmissionReview<DynamicObject>, BadReview> {
-        let review: AdmissionReview<DynamicObject> =
-            serde_json::from_slice(body).map_err(BadReview::Malformed)?;
-        let request: AdmissionRequest<DynamicObject> =
-            review.try_into().map_err(|_| BadReview::NoRequest)?;
+    fn answer(&self, body: &[u8]) -> Result<Answer, BadReview> {
+        let review: Review<'_> = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+        let request = review.request.ok_or(BadReview::NoRequest)?;
         let resource = subject::resource_name(&request);
         let operation = subject::operation_name(&request.operation);
         let (response, outcome) = match Subject::of(&request) {
@@ -82,7 +81,8 @@ impl Admission {
                 for (rule, action) in &verdict.actions {
                     self.metrics.count_finding(rule.as_str(), action);
                 }
-                (response::of_verdict(&request, &verdict), verdict.outcome())
+                let outcome = verdict.outcome();
+                (response::of_verdict(&request, verdict), outcome)
             }
             Err(e) => {
                 tracing::warn!(uid = %request.uid, error = %e, "refusing an undecodable review");
@@ -90,10 +90,10 @@ impl Admission {
             }
         };
         self.metrics.count_request(resource, operation, outcome);
-        Ok(response.into_review())
+        Ok(response.into_answer(&review.api_version))
     }
 
-    fn judge(&self, request: &AdmissionRequest<DynamicObject>, subject: Subject) -> Verdict {
+    fn judge(&self, request: &Request<'_>, subject: Subject) -> Verdict {
         let cluster = self.cluster.snapshot();
         let (findings, unchanged) = match &subject {
             Subject::Config { new, old } => (

@@ -1,11 +1,11 @@
 //! AdmissionResponses: admitted (with warnings), denied with every failing rule, or refused
 //! because the object could not be read.
 
-use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use kube::core::response::{StatusCause, StatusDetails};
-use kube::core::{DynamicObject, Status};
+use kube::core::Status;
 use kube_encrypt_api::rules::Finding;
 
+use super::review::{Request, Response};
 use super::subject::SubjectError;
 use super::verdict::Verdict;
 
@@ -15,37 +15,39 @@ const DENIED: u16 = 403;
 const UNDECODABLE: u16 = 400;
 
 /// The response carrying `verdict`.
-pub fn of_verdict(request: &AdmissionRequest<DynamicObject>, verdict: &Verdict) -> AdmissionResponse {
-    let mut response = AdmissionResponse::from(request);
-    if !verdict.warnings.is_empty() {
-        response.warnings = Some(verdict.warnings.clone());
-    }
+pub fn of_verdict(request: &Request<'_>, verdict: Verdict) -> Response {
+    let mut response = Response::allow(request);
+    response.warnings = verdict.warnings;
     if verdict.denials.is_empty() {
         return response;
     }
     let message = denial_message(request, &verdict.denials);
     response.allowed = false;
-    response.result = Status::failure(&message, "Forbidden")
-        .with_code(DENIED)
-        .with_details(details(request, &verdict.denials));
+    response.status = Some(
+        Status::failure(&message, "Forbidden")
+            .with_code(DENIED)
+            .with_details(details(request, &verdict.denials)),
+    );
     response
 }
 
 /// The response refusing a review whose objects cannot be decoded.
-pub fn undecodable(request: &AdmissionRequest<DynamicObject>, error: &SubjectError) -> AdmissionResponse {
-    let mut response = AdmissionResponse::from(request);
+pub fn undecodable(request: &Request<'_>, error: &SubjectError) -> Response {
+    let mut response = Response::allow(request);
     response.allowed = false;
-    response.result = Status::failure(
-        &format!("kube-encrypt cannot judge this request: {error}"),
-        "BadRequest",
-    )
-    .with_code(UNDECODABLE);
+    response.status = Some(
+        Status::failure(
+            &format!("kube-encrypt cannot judge this request: {error}"),
+            "BadRequest",
+        )
+        .with_code(UNDECODABLE),
+    );
     response
 }
 
 /// `IPPool "v6" is refused by 2 kube-encrypt rules:` and one line per finding:
 /// `- rule: field: what is wrong; what to change`.
-fn denial_message(request: &AdmissionRequest<DynamicObject>, denials: &[Finding]) -> String {
+fn denial_message(request: &Request<'_>, denials: &[Finding]) -> String {
     let rules = match denials.len() {
         1 => "1 kube-encrypt rule".to_owned(),
         n => format!("{n} kube-encrypt rules"),
@@ -61,7 +63,7 @@ fn denial_message(request: &AdmissionRequest<DynamicObject>, denials: &[Finding]
     message
 }
 
-fn details(request: &AdmissionRequest<DynamicObject>, denials: &[Finding]) -> StatusDetails {
+fn details(request: &Request<'_>, denials: &[Finding]) -> StatusDetails {
     StatusDetails {
         name: request.name.clone(),
         group: request.kind.group.clone(),

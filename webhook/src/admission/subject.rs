@@ -1,9 +1,11 @@
 //! What an AdmissionRequest is about, decoded into the API crate's types.
 
-use kube::core::admission::{AdmissionRequest, Operation};
-use kube::core::DynamicObject;
+use kube::core::admission::Operation;
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::review::Request;
 
 /// The API group of the resources this webhook judges.
 pub const GROUP: &str = "kube-encrypt.dev";
@@ -55,7 +57,7 @@ pub fn operation_name(operation: &Operation) -> &'static str {
 }
 
 /// The metric label of the request's resource.
-pub fn resource_name(request: &AdmissionRequest<DynamicObject>) -> &'static str {
+pub fn resource_name(request: &Request<'_>) -> &'static str {
     match (request.kind.group.as_str(), request.kind.kind.as_str()) {
         (GROUP, "EncryptionConfig") => "encryptionconfigs",
         (GROUP, "IPPool") => "ippools",
@@ -65,7 +67,7 @@ pub fn resource_name(request: &AdmissionRequest<DynamicObject>) -> &'static str 
 
 impl Subject {
     /// Decodes the request's object and old object.
-    pub fn of(request: &AdmissionRequest<DynamicObject>) -> Result<Self, SubjectError> {
+    pub fn of(request: &Request<'_>) -> Result<Self, SubjectError> {
         if request.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
             return Ok(Subject::Other);
         }
@@ -93,7 +95,7 @@ impl Subject {
 }
 
 struct Objects<'a> {
-    request: &'a AdmissionRequest<DynamicObject>,
+    request: &'a Request<'a>,
 }
 
 impl Objects<'_> {
@@ -103,8 +105,8 @@ impl Objects<'_> {
         kind: &'static str,
     ) -> Result<K, SubjectError> {
         let object = match which {
-            "object" => self.request.object.as_ref(),
-            _ => self.request.old_object.as_ref(),
+            "object" => self.request.object,
+            _ => self.request.old_object,
         };
         let Some(object) = object else {
             return Err(SubjectError::Missing {
@@ -120,22 +122,19 @@ impl Objects<'_> {
     fn old<K: DeserializeOwned>(&self, kind: &'static str) -> Result<Option<K>, SubjectError> {
         self.request
             .old_object
-            .as_ref()
             .map(|o| decode(o, "oldObject", kind))
             .transpose()
     }
 }
 
 fn decode<K: DeserializeOwned>(
-    object: &DynamicObject,
+    object: &RawValue,
     which: &'static str,
     kind: &'static str,
 ) -> Result<K, SubjectError> {
-    let undecodable = |e: serde_json::Error| SubjectError::Undecodable {
+    serde_json::from_str(object.get()).map_err(|e| SubjectError::Undecodable {
         which,
         kind,
         reason: e.to_string(),
-    };
-    let value = serde_json::to_value(object).map_err(undecodable)?;
-    serde_json::from_value(value).map_err(undecodable)
+    })
 }
