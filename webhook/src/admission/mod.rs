@@ -71,11 +71,11 @@ impl Admission {
     }
 
     fn answer(&self, body: &[u8]) -> Result<Answer, BadReview> {
-        let review: Review<'_> = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
+        let review: Review = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
         let request = review.request.ok_or(BadReview::NoRequest)?;
         let resource = subject::resource_name(&request);
         let operation = subject::operation_name(&request.operation);
-        let (response, outcome) = match Subject::of(&request) {
+        let (response, outcome) = match Subject::of(&request, body) {
             Ok(subject) => {
                 let verdict = self.judge(&request, subject);
                 for (rule, action) in &verdict.actions {
@@ -93,7 +93,7 @@ impl Admission {
         Ok(response.into_answer(&review.api_version))
     }
 
-    fn judge(&self, request: &Request<'_>, subject: Subject) -> Verdict {
+    fn judge(&self, request: &Request, subject: Subject) -> Verdict {
         let cluster = self.cluster.snapshot();
         let (findings, unchanged) = match &subject {
             Subject::Config { new, old } => (

@@ -15,7 +15,7 @@ const DENIED: u16 = 403;
 const UNDECODABLE: u16 = 400;
 
 /// The response carrying `verdict`.
-pub fn of_verdict(request: &Request<'_>, verdict: Verdict) -> Response {
+pub fn of_verdict(request: &Request, verdict: Verdict) -> Response {
     let mut response = Response::allow(request);
     response.warnings = verdict.warnings;
     if verdict.denials.is_empty() {
@@ -32,7 +32,7 @@ pub fn of_verdict(request: &Request<'_>, verdict: Verdict) -> Response {
 }
 
 /// The response refusing a review whose objects cannot be decoded.
-pub fn undecodable(request: &Request<'_>, error: &SubjectError) -> Response {
+pub fn undecodable(request: &Request, error: &SubjectError) -> Response {
     let mut response = Response::allow(request);
     response.allowed = false;
     response.status = Some(
@@ -47,7 +47,7 @@ pub fn undecodable(request: &Request<'_>, error: &SubjectError) -> Response {
 
 /// `IPPool "v6" is refused by 2 kube-encrypt rules:` and one line per finding:
 /// `- rule: field: what is wrong; what to change`.
-fn denial_message(request: &Request<'_>, denials: &[Finding]) -> String {
+fn denial_message(request: &Request, denials: &[Finding]) -> String {
     let rules = match denials.len() {
         1 => "1 kube-encrypt rule".to_owned(),
         n => format!("{n} kube-encrypt rules"),
@@ -63,7 +63,7 @@ fn denial_message(request: &Request<'_>, denials: &[Finding]) -> String {
     message
 }
 
-fn details(request: &Request<'_>, denials: &[Finding]) -> StatusDetails {
+fn details(request: &Request, denials: &[Finding]) -> StatusDetails {
     StatusDetails {
         name: request.name.clone(),
         group: request.kind.group.clone(),

@@ -1,31 +1,31 @@
-//! The AdmissionReview wire format (`admission.k8s.io/v1`), decoded in one pass: the objects
-//! stay raw JSON until the kind is known and are then decoded straight into the API crate's
-//! types (kube's generic `AdmissionReview<DynamicObject>` buffers the whole body through
-//! `serde(flatten)` and decodes each object twice, which cost more than the rules).
+//! The AdmissionReview wire format (`admission.k8s.io/v1`), decoded in two cheap passes: the
+//! envelope with the objects skipped (which kind, which operation), then the whole review
+//! with the objects decoded straight into the API crate's type for that kind. (kube's generic
+//! `AdmissionReview<DynamicObject>` buffers the whole body through `serde(flatten)` and
+//! decodes each object twice, which cost more than the rules.)
 
 use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::admission::Operation;
 use kube::core::{GroupVersionKind, Status};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// `apiVersion` of the reviews this webhook answers (and of its answers).
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
-/// An incoming review.
+/// An incoming review whose objects are of type `T` ([`IgnoredAny`]: skipped).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Review<'a> {
+pub struct Review<T = IgnoredAny> {
     #[serde(default)]
     pub api_version: String,
-    #[serde(borrow)]
-    pub request: Option<Request<'a>>,
+    pub request: Option<Request<T>>,
 }
 
 /// The request of a review: who does what to which object.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request<'a> {
+pub struct Request<T = IgnoredAny> {
     pub uid: String,
     pub kind: GroupVersionKind,
     #[serde(default)]
@@ -35,12 +35,16 @@ pub struct Request<'a> {
     pub operation: Operation,
     #[serde(default)]
     pub user_info: UserInfo,
-    #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pub old_object: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    pub object: Option<T>,
+    #[serde(default = "none")]
+    pub old_object: Option<T>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 /// An outgoing review carrying the response.
@@ -67,7 +71,7 @@ pub struct Response {
 
 impl Response {
     /// Admits `request`.
-    pub fn allow(request: &Request<'_>) -> Self {
+    pub fn allow<T>(request: &Request<T>) -> Self {
         Self {
             uid: request.uid.clone(),
             allowed: true,

@@ -3,9 +3,8 @@
 use kube::core::admission::Operation;
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool};
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
-use super::review::Request;
+use super::review::{Request, Review};
 
 /// The API group of the resources this webhook judges.
 pub const GROUP: &str = "kube-encrypt.dev";
@@ -31,16 +30,12 @@ pub enum Subject {
 /// Why the request's objects cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubjectError {
-    #[error("the {which} is not a valid {kind}: {reason}")]
-    Undecodable {
-        which: &'static str,
-        kind: &'static str,
-        reason: String,
-    },
+    #[error("the review's objects are not valid {kind}s: {reason}")]
+    Undecodable { kind: &'static str, reason: String },
     #[error("the {operation} review of {kind} {name:?} carries no {which}; the API server must send admission.k8s.io/v1 reviews")]
     Missing {
         operation: &'static str,
-        kind: &'static str,
+        kind: String,
         name: String,
         which: &'static str,
     },
@@ -57,7 +52,7 @@ pub fn operation_name(operation: &Operation) -> &'static str {
 }
 
 /// The metric label of the request's resource.
-pub fn resource_name(request: &Request<'_>) -> &'static str {
+pub fn resource_name(request: &Request) -> &'static str {
     match (request.kind.group.as_str(), request.kind.kind.as_str()) {
         (GROUP, "EncryptionConfig") => "encryptionconfigs",
         (GROUP, "IPPool") => "ippools",
@@ -66,75 +61,53 @@ pub fn resource_name(request: &Request<'_>) -> &'static str {
 }
 
 impl Subject {
-    /// Decodes the request's object and old object.
-    pub fn of(request: &Request<'_>) -> Result<Self, SubjectError> {
+    /// Decodes the objects of `request`, whose review is `body`.
+    pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
         if request.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
             return Ok(Subject::Other);
         }
-        let objects = Objects { request };
+        let missing = |which| SubjectError::Missing {
+            operation: operation_name(&request.operation),
+            kind: request.kind.kind.clone(),
+            name: request.name.clone(),
+            which,
+        };
         match (resource_name(request), &request.operation) {
-            ("encryptionconfigs", Operation::Create | Operation::Update) => Ok(Subject::Config {
-                new: objects.required("object", "EncryptionConfig")?,
-                old: objects.old("EncryptionConfig")?,
-            }),
-            ("ippools", Operation::Create) => Ok(Subject::Pool {
-                old: None,
-                new: Some(objects.required("object", "IPPool")?),
-            }),
-            ("ippools", Operation::Update) => Ok(Subject::Pool {
-                old: Some(objects.required("oldObject", "IPPool")?),
-                new: Some(objects.required("object", "IPPool")?),
-            }),
-            ("ippools", Operation::Delete) => Ok(Subject::Pool {
-                old: Some(objects.required("oldObject", "IPPool")?),
-                new: None,
-            }),
+            ("encryptionconfigs", Operation::Create | Operation::Update) => {
+                let (old, new) = objects::<EncryptionConfig>(body, "EncryptionConfig")?;
+                let new = new.ok_or_else(|| missing("object"))?;
+                Ok(Subject::Config { new, old })
+            }
+            ("ippools", operation @ (Operation::Create | Operation::Update | Operation::Delete)) => {
+                let (old, new) = objects::<IPPool>(body, "IPPool")?;
+                let needs_old = *operation != Operation::Create;
+                let needs_new = *operation != Operation::Delete;
+                let old = match needs_old {
+                    true => Some(old.ok_or_else(|| missing("oldObject"))?),
+                    false => None,
+                };
+                let new = match needs_new {
+                    true => Some(new.ok_or_else(|| missing("object"))?),
+                    false => None,
+                };
+                Ok(Subject::Pool { old, new })
+            }
             _ => Ok(Subject::Other),
         }
     }
 }
 
-struct Objects<'a> {
-    request: &'a Request<'a>,
-}
-
-impl Objects<'_> {
-    fn required<K: DeserializeOwned>(
-        &self,
-        which: &'static str,
-        kind: &'static str,
-    ) -> Result<K, SubjectError> {
-        let object = match which {
-            "object" => self.request.object,
-            _ => self.request.old_object,
-        };
-        let Some(object) = object else {
-            return Err(SubjectError::Missing {
-                operation: operation_name(&self.request.operation),
-                kind,
-                name: self.request.name.clone(),
-                which,
-            });
-        };
-        decode(object, which, kind)
-    }
-
-    fn old<K: DeserializeOwned>(&self, kind: &'static str) -> Result<Option<K>, SubjectError> {
-        self.request
-            .old_object
-            .map(|o| decode(o, "oldObject", kind))
-            .transpose()
-    }
-}
-
-fn decode<K: DeserializeOwned>(
-    object: &RawValue,
-    which: &'static str,
+/// The review's old object and object, decoded as `K`.
+fn objects<K: DeserializeOwned>(
+    body: &[u8],
     kind: &'static str,
-) -> Result<K, SubjectError> {
-    serde_json::from_str(object.get()).map_err(|e| SubjectError::Undecodable {
-        which,
+) -> Result<(Option<K>, Option<K>), SubjectError> {
+    let review: Review<K> = serde_json::from_slice(body).map_err(|e| SubjectError::Undecodable {
         kind,
         reason: e.to_string(),
-    })
+    })?;
+    Ok(review
+        .request
+        .map(|r| (r.old_object, r.object))
+        .unwrap_or((None, None)))
 }

@@ -187,7 +187,7 @@ fn undecodable_objects_are_refused_with_the_reason() {
     let cluster = dual_stack();
     let (admission, metrics) = cluster.admission(Policy::default());
     let cases = [
-        ("a port that is not a number", create(json!({"ipv4": {"port": "high"}})), "the object is not a valid EncryptionConfig"),
+        ("a port that is not a number", create(json!({"ipv4": {"port": "high"}})), "the review's objects are not valid EncryptionConfigs"),
         ("a pool without a cidr", Review::of("IPPool", "ippools", "CREATE", "p").object(json!({"metadata": {"name": "p"}, "spec": {}})), "missing field `cidr`"),
         ("a deletion without oldObject", Review::of("IPPool", "ippools", "DELETE", "v6"), "carries no oldObject"),
         ("an update without object", Review::of("IPPool", "ippools", "UPDATE", "v6").old(super::pool_object("v6", &v6_pool())), "carries no object"),
