@@ -78,7 +78,9 @@ fn main() -> ExitCode {
 fn webhook_binary() -> anyhow::Result<PathBuf> {
     let path = match std::env::var_os("KEB_WEBHOOK_BIN") {
         Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab")).with_file_name("kube-encrypt-webhook"),
+        None => {
+            Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab")).with_file_name("kube-encrypt-webhook")
+        }
     };
     if !path.is_file() {
         bail!(
@@ -111,7 +113,10 @@ async fn bench() -> anyhow::Result<()> {
     emulator.install_crds().await?;
     let namespaces: Api<Namespace> = Api::all(emulator.client.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "kube-encrypt"}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "kube-encrypt"}}))?,
+        )
         .await?;
     create_config(&emulator.client, &ipv4_config()).await?;
     create_pools(&emulator, 0..FEW_POOLS).await?;
@@ -129,14 +134,25 @@ async fn bench() -> anyhow::Result<()> {
     let bare_addr = free_addr()?;
     let mut bare = Spawned::start_logged(
         "bare server",
-        Command::new(std::env::current_exe()?).args(["--serve-bare", &bare_addr.to_string()]).arg(&cert).arg(&key),
+        Command::new(std::env::current_exe()?)
+            .args(["--serve-bare", &bare_addr.to_string()])
+            .arg(&cert)
+            .arg(&key),
         &scratch.0.join("bare.log"),
     )?;
     wait_ready(bare_addr, bare_ca.cert_pem(), &mut bare).await?;
 
     let review = review_body();
-    let webhook_target = Target { addr: webhook_addr, ca: ca.clone(), body: review.clone() };
-    let bare_target = Target { addr: bare_addr, ca: bare_ca.cert_pem().to_owned(), body: review };
+    let webhook_target = Target {
+        addr: webhook_addr,
+        ca: ca.clone(),
+        body: review.clone(),
+    };
+    let bare_target = Target {
+        addr: bare_addr,
+        ca: bare_ca.cert_pem().to_owned(),
+        body: review,
+    };
     check_answer(&webhook_target).await?;
 
     let webhook_latency = steady_rate(&webhook_target).await?;
@@ -171,7 +187,13 @@ async fn bench() -> anyhow::Result<()> {
         Row::new(format!("RSS with {POOLS} pools cached"), kib_to_mib(rss_after), "MiB", Goal::AtMost(RSS_TARGET_MIB))
             .note(format!("before load {:.1} MiB, peak {:.1} MiB", kib_to_mib(rss_cached), kib_to_mib(hwm))),
     ];
-    println!("{}", render("kube-encrypt-webhook over TLS on loopback (keep-alive)", &rows));
+    println!(
+        "{}",
+        render(
+            "kube-encrypt-webhook over TLS on loopback (keep-alive)",
+            &rows
+        )
+    );
     println!("  load average: {}", common::load_average());
     drop(webhook);
     drop(bare);
@@ -181,7 +203,12 @@ async fn bench() -> anyhow::Result<()> {
 
 /// Disjoint /26s of 198.18.0.0/15.
 fn pool_cidr(i: usize) -> String {
-    format!("198.{}.{}.{}/26", 18 + i / 1024, (i / 4) % 256, (i % 4) * 64)
+    format!(
+        "198.{}.{}.{}/26",
+        18 + i / 1024,
+        (i / 4) % 256,
+        (i % 4) * 64
+    )
 }
 
 async fn create_pools(emulator: &Emulator, range: std::ops::Range<usize>) -> anyhow::Result<()> {
@@ -217,22 +244,42 @@ async fn wait_cached(target: &Target, cidr: &str) -> anyhow::Result<()> {
 }
 
 fn rates(values: &[f64]) -> String {
-    values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn kib_to_mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn start_webhook(binary: &Path, addr: SocketAddr, kubeconfig: &Path, dir: &Path) -> anyhow::Result<Spawned> {
+fn start_webhook(
+    binary: &Path,
+    addr: SocketAddr,
+    kubeconfig: &Path,
+    dir: &Path,
+) -> anyhow::Result<Spawned> {
     let mut command = Command::new(binary);
     command
-        .args(["--self-signed", "--self-signed-san", "127.0.0.1", "--pod-name", "bench-0", "--listen"])
+        .args([
+            "--self-signed",
+            "--self-signed-san",
+            "127.0.0.1",
+            "--pod-name",
+            "bench-0",
+            "--listen",
+        ])
         .arg(addr.to_string())
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env("RUST_LOG", "warn");
-    Spawned::start_logged("kube-encrypt-webhook", &mut command, &dir.join("webhook.log"))
+    Spawned::start_logged(
+        "kube-encrypt-webhook",
+        &mut command,
+        &dir.join("webhook.log"),
+    )
 }
 
 /// The self-signed CA the webhook keeps in its Secret (created at its start).
@@ -241,7 +288,10 @@ async fn webhook_ca(emulator: &Emulator) -> anyhow::Result<String> {
     let deadline = Instant::now() + READY_LIMIT;
     loop {
         if let Some(secret) = secrets.get_opt("kube-encrypt-webhook-ca").await? {
-            let cert = secret.data.and_then(|d| d.get("tls.crt").cloned()).context("CA Secret without tls.crt")?;
+            let cert = secret
+                .data
+                .and_then(|d| d.get("tls.crt").cloned())
+                .context("CA Secret without tls.crt")?;
             return Ok(String::from_utf8(cert.0)?);
         }
         if Instant::now() > deadline {
@@ -262,7 +312,10 @@ async fn wait_ready(addr: SocketAddr, ca: &str, process: &mut Spawned) -> anyhow
             }
         }
         if Instant::now() > deadline {
-            bail!("{addr} not ready within {READY_LIMIT:?}; log:\n{}", process.log_tail(20));
+            bail!(
+                "{addr} not ready within {READY_LIMIT:?}; log:\n{}",
+                process.log_tail(20)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -282,15 +335,18 @@ fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
 
 /// An EncryptionConfig UPDATE as the API server sends it (IPv4 on, MTU changed).
 fn review_body() -> Bytes {
-    let gvk = json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "kind": "EncryptionConfig"});
+    let gvk =
+        json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "kind": "EncryptionConfig"});
     let gvr = json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "resource": "encryptionconfigs"});
-    let object = |mtu: i64| json!({
-        "apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "EncryptionConfig",
-        "metadata": {"name": "default", "uid": "7d0a", "generation": 3, "resourceVersion": "1042"},
-        "spec": {"ipv4": {"enabled": true, "mtu": mtu, "port": 51820, "interfaceName": "wg-encrypt"},
-                 "ipv6": {"enabled": false, "port": 51821, "interfaceName": "wg-encrypt-v6", "mtu": 0},
-                 "routingTable": 51820, "routingRulePriority": 99, "firewallMark": 1048576}
-    });
+    let object = |mtu: i64| {
+        json!({
+            "apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "EncryptionConfig",
+            "metadata": {"name": "default", "uid": "7d0a", "generation": 3, "resourceVersion": "1042"},
+            "spec": {"ipv4": {"enabled": true, "mtu": mtu, "port": 51820, "interfaceName": "wg-encrypt"},
+                     "ipv6": {"enabled": false, "port": 51821, "interfaceName": "wg-encrypt-v6", "mtu": 0},
+                     "routingTable": 51820, "routingRulePriority": 99, "firewallMark": 1048576}
+        })
+    };
     let review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
@@ -319,17 +375,26 @@ async fn connect(addr: SocketAddr, ca_pem: &str) -> anyhow::Result<Conn> {
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots.add(cert?)?;
     }
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
     Ok(sender)
 }
 
-async fn request(conn: &mut Conn, method: &str, path: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+async fn request(
+    conn: &mut Conn,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<(u16, Bytes)> {
     conn.ready().await?;
     let req = hyper::Request::builder()
         .method(method)
@@ -376,7 +441,8 @@ async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
             for i in 0..per_connection {
                 let due = start + offset + interval * u32::try_from(i)?;
                 tokio::time::sleep_until(due.into()).await;
-                let (status, _) = request(&mut conn, "POST", "/validate", target.body.clone()).await?;
+                let (status, _) =
+                    request(&mut conn, "POST", "/validate", target.body.clone()).await?;
                 if status != 200 {
                     bail!("status {status} under load");
                 }
@@ -410,7 +476,8 @@ async fn throughput(target: &Target) -> anyhow::Result<f64> {
             let mut conn = connect(target.addr, &target.ca).await?;
             let mut done = 0u64;
             while Instant::now() < until {
-                let (status, _) = request(&mut conn, "POST", "/validate", target.body.clone()).await?;
+                let (status, _) =
+                    request(&mut conn, "POST", "/validate", target.body.clone()).await?;
                 if status != 200 {
                     bail!("status {status} under load");
                 }
@@ -448,7 +515,8 @@ mod bare {
             anyhow::bail!("usage: --serve-bare ADDR CERT KEY");
         };
         let key = certified_key(&std::fs::read(cert)?, &std::fs::read(key)?)?;
-        let tls = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(Arc::new(CertStore::new(key)))));
+        let tls =
+            tokio_rustls::TlsAcceptor::from(Arc::new(server_config(Arc::new(CertStore::new(key)))));
         let listener = tokio::net::TcpListener::bind(addr).await.context("bind")?;
         loop {
             let (tcp, _) = listener.accept().await?;
@@ -458,10 +526,14 @@ mod bare {
                 let Ok(stream) = tls.accept(tcp).await else {
                     return;
                 };
-                let service = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
-                    let _ = req.into_body().collect().await;
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(ANSWER))))
-                });
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            ANSWER,
+                        ))))
+                    },
+                );
                 let _ = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .serve_connection(TokioIo::new(stream), service)

@@ -61,11 +61,19 @@ pub struct TlsArgs {
     pub self_signed_sans: Vec<String>,
 
     /// Secret (in `--namespace`) holding the self-signed CA.
-    #[arg(long, env = "WEBHOOK_CA_SECRET", default_value = "kube-encrypt-webhook-ca")]
+    #[arg(
+        long,
+        env = "WEBHOOK_CA_SECRET",
+        default_value = "kube-encrypt-webhook-ca"
+    )]
     pub ca_secret: String,
 
     /// ValidatingWebhookConfiguration whose caBundle `--self-signed` keeps up to date.
-    #[arg(long, env = "WEBHOOK_CONFIGURATION", default_value = "kube-encrypt-webhook")]
+    #[arg(
+        long,
+        env = "WEBHOOK_CONFIGURATION",
+        default_value = "kube-encrypt-webhook"
+    )]
     pub webhook_configuration: String,
 }
 
@@ -73,7 +81,11 @@ pub struct TlsArgs {
 #[derive(Debug, Clone, ClapArgs)]
 pub struct IdentityArgs {
     /// Name of the webhook's Service (for the self-signed certificate's DNS names).
-    #[arg(long, env = "WEBHOOK_SERVICE_NAME", default_value = "kube-encrypt-webhook")]
+    #[arg(
+        long,
+        env = "WEBHOOK_SERVICE_NAME",
+        default_value = "kube-encrypt-webhook"
+    )]
     pub service_name: String,
 
     /// Namespace of the Service, the Lease and the CA Secret.
@@ -86,7 +98,11 @@ pub struct IdentityArgs {
     pub pod_name: Option<String>,
 
     /// Lease (in `--namespace`) that elects the one replica writing `EncryptionConfig.status`.
-    #[arg(long, env = "WEBHOOK_LEASE_NAME", default_value = "kube-encrypt-webhook")]
+    #[arg(
+        long,
+        env = "WEBHOOK_LEASE_NAME",
+        default_value = "kube-encrypt-webhook"
+    )]
     pub lease_name: String,
 }
 
@@ -367,13 +383,32 @@ mod tests {
                 "exclude each other",
             ),
             (
-                &["--tls-cert-file", "/c", "--tls-key-file", "/k", "--self-signed-san", "a"],
+                &[
+                    "--tls-cert-file",
+                    "/c",
+                    "--tls-key-file",
+                    "/k",
+                    "--self-signed-san",
+                    "a",
+                ],
                 "only used with --self-signed",
             ),
-            (&["--self-signed", "--self-signed-san", "a b"], "neither a DNS name"),
-            (&["--self-signed", "--self-signed-san=-x.example"], "neither a DNS name"),
-            (&["--self-signed", "--namespace", " "], "--namespace is empty"),
-            (&["--self-signed", "--lease-name", ""], "--lease-name is empty"),
+            (
+                &["--self-signed", "--self-signed-san", "a b"],
+                "neither a DNS name",
+            ),
+            (
+                &["--self-signed", "--self-signed-san=-x.example"],
+                "neither a DNS name",
+            ),
+            (
+                &["--self-signed", "--namespace", " "],
+                "--namespace is empty",
+            ),
+            (
+                &["--self-signed", "--lease-name", ""],
+                "--lease-name is empty",
+            ),
             (&["--self-signed", "--max-connections", "0"], "at least 1"),
             (&["--self-signed", "--listen", "nowhere"], "invalid value"),
             (&["--self-signed", "--log-format", "xml"], "invalid value"),

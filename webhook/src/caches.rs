@@ -148,7 +148,9 @@ where
                         changes.notify_one();
                     }
                 }
-                Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying with backoff (serving from the cache meanwhile)"),
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch failed; retrying with backoff (serving from the cache meanwhile)")
+                }
             }
         }
         tracing::error!(kind, "watch stream ended unexpectedly");

@@ -77,18 +77,27 @@ mod tests {
     fn snapshot_takes_the_default_config_and_sorts_pools() {
         let configs = [
             Arc::new(EncryptionConfig::new("other", EncryptionConfigSpec::test())),
-            Arc::new(EncryptionConfig::new("default", EncryptionConfigSpec::test())),
+            Arc::new(EncryptionConfig::new(
+                "default",
+                EncryptionConfigSpec::test(),
+            )),
         ];
         let pools = [
             IPPool::new("b", IPPoolSpec::test("198.18.1.0/24")),
             IPPool::new("a", IPPoolSpec::test("198.18.0.0/24")),
         ];
         let snapshot = ClusterSnapshot::of(configs.clone(), &pools);
-        let name = snapshot.config.as_ref().and_then(|c| c.metadata.name.clone());
+        let name = snapshot
+            .config
+            .as_ref()
+            .and_then(|c| c.metadata.name.clone());
         assert_eq!(name.as_deref(), Some("default"));
         let names: Vec<&str> = snapshot.pools.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         let none = ClusterSnapshot::of([configs[0].clone()], &pools);
-        assert!(none.config.is_none(), "only `default` is the cluster's config");
+        assert!(
+            none.config.is_none(),
+            "only `default` is the cluster's config"
+        );
     }
 }

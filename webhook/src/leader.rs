@@ -83,7 +83,8 @@ impl Observation {
             self.record = record;
             self.since = Some(now);
         }
-        self.since.is_none_or(|since| now.duration_since(since) >= duration)
+        self.since
+            .is_none_or(|since| now.duration_since(since) >= duration)
     }
 }
 
@@ -181,7 +182,11 @@ impl Elector {
     async fn replace(&mut self, mut lease: Lease, spec: LeaseSpec) -> Result<bool, kube::Error> {
         lease.spec = Some(spec);
         lease.metadata.managed_fields = None;
-        conflict_is_false(self.api.replace(&self.name, &self.post_params(), &lease).await)
+        conflict_is_false(
+            self.api
+                .replace(&self.name, &self.post_params(), &lease)
+                .await,
+        )
     }
 
     fn post_params(&self) -> PostParams {
@@ -220,7 +225,10 @@ pub async fn run_elected<F, Fut>(
             () = &mut shutdown => return,
             () = acquire(&mut elector) => {}
         }
-        tracing::info!(identity = elector.identity(), "became the leader; writing EncryptionConfig status");
+        tracing::info!(
+            identity = elector.identity(),
+            "became the leader; writing EncryptionConfig status"
+        );
         on_change(true);
         let led = tokio::select! {
             () = &mut shutdown => None,
@@ -234,7 +242,10 @@ pub async fn run_elected<F, Fut>(
             }
             return;
         }
-        tracing::warn!(identity = elector.identity(), "lost the Lease; no longer writing status");
+        tracing::warn!(
+            identity = elector.identity(),
+            "lost the Lease; no longer writing status"
+        );
     }
 }
 
@@ -291,11 +302,26 @@ mod tests {
     fn decisions() {
         let rows = [
             ("mine", Some("a"), false, Decision::Renew),
-            ("mine, even when it looks expired", Some("a"), true, Decision::Renew),
-            ("another's, fresh", Some("b"), false, Decision::Follow { holder: "b".into() }),
+            (
+                "mine, even when it looks expired",
+                Some("a"),
+                true,
+                Decision::Renew,
+            ),
+            (
+                "another's, fresh",
+                Some("b"),
+                false,
+                Decision::Follow { holder: "b".into() },
+            ),
             ("another's, expired", Some("b"), true, Decision::TakeOver),
             ("released", None, false, Decision::TakeOver),
-            ("released to an empty name", Some(""), false, Decision::TakeOver),
+            (
+                "released to an empty name",
+                Some(""),
+                false,
+                Decision::TakeOver,
+            ),
         ];
         for (name, holder, expired, want) in rows {
             assert_eq!(decide(&held_by(holder), "a", expired), want, "{name}");
@@ -308,12 +334,18 @@ mod tests {
         let duration = Duration::from_secs(15);
         let mut seen = Observation::default();
         let spec = held_by(Some("b"));
-        assert!(!seen.expired(&spec, t0, duration), "first sighting starts the clock");
+        assert!(
+            !seen.expired(&spec, t0, duration),
+            "first sighting starts the clock"
+        );
         assert!(!seen.expired(&spec, t0 + Duration::from_secs(14), duration));
         assert!(seen.expired(&spec, t0 + Duration::from_secs(15), duration));
         let mut renewed = spec.clone();
         renewed.renew_time = Some(MicroTime(Timestamp::now()));
-        assert!(!seen.expired(&renewed, t0 + Duration::from_secs(16), duration), "a renewal restarts it");
+        assert!(
+            !seen.expired(&renewed, t0 + Duration::from_secs(16), duration),
+            "a renewal restarts it"
+        );
         assert!(seen.expired(&renewed, t0 + Duration::from_secs(31), duration));
     }
 }

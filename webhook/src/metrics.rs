@@ -100,7 +100,11 @@ impl Metrics {
             registry.register(name, help, g.clone());
             g
         };
-        let policy_reloads = counter(&mut registry, "policy_reloads", "Policy loads that took effect");
+        let policy_reloads = counter(
+            &mut registry,
+            "policy_reloads",
+            "Policy loads that took effect",
+        );
         let policy_reload_errors = counter(
             &mut registry,
             "policy_reload_errors",
@@ -127,7 +131,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the Lease and writes EncryptionConfig status",
         );
-        let status_writes = counter(&mut registry, "status_writes", "EncryptionConfig status writes");
+        let status_writes = counter(
+            &mut registry,
+            "status_writes",
+            "EncryptionConfig status writes",
+        );
         let status_write_errors = counter(
             &mut registry,
             "status_write_errors",
@@ -150,7 +158,12 @@ impl Metrics {
         }
     }
 
-    pub fn count_request(&self, resource: &'static str, operation: &'static str, outcome: &'static str) {
+    pub fn count_request(
+        &self,
+        resource: &'static str,
+        operation: &'static str,
+        outcome: &'static str,
+    ) {
         let labels = RequestLabels {
             resource,
             operation,

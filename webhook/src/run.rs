@@ -44,7 +44,10 @@ pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> an
     let policy = load_policy(&config, &metrics, &mut tasks);
     let certificates = certificates(&config, &client, &metrics, &mut tasks).await?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
-        format!("cannot listen on --listen {}; choose a free address", config.listen)
+        format!(
+            "cannot listen on --listen {}; choose a free address",
+            config.listen
+        )
     })?;
 
     let cluster = Arc::new(SharedCluster::default());
@@ -58,7 +61,12 @@ pub async fn run_until(config: Config, shutdown: impl Future<Output = ()>) -> an
     });
     let (stop, stopped) = watch::channel(false);
     let tls = Arc::new(tls::server_config(certificates));
-    let serving = tokio::spawn(server::serve(listener, tls, app, stop_requested(stopped.clone())));
+    let serving = tokio::spawn(server::serve(
+        listener,
+        tls,
+        app,
+        stop_requested(stopped.clone()),
+    ));
     tracing::info!(listen = %config.listen, identity = %config.identity, "kube-encrypt webhook serving");
 
     let controller = StatusController {
@@ -155,7 +163,9 @@ async fn self_signed_certificates(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &config.service.namespace);
     let authority = shared_authority(&secrets, &settings.ca_secret)
         .await
-        .context("--self-signed needs the CA Secret (RBAC: get and create secrets in the namespace)")?;
+        .context(
+            "--self-signed needs the CA Secret (RBAC: get and create secrets in the namespace)",
+        )?;
     let authority = Arc::new(authority);
     let mut names = config.service.dns_names();
     names.extend(settings.extra_sans.iter().cloned());
@@ -164,7 +174,11 @@ async fn self_signed_certificates(
         .context("issuing the serving certificate")?;
     let store = Arc::new(CertStore::new(issued.key));
     tracing::info!(?names, "serving a certificate of the self-signed CA");
-    tasks.spawn(self_signed::reissue_daily(authority.clone(), names, store.clone()));
+    tasks.spawn(self_signed::reissue_daily(
+        authority.clone(),
+        names,
+        store.clone(),
+    ));
     tasks.spawn(ca_bundle::keep(
         Api::all(client.clone()),
         settings.webhook_configuration.clone(),

@@ -31,7 +31,9 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const NAMES: [&str; 2] = ["kube-encrypt-webhook.kube-encrypt.svc", "127.0.0.1"];
 
 async fn bounded<F: std::future::Future>(body: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, body).await.expect("test exceeded its time limit")
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test exceeded its time limit")
 }
 
 fn issue(ca: &Authority) -> Issued {
@@ -51,10 +53,17 @@ impl Server {
     async fn start(store: Arc<CertStore>, limits: Limits) -> Self {
         let config = EncryptionConfig::new("default", EncryptionConfigSpec::default().with_ipv6());
         let pools = [IPPool::new("v6", IPPoolSpec::test("2001:db8:1::/48"))];
-        let cluster = Arc::new(SharedCluster::fixed(ClusterSnapshot::of([Arc::new(config)], &pools)));
+        let cluster = Arc::new(SharedCluster::fixed(ClusterSnapshot::of(
+            [Arc::new(config)],
+            &pools,
+        )));
         let metrics = Arc::new(Metrics::new());
         let app = Arc::new(App {
-            admission: Admission::new(cluster.clone(), Arc::new(PolicyHandle::default()), metrics.clone()),
+            admission: Admission::new(
+                cluster.clone(),
+                Arc::new(PolicyHandle::default()),
+                metrics.clone(),
+            ),
             cluster,
             metrics: metrics.clone(),
             limits,
@@ -104,7 +113,10 @@ where
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let stream = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
     let (sender, conn) = hyper::client::conn::http1::handshake::<_, B>(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
@@ -189,7 +201,8 @@ struct CertFiles(PathBuf);
 
 impl CertFiles {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ke-webhook-tls-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ke-webhook-tls-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -210,26 +223,49 @@ impl Drop for CertFiles {
 async fn certificate_files_are_reloaded_and_bad_ones_refused() {
     bounded(async {
         let files = CertFiles::new("reload");
-        let (old_ca, new_ca) = (Authority::generate().unwrap(), Authority::generate().unwrap());
+        let (old_ca, new_ca) = (
+            Authority::generate().unwrap(),
+            Authority::generate().unwrap(),
+        );
         files.write(&issue(&old_ca));
         let metrics = Arc::new(Metrics::new());
-        let mut reloader = CertReloader::start(files.0.join("tls.crt"), files.0.join("tls.key"), metrics.clone()).unwrap();
+        let mut reloader = CertReloader::start(
+            files.0.join("tls.crt"),
+            files.0.join("tls.key"),
+            metrics.clone(),
+        )
+        .unwrap();
         let server = Server::start(reloader.store(), Limits::default()).await;
-        let mut kept = connect(server.addr, old_ca.cert_pem()).await.expect("old CA trusted");
-        assert!(connect(server.addr, new_ca.cert_pem()).await.is_err(), "new CA not yet served");
+        let mut kept = connect(server.addr, old_ca.cert_pem())
+            .await
+            .expect("old CA trusted");
+        assert!(
+            connect(server.addr, new_ca.cert_pem()).await.is_err(),
+            "new CA not yet served"
+        );
 
         files.write(&issue(&new_ca));
         assert_eq!(reloader.check(), Some(true));
-        connect(server.addr, new_ca.cert_pem()).await.expect("new certificate served");
+        connect(server.addr, new_ca.cert_pem())
+            .await
+            .expect("new certificate served");
         let err = connect(server.addr, old_ca.cert_pem()).await.unwrap_err();
         assert!(err.contains("certificate"), "{err}");
         let (status, _) = send(&mut kept, "GET", "/healthz", vec![]).await.unwrap();
         assert_eq!(status, StatusCode::OK, "open connections keep working");
 
         std::fs::write(files.0.join("tls.key"), issue(&old_ca).key_pem).unwrap();
-        assert_eq!(reloader.check(), Some(false), "a key of another certificate is refused");
-        connect(server.addr, new_ca.cert_pem()).await.expect("the last good certificate stays");
-        assert!(metrics.encode().contains("certificate_reload_errors_total 1"));
+        assert_eq!(
+            reloader.check(),
+            Some(false),
+            "a key of another certificate is refused"
+        );
+        connect(server.addr, new_ca.cert_pem())
+            .await
+            .expect("the last good certificate stays");
+        assert!(metrics
+            .encode()
+            .contains("certificate_reload_errors_total 1"));
         server.stop().await;
     })
     .await;
@@ -252,35 +288,57 @@ async fn oversized_and_slow_bodies_are_refused() {
         let ca = Authority::generate().unwrap();
         let server = Server::start(Arc::new(CertStore::new(issue(&ca).key)), quick_limits()).await;
         let mut client = connect(server.addr, ca.cert_pem()).await.unwrap();
-        let (status, _) = send(&mut client, "POST", "/validate", vec![b' '; 65 * 1024]).await.unwrap();
+        let (status, _) = send(&mut client, "POST", "/validate", vec![b' '; 65 * 1024])
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
         // Chunked, no length announced, larger than the limit.
         let client = connect_with(server.addr, ca.cert_pem()).await.unwrap();
         let (tx, body) = futures_channel();
-        let request = Request::post("/validate").header("host", "x").body(body).unwrap();
+        let request = Request::post("/validate")
+            .header("host", "x")
+            .body(body)
+            .unwrap();
         let pending = tokio::spawn(async move {
             let mut client = client;
             client.ready().await?;
             client.send_request(request).await.map(|r| r.status())
         });
         for _ in 0..20 {
-            if tx.send(Ok(hyper::body::Frame::data(Bytes::from(vec![b' '; 8 * 1024])))).await.is_err() {
+            if tx
+                .send(Ok(hyper::body::Frame::data(Bytes::from(vec![
+                    b' ';
+                    8 * 1024
+                ]))))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
-        assert_eq!(pending.await.unwrap().unwrap(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            pending.await.unwrap().unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
 
         // A body that stops arriving.
         let client = connect_with(server.addr, ca.cert_pem()).await.unwrap();
         let (tx, body) = futures_channel();
-        let request = Request::post("/validate").header("host", "x").body(body).unwrap();
+        let request = Request::post("/validate")
+            .header("host", "x")
+            .body(body)
+            .unwrap();
         let pending = tokio::spawn(async move {
             let mut client = client;
             client.ready().await?;
             client.send_request(request).await.map(|r| r.status())
         });
-        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(b"{\"request\":")))).await.unwrap();
+        tx.send(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"{\"request\":",
+        ))))
+        .await
+        .unwrap();
         assert_eq!(pending.await.unwrap().unwrap(), StatusCode::REQUEST_TIMEOUT);
         drop(tx);
         server.stop().await;
@@ -296,7 +354,10 @@ fn futures_channel() -> (
     http_body_util::StreamBody<tokio_stream_like::Receiver>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    (tx, http_body_util::StreamBody::new(tokio_stream_like::Receiver(rx)))
+    (
+        tx,
+        http_body_util::StreamBody::new(tokio_stream_like::Receiver(rx)),
+    )
 }
 
 /// The smallest `Stream` over an mpsc receiver (no extra crate for it).
@@ -323,13 +384,23 @@ async fn idle_and_silent_connections_are_closed() {
         // A client that never starts TLS is dropped after the handshake timeout.
         let mut silent = TcpStream::connect(server.addr).await.unwrap();
         let mut buf = [0u8; 16];
-        let read = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut silent, &mut buf)).await;
-        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "silent client closed: {read:?}");
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut silent, &mut buf),
+        )
+        .await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "silent client closed: {read:?}"
+        );
         // A kept-alive connection that idles past the idle timeout is closed.
         let mut idle = connect(server.addr, ca.cert_pem()).await.unwrap();
         send(&mut idle, "GET", "/healthz", vec![]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        assert!(send(&mut idle, "GET", "/healthz", vec![]).await.is_err(), "idle connection closed");
+        assert!(
+            send(&mut idle, "GET", "/healthz", vec![]).await.is_err(),
+            "idle connection closed"
+        );
         server.stop().await;
     })
     .await;
@@ -346,17 +417,27 @@ async fn connections_beyond_the_cap_wait_and_shutdown_drains() {
         let mut second = connect(server.addr, ca.cert_pem()).await.unwrap();
         send(&mut first, "GET", "/healthz", vec![]).await.unwrap();
         send(&mut second, "GET", "/healthz", vec![]).await.unwrap();
-        let third = tokio::time::timeout(Duration::from_millis(700), connect(server.addr, ca.cert_pem())).await;
+        let third = tokio::time::timeout(
+            Duration::from_millis(700),
+            connect(server.addr, ca.cert_pem()),
+        )
+        .await;
         assert!(third.is_err(), "a third connection waits for a free slot");
         drop(first);
-        let mut third = tokio::time::timeout(Duration::from_secs(5), connect(server.addr, ca.cert_pem()))
-            .await
-            .expect("a slot frees up")
-            .unwrap();
+        let mut third =
+            tokio::time::timeout(Duration::from_secs(5), connect(server.addr, ca.cert_pem()))
+                .await
+                .expect("a slot frees up")
+                .unwrap();
         send(&mut third, "GET", "/healthz", vec![]).await.unwrap();
         let addr = server.addr;
-        tokio::time::timeout(Duration::from_secs(10), server.stop()).await.expect("shutdown drains kept-alive connections");
-        assert!(TcpStream::connect(addr).await.is_err(), "no longer listening");
+        tokio::time::timeout(Duration::from_secs(10), server.stop())
+            .await
+            .expect("shutdown drains kept-alive connections");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
     })
     .await;
 }

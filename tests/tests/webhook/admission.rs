@@ -31,7 +31,10 @@ fn v6_config() -> EncryptionConfig {
 fn denial<T: std::fmt::Debug>(result: kube::Result<T>) -> String {
     let (code, _, message) = api_error(result);
     assert_eq!(code, 403, "{message}");
-    assert!(message.contains("admission webhook \"validate.kube-encrypt.dev\" denied the request"), "{message}");
+    assert!(
+        message.contains("admission webhook \"validate.kube-encrypt.dev\" denied the request"),
+        "{message}"
+    );
     message
 }
 
@@ -47,59 +50,130 @@ async fn the_emulator_calls_the_webhook_for_real_writes() {
         let secrets: Api<Secret> = Api::namespaced(s.client.clone(), NAMESPACE);
         let secret = secrets.get("kube-encrypt-webhook-ca").await.unwrap();
         assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
-        assert_eq!(secret.data.unwrap()["tls.crt"].0, bundle, "the caBundle is the CA of the Secret");
+        assert_eq!(
+            secret.data.unwrap()["tls.crt"].0,
+            bundle,
+            "the caBundle is the CA of the Secret"
+        );
 
         let pools: Api<IPPool> = Api::all(s.client.clone());
         let configs: Api<EncryptionConfig> = Api::all(s.client.clone());
-        pools.create(&PostParams::default(), &v6_pool(false)).await.unwrap();
+        pools
+            .create(&PostParams::default(), &v6_pool(false))
+            .await
+            .unwrap();
         // The caches see the pool; then IPv6 encryption without NAT outgoing is refused.
-        let message = eventually("the config is judged against the pool", UP, async || {
-            match configs.create(&PostParams::default(), &v6_config()).await {
-                Err(kube::Error::Api(status)) if status.message.contains("ipv6-nat-outgoing") => Some(status.message.clone()),
+        let message = eventually(
+            "the config is judged against the pool",
+            UP,
+            async || match configs.create(&PostParams::default(), &v6_config()).await {
+                Err(kube::Error::Api(status)) if status.message.contains("ipv6-nat-outgoing") => {
+                    Some(status.message.clone())
+                }
                 _ => None,
-            }
-        })
+            },
+        )
         .await;
-        assert!(message.contains("- ipv6-nat-outgoing: spec.ipv6.enabled: "), "{message}");
-        assert!(message.contains("IPPool \"v6\" has natOutgoing: false; set natOutgoing: true there"), "{message}");
+        assert!(
+            message.contains("- ipv6-nat-outgoing: spec.ipv6.enabled: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("IPPool \"v6\" has natOutgoing: false; set natOutgoing: true there"),
+            "{message}"
+        );
 
-        pools.patch("v6", &PatchParams::default(), &Patch::Merge(json!({"spec": {"natOutgoing": true}}))).await.unwrap();
+        pools
+            .patch(
+                "v6",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"natOutgoing": true}})),
+            )
+            .await
+            .unwrap();
         eventually("the fixed pool admits the config", UP, async || {
-            configs.create(&PostParams::default(), &v6_config()).await.ok()
+            configs
+                .create(&PostParams::default(), &v6_config())
+                .await
+                .ok()
         })
         .await;
 
         // Pool changes that would break enabled IPv6 encryption.
-        let message = denial(pools.patch("v6", &PatchParams::default(), &Patch::Merge(json!({"spec": {"natOutgoing": false}}))).await);
-        assert!(message.contains("keep natOutgoing: true on IPPool \"v6\""), "{message}");
-        denial(pools.patch("v6", &PatchParams::default(), &Patch::Merge(json!({"spec": {"disabled": true}}))).await);
+        let message = denial(
+            pools
+                .patch(
+                    "v6",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"natOutgoing": false}})),
+                )
+                .await,
+        );
+        assert!(
+            message.contains("keep natOutgoing: true on IPPool \"v6\""),
+            "{message}"
+        );
+        denial(
+            pools
+                .patch(
+                    "v6",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"disabled": true}})),
+                )
+                .await,
+        );
         let message = denial(pools.delete("v6", &DeleteParams::default()).await);
-        assert!(message.contains("deleting IPPool \"v6\" would leave IPv6 encryption"), "{message}");
-        let dry_run = DeleteParams { dry_run: true, ..Default::default() };
+        assert!(
+            message.contains("deleting IPPool \"v6\" would leave IPv6 encryption"),
+            "{message}"
+        );
+        let dry_run = DeleteParams {
+            dry_run: true,
+            ..Default::default()
+        };
         denial(pools.delete("v6", &dry_run).await);
         // Every failing rule in one answer.
         let bad = serde_json::from_value::<EncryptionConfig>(json!({
             "apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "EncryptionConfig",
             "metadata": {"name": "default"},
             "spec": {"ipv4": {"enabled": true}, "ipv6": {"enabled": true}}
-        })).unwrap();
-        let message = denial(configs.replace("default", &PostParams::default(), &with_version(&configs, bad).await).await);
+        }))
+        .unwrap();
+        let message = denial(
+            configs
+                .replace(
+                    "default",
+                    &PostParams::default(),
+                    &with_version(&configs, bad).await,
+                )
+                .await,
+        );
         assert!(message.contains("ipv4-nat-outgoing"), "{message}");
 
         // The policy switches the rule off without a restart.
         std::fs::write(&webhook.policy, "rules:\n  ipv6-nat-outgoing: off\n").unwrap();
-        eventually("the policy reloads", UP, async || pools.delete("v6", &dry_run).await.ok()).await;
+        eventually("the policy reloads", UP, async || {
+            pools.delete("v6", &dry_run).await.ok()
+        })
+        .await;
 
         webhook.stop().await;
         let leases: Api<Lease> = Api::namespaced(s.client.clone(), NAMESPACE);
         let lease = leases.get("kube-encrypt-webhook").await.unwrap();
-        assert_eq!(lease.spec.unwrap().holder_identity, None, "the Lease is released on shutdown");
+        assert_eq!(
+            lease.spec.unwrap().holder_identity,
+            None,
+            "the Lease is released on shutdown"
+        );
     })
     .await;
 }
 
 /// `object` with the stored object's resourceVersion, for a replace.
-async fn with_version(api: &Api<EncryptionConfig>, mut object: EncryptionConfig) -> EncryptionConfig {
+async fn with_version(
+    api: &Api<EncryptionConfig>,
+    mut object: EncryptionConfig,
+) -> EncryptionConfig {
     let current = api.get("default").await.unwrap();
     object.metadata.resource_version = current.metadata.resource_version;
     object

@@ -20,12 +20,18 @@ pub const NAMESPACE: &str = "kube-encrypt";
 pub async fn create_namespace(client: &Client) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
 }
 
 pub async fn create_node(client: &Client, name: &str) {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    nodes.create(&PostParams::default(), &node(name)).await.unwrap();
+    nodes
+        .create(&PostParams::default(), &node(name))
+        .await
+        .unwrap();
 }
 
 /// What an agent reports: IPv4 in `v4`, IPv6 disabled, written just now.
@@ -41,7 +47,11 @@ pub fn report(v4: EncryptionState) -> NodeEncryptionStatus {
     NodeEncryptionStatus {
         ipv4: Some(family(v4, 51820, "wg-encrypt")),
         ipv6: Some(family(EncryptionState::Disabled, 51821, "wg-encrypt-v6")),
-        last_update: Some(k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        last_update: Some(
+            k8s_openapi::jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+        ),
         ..Default::default()
     }
 }
@@ -50,12 +60,17 @@ pub fn report(v4: EncryptionState) -> NodeEncryptionStatus {
 pub async fn write_report(client: &Client, name: &str, status: &NodeEncryptionStatus) {
     let api: Api<NodeEncryption> = Api::all(client.clone());
     if api.get_opt(name).await.unwrap().is_none() {
-        api.create(&PostParams::default(), &NodeEncryption::new(name, NodeEncryptionSpec {}))
-            .await
-            .unwrap();
+        api.create(
+            &PostParams::default(),
+            &NodeEncryption::new(name, NodeEncryptionSpec {}),
+        )
+        .await
+        .unwrap();
     }
     let patch = Patch::Merge(json!({"status": status}));
-    api.patch_status(name, &PatchParams::default(), &patch).await.unwrap();
+    api.patch_status(name, &PatchParams::default(), &patch)
+        .await
+        .unwrap();
 }
 
 /// A kubeconfig for the emulator, written into its state directory.
@@ -70,13 +85,20 @@ pub fn kubeconfig(server: &TestServer) -> PathBuf {
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, failing with `what` after `limit`.
-pub async fn eventually<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not reached within {limit:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not reached within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -93,16 +115,30 @@ impl RunningWebhook {
     /// Registers and starts the webhook for the emulator `server` (CRDs and namespace in place).
     pub async fn start(server: &TestServer, policy: &str) -> Self {
         use clap::Parser;
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(server.client.clone());
-        vwcs.create(&PostParams::default(), &webhook_configuration(addr)).await.unwrap();
+        vwcs.create(&PostParams::default(), &webhook_configuration(addr))
+            .await
+            .unwrap();
         let policy_path = server.dir.path().join("policy.yaml");
         std::fs::write(&policy_path, policy).unwrap();
         let kubeconfig = kubeconfig(server);
         let args = kube_encrypt_webhook::args::Args::try_parse_from([
-            "kube-encrypt-webhook", "--self-signed", "--self-signed-san", "127.0.0.1",
-            "--listen", &addr.to_string(), "--pod-name", "webhook-0",
-            "--kubeconfig", kubeconfig.to_str().unwrap(), "--policy-file", policy_path.to_str().unwrap(),
+            "kube-encrypt-webhook",
+            "--self-signed",
+            "--self-signed-san",
+            "127.0.0.1",
+            "--listen",
+            &addr.to_string(),
+            "--pod-name",
+            "webhook-0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--policy-file",
+            policy_path.to_str().unwrap(),
         ])
         .unwrap();
         let config = args.into_config(None).unwrap();
@@ -144,7 +180,13 @@ pub fn webhook_configuration(addr: std::net::SocketAddr) -> ValidatingWebhookCon
 pub async fn ca_bundle(client: &Client) -> Option<Vec<u8>> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let config = api.get("kube-encrypt-webhook").await.ok()?;
-    config.webhooks?.first()?.client_config.ca_bundle.clone().map(|b| b.0)
+    config
+        .webhooks?
+        .first()?
+        .client_config
+        .ca_bundle
+        .clone()
+        .map(|b| b.0)
 }
 
 /// What one `kubectl` run printed.

@@ -23,7 +23,12 @@ fn timings() -> Timings {
 }
 
 fn elector(client: &Client, identity: &str) -> Elector {
-    Elector::new(Api::namespaced(client.clone(), NAMESPACE), LEASE, identity, timings())
+    Elector::new(
+        Api::namespaced(client.clone(), NAMESPACE),
+        LEASE,
+        identity,
+        timings(),
+    )
 }
 
 async fn lease(client: &Client) -> (Option<String>, Option<i32>) {
@@ -38,13 +43,19 @@ async fn takeover_waits_for_expiry() {
         let s = TestServer::start().await;
         create_namespace(&s.client).await;
         let (mut a, mut b) = (elector(&s.client, "a"), elector(&s.client, "b"));
-        assert!(a.try_acquire_or_renew().await.unwrap(), "a creates the Lease");
+        assert!(
+            a.try_acquire_or_renew().await.unwrap(),
+            "a creates the Lease"
+        );
         assert!(!b.try_acquire_or_renew().await.unwrap(), "b follows");
         assert_eq!(lease(&s.client).await, (Some("a".into()), Some(0)));
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert!(a.try_acquire_or_renew().await.unwrap(), "a renews");
-            assert!(!b.try_acquire_or_renew().await.unwrap(), "b still follows a renewed lease");
+            assert!(
+                !b.try_acquire_or_renew().await.unwrap(),
+                "b still follows a renewed lease"
+            );
         }
         // a stops renewing (crashed): b takes over once it saw no change for 2 s.
         let stopped = Instant::now();
@@ -53,10 +64,19 @@ async fn takeover_waits_for_expiry() {
         })
         .await;
         let waited = stopped.elapsed();
-        assert!(waited >= Duration::from_millis(1_700), "took over after {waited:?}, before the lease expired");
-        assert!(waited < Duration::from_secs(5), "took over after {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(1_700),
+            "took over after {waited:?}, before the lease expired"
+        );
+        assert!(
+            waited < Duration::from_secs(5),
+            "took over after {waited:?}"
+        );
         assert_eq!(lease(&s.client).await, (Some("b".into()), Some(1)));
-        assert!(!a.try_acquire_or_renew().await.unwrap(), "a, back, follows b");
+        assert!(
+            !a.try_acquire_or_renew().await.unwrap(),
+            "a, back, follows b"
+        );
     })
     .await;
 }
@@ -71,10 +91,17 @@ async fn release_hands_over_at_once() {
         assert!(!b.try_acquire_or_renew().await.unwrap());
         a.release().await.unwrap();
         assert_eq!(lease(&s.client).await.0, None, "released");
-        assert!(b.try_acquire_or_renew().await.unwrap(), "b takes a released Lease without waiting");
+        assert!(
+            b.try_acquire_or_renew().await.unwrap(),
+            "b takes a released Lease without waiting"
+        );
         b.release().await.unwrap();
         a.release().await.unwrap();
-        assert_eq!(lease(&s.client).await.0, None, "releasing another's Lease is a no-op");
+        assert_eq!(
+            lease(&s.client).await.0,
+            None,
+            "releasing another's Lease is a no-op"
+        );
     })
     .await;
 }
@@ -111,11 +138,20 @@ async fn exactly_one_replica_leads_and_a_crash_hands_over() {
                         std::future::pending::<()>().await
                     }
                 };
-                run_elected(elector(&client, identity), std::future::pending(), |_| {}, lead).await
+                run_elected(
+                    elector(&client, identity),
+                    std::future::pending(),
+                    |_| {},
+                    lead,
+                )
+                .await
             })
         };
         let (a, b) = (replica("a"), replica("b"));
-        eventually("a leader", Duration::from_secs(5), async || (leaders.load(Ordering::SeqCst) == 1).then_some(())).await;
+        eventually("a leader", Duration::from_secs(5), async || {
+            (leaders.load(Ordering::SeqCst) == 1).then_some(())
+        })
+        .await;
         let first = lease(&s.client).await.0.unwrap();
         for _ in 0..20 {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -125,12 +161,20 @@ async fn exactly_one_replica_leads_and_a_crash_hands_over() {
         crashed.abort();
         let _ = crashed.await;
         let crashed_at = Instant::now();
-        eventually("the other replica leads", Duration::from_secs(10), async || {
-            let holder = lease(&s.client).await.0;
-            (leaders.load(Ordering::SeqCst) == 1 && holder.as_deref() != Some(first.as_str())).then_some(())
-        })
+        eventually(
+            "the other replica leads",
+            Duration::from_secs(10),
+            async || {
+                let holder = lease(&s.client).await.0;
+                (leaders.load(Ordering::SeqCst) == 1 && holder.as_deref() != Some(first.as_str()))
+                    .then_some(())
+            },
+        )
         .await;
-        assert!(crashed_at.elapsed() >= Duration::from_millis(1_500), "no take-over before expiry");
+        assert!(
+            crashed_at.elapsed() >= Duration::from_millis(1_500),
+            "no take-over before expiry"
+        );
         survivor.abort();
     })
     .await;

@@ -54,7 +54,11 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(cluster: Arc<SharedCluster>, policy: Arc<PolicyHandle>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        cluster: Arc<SharedCluster>,
+        policy: Arc<PolicyHandle>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             cluster,
             policy,
@@ -101,7 +105,7 @@ impl Admission {
                 old.as_ref().is_some_and(|old| old.spec == new.spec),
             ),
             Subject::Pool { old, new } => (
-                pool_findings(old.as_ref(), new.as_ref(), &cluster),
+                pool_findings(old.as_deref(), new.as_deref(), &cluster),
                 matches!((old, new), (Some(o), Some(n)) if o.spec == n.spec),
             ),
             Subject::Other => return Verdict::default(),

@@ -14,13 +14,13 @@ pub const GROUP: &str = "kube-encrypt.dev";
 pub enum Subject {
     /// An EncryptionConfig being created or updated.
     Config {
-        new: EncryptionConfig,
-        old: Option<EncryptionConfig>,
+        new: Box<EncryptionConfig>,
+        old: Option<Box<EncryptionConfig>>,
     },
     /// An IPPool being created (no old), updated or deleted (no new).
     Pool {
-        old: Option<IPPool>,
-        new: Option<IPPool>,
+        old: Option<Box<IPPool>>,
+        new: Option<Box<IPPool>>,
     },
     /// Anything else: not this webhook's business (a deletion of the config, a subresource,
     /// another kind the ValidatingWebhookConfiguration should not send).
@@ -63,7 +63,11 @@ pub fn resource_name(request: &Request) -> &'static str {
 impl Subject {
     /// Decodes the objects of `request`, whose review is `body`.
     pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
-        if request.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        if request
+            .sub_resource
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
             return Ok(Subject::Other);
         }
         let missing = |which| SubjectError::Missing {
@@ -74,12 +78,15 @@ impl Subject {
         };
         match (resource_name(request), &request.operation) {
             ("encryptionconfigs", Operation::Create | Operation::Update) => {
-                let (old, new) = objects::<EncryptionConfig>(body, "EncryptionConfig")?;
+                let (old, new) = objects::<Box<EncryptionConfig>>(body, "EncryptionConfig")?;
                 let new = new.ok_or_else(|| missing("object"))?;
                 Ok(Subject::Config { new, old })
             }
-            ("ippools", operation @ (Operation::Create | Operation::Update | Operation::Delete)) => {
-                let (old, new) = objects::<IPPool>(body, "IPPool")?;
+            (
+                "ippools",
+                operation @ (Operation::Create | Operation::Update | Operation::Delete),
+            ) => {
+                let (old, new) = objects::<Box<IPPool>>(body, "IPPool")?;
                 let needs_old = *operation != Operation::Create;
                 let needs_new = *operation != Operation::Delete;
                 let old = match needs_old {
@@ -102,10 +109,11 @@ fn objects<K: DeserializeOwned>(
     body: &[u8],
     kind: &'static str,
 ) -> Result<(Option<K>, Option<K>), SubjectError> {
-    let review: Review<K> = serde_json::from_slice(body).map_err(|e| SubjectError::Undecodable {
-        kind,
-        reason: e.to_string(),
-    })?;
+    let review: Review<K> =
+        serde_json::from_slice(body).map_err(|e| SubjectError::Undecodable {
+            kind,
+            reason: e.to_string(),
+        })?;
     Ok(review
         .request
         .map(|r| (r.old_object, r.object))

@@ -87,12 +87,28 @@ mod tests {
         Policy::parse(text).unwrap()
     }
 
+    /// Name, policy, leniency, denied rules, number of warnings, action per finding.
+    type Row = (
+        &'static str,
+        Policy,
+        Leniency,
+        &'static [Rule],
+        usize,
+        &'static [&'static str],
+    );
+
     #[test]
     fn policy_and_leniency_decide_each_finding() {
         use Rule::*;
-        let findings = || vec![finding(Ipv6NatOutgoing), finding(PoolOverlap), finding(HostEncryptionRouteSource)];
+        let findings = || {
+            vec![
+                finding(Ipv6NatOutgoing),
+                finding(PoolOverlap),
+                finding(HostEncryptionRouteSource),
+            ]
+        };
         let exempt = Leniency::Exempt("user \"alice\"".into());
-        let rows: [(&str, Policy, Leniency, &[Rule], usize, &[&str]); 5] = [
+        let rows: [Row; 5] = [
             ("defaults", Policy::default(), Leniency::None, &[Ipv6NatOutgoing, PoolOverlap], 1, &["deny", "deny", "warn"]),
             ("overlap warns", policy("rules: {pool-overlap: warn}"), Leniency::None, &[Ipv6NatOutgoing], 2, &["deny", "warn", "warn"]),
             ("all off", policy("rules: {pool-overlap: off, ipv6-nat-outgoing: off, host-encryption-route-source: off}"), Leniency::None, &[], 0, &["off", "off", "off"]),
@@ -103,7 +119,12 @@ mod tests {
             let verdict = Verdict::judge(findings(), &policy, &leniency);
             let rules: Vec<Rule> = verdict.denials.iter().map(|f| f.rule).collect();
             assert_eq!(rules, denied, "{name}");
-            assert_eq!(verdict.warnings.len(), warnings, "{name}: {:?}", verdict.warnings);
+            assert_eq!(
+                verdict.warnings.len(),
+                warnings,
+                "{name}: {:?}",
+                verdict.warnings
+            );
             let got: Vec<&str> = verdict.actions.iter().map(|(_, a)| *a).collect();
             assert_eq!(got, actions, "{name}");
         }

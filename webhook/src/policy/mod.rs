@@ -235,11 +235,20 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_honour() {
         let cases = [
-            ("rules:\n  pool-overlapp: off\n", "unknown rule \"pool-overlapp\""),
-            ("rules:\n  pool-overlap: ignore\n", "rules.pool-overlap: \"ignore\" is not an action"),
+            (
+                "rules:\n  pool-overlapp: off\n",
+                "unknown rule \"pool-overlapp\"",
+            ),
+            (
+                "rules:\n  pool-overlap: ignore\n",
+                "rules.pool-overlap: \"ignore\" is not an action",
+            ),
             ("rule:\n  pool-overlap: off\n", "unknown field `rule`"),
             ("exempt:\n  user: [a]\n", "unknown field `user`"),
-            ("exempt:\n  users: ['  ']\n", "exempt.users has an empty name"),
+            (
+                "exempt:\n  users: ['  ']\n",
+                "exempt.users has an empty name",
+            ),
             ("rules: [deny]\n", "not valid YAML of the expected shape"),
             ("rules:\n  pool-overlap: [deny\n", "not valid YAML"),
         ];
@@ -251,14 +260,21 @@ mod tests {
 
     #[test]
     fn exemptions_by_user_or_group() {
-        let policy = Policy::parse(
-            "exempt:\n  users: [alice]\n  groups: [break-glass, 'system:masters']\n",
-        )
-        .unwrap();
+        let policy =
+            Policy::parse("exempt:\n  users: [alice]\n  groups: [break-glass, 'system:masters']\n")
+                .unwrap();
         let cases = [
             ("alice", groups(&[]), Some("user \"alice\"")),
-            ("bob", groups(&["dev", "break-glass"]), Some("group \"break-glass\"")),
-            ("bob", groups(&["system:masters"]), Some("group \"system:masters\"")),
+            (
+                "bob",
+                groups(&["dev", "break-glass"]),
+                Some("group \"break-glass\""),
+            ),
+            (
+                "bob",
+                groups(&["system:masters"]),
+                Some("group \"system:masters\""),
+            ),
             ("bob", groups(&["dev"]), None),
             ("Alice", groups(&[]), None),
         ];
@@ -267,13 +283,20 @@ mod tests {
                 username,
                 groups: &groups,
             };
-            assert_eq!(policy.exemption(who).as_deref(), want, "{username} {groups:?}");
+            assert_eq!(
+                policy.exemption(who).as_deref(),
+                want,
+                "{username} {groups:?}"
+            );
         }
     }
 
     #[test]
     fn example_manifest_is_a_valid_policy() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/webhook/policy.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../manifests/webhook/policy.yaml"
+        );
         let text = std::fs::read_to_string(path).expect("manifests/webhook/policy.yaml");
         let policy = Policy::parse(&text).unwrap();
         for rule in Rule::ALL {

@@ -135,7 +135,10 @@ mod tests {
         let overlap = || handle.current().action(Rule::PoolOverlap);
 
         let missing = reloader.check();
-        assert!(matches!(&missing, Reload::Refused(r) if r.contains("cannot read")), "{missing:?}");
+        assert!(
+            matches!(&missing, Reload::Refused(r) if r.contains("cannot read")),
+            "{missing:?}"
+        );
         assert_eq!(overlap(), Action::Deny, "defaults until a file arrives");
 
         file.write("rules:\n  pool-overlap: warn\n");
@@ -145,16 +148,30 @@ mod tests {
 
         file.write("rules:\n  pool-overlap: sometimes\n");
         let refused = reloader.check();
-        assert!(matches!(&refused, Reload::Refused(r) if r.contains("not an action")), "{refused:?}");
+        assert!(
+            matches!(&refused, Reload::Refused(r) if r.contains("not an action")),
+            "{refused:?}"
+        );
         assert_eq!(overlap(), Action::Warn, "last good policy kept");
-        assert!(metrics.encode().contains("kube_encrypt_webhook_policy_valid 0"));
+        assert!(metrics
+            .encode()
+            .contains("kube_encrypt_webhook_policy_valid 0"));
 
         file.write("rules:\n  pool-overlap: off\n");
         assert_eq!(reloader.check(), Reload::Loaded);
         assert_eq!(overlap(), Action::Off);
         let text = metrics.encode();
-        assert!(text.contains("kube_encrypt_webhook_policy_valid 1"), "{text}");
-        assert!(text.contains("kube_encrypt_webhook_policy_reload_errors_total 2"), "{text}");
-        assert!(text.contains("kube_encrypt_webhook_policy_reloads_total 2"), "{text}");
+        assert!(
+            text.contains("kube_encrypt_webhook_policy_valid 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kube_encrypt_webhook_policy_reload_errors_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kube_encrypt_webhook_policy_reloads_total 2"),
+            "{text}"
+        );
     }
 }

@@ -83,7 +83,9 @@ async fn drain(permits: &Semaphore, limits: Limits) {
     let drained = tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await;
     match drained {
         Ok(_) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing them"),
+        Err(_) => {
+            tracing::warn!(grace = ?limits.shutdown_grace, "connections still open after the grace period; closing them")
+        }
     }
 }
 

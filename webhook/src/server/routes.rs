@@ -95,13 +95,19 @@ impl App {
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(self.too_large()),
             Ok(Err(e)) => {
                 self.metrics.count_rejection("malformed");
-                Err(text(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}\n")))
+                Err(text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the body: {e}\n"),
+                ))
             }
             Err(_) => {
                 self.metrics.count_rejection("timeout");
                 Err(text(
                     StatusCode::REQUEST_TIMEOUT,
-                    &format!("the body did not arrive within {:?}\n", self.limits.body_timeout),
+                    &format!(
+                        "the body did not arrive within {:?}\n",
+                        self.limits.body_timeout
+                    ),
                 ))
             }
         }

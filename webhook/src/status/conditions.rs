@@ -34,8 +34,13 @@ pub fn build(
         Err(e) => invalid_selector(e),
         Ok(verdicts) => vec![ready(spec, verdicts), degraded(verdicts)],
     };
-    let previous = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    drafts.into_iter().map(|d| settle(d, previous, now)).collect()
+    let previous = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    drafts
+        .into_iter()
+        .map(|d| settle(d, previous, now))
+        .collect()
 }
 
 fn settle(draft: Draft, previous: &[Condition], now: Timestamp) -> Condition {
@@ -75,7 +80,12 @@ fn invalid_selector(error: &str) -> Vec<Draft> {
 
 /// `a (detail), b (detail) and 3 more`.
 fn named(items: &[String]) -> String {
-    let shown = items.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+    let shown = items
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     match items.len().saturating_sub(NAMED) {
         0 => shown,
         more => format!("{shown} and {more} more"),
@@ -83,7 +93,10 @@ fn named(items: &[String]) -> String {
 }
 
 /// `node (detail)` for every node with an issue matching `pick`.
-fn nodes_with(verdicts: &[(&str, NodeVerdict)], pick: impl Fn(&Issue) -> Option<String>) -> Vec<String> {
+fn nodes_with(
+    verdicts: &[(&str, NodeVerdict)],
+    pick: impl Fn(&Issue) -> Option<String>,
+) -> Vec<String> {
     verdicts
         .iter()
         .filter_map(|(name, verdict)| match verdict {
@@ -125,7 +138,11 @@ fn ready(spec: &EncryptionConfigSpec, verdicts: &[(&str, NodeVerdict)]) -> Draft
         message,
     };
     if !errors.is_empty() {
-        let message = format!("{} of {participating} participating nodes report errors: {}", errors.len(), named(&errors));
+        let message = format!(
+            "{} of {participating} participating nodes report errors: {}",
+            errors.len(),
+            named(&errors)
+        );
         return not_ready("NodeErrors", message);
     }
     if !pending.is_empty() {
@@ -163,7 +180,10 @@ fn converged(
         return ("NoParticipatingNodes", "no node participates (every node is opted out by label kube-encrypt.dev/encryption=disabled or not selected by spec.nodeSelector)".to_owned());
     }
     if families.is_empty() {
-        return ("EncryptionOff", format!("encryption is off on all {participating} participating nodes"));
+        return (
+            "EncryptionOff",
+            format!("encryption is off on all {participating} participating nodes"),
+        );
     }
     let names: Vec<&str> = families.iter().map(|f: &Family| f.name()).collect();
     let mut message = format!(
@@ -172,7 +192,15 @@ fn converged(
     );
     let unsupported: Vec<String> = verdicts
         .iter()
-        .filter(|(_, v)| matches!(v, NodeVerdict::Reported { state: EncryptionState::Unsupported, .. }))
+        .filter(|(_, v)| {
+            matches!(
+                v,
+                NodeVerdict::Reported {
+                    state: EncryptionState::Unsupported,
+                    ..
+                }
+            )
+        })
         .map(|(name, _)| (*name).to_owned())
         .collect();
     if !unsupported.is_empty() {
@@ -196,11 +224,28 @@ fn degraded(verdicts: &[(&str, NodeVerdict)]) -> Draft {
     });
     let errors = errors(verdicts);
     let (reason, message) = if !errors.is_empty() {
-        ("NodeErrors", format!("{} nodes report errors: {}", errors.len(), named(&errors)))
+        (
+            "NodeErrors",
+            format!("{} nodes report errors: {}", errors.len(), named(&errors)),
+        )
     } else if !agent_degraded.is_empty() {
-        ("AgentsDegraded", format!("{} agents refuse or cannot apply part of the config: {}", agent_degraded.len(), named(&agent_degraded)))
+        (
+            "AgentsDegraded",
+            format!(
+                "{} agents refuse or cannot apply part of the config: {}",
+                agent_degraded.len(),
+                named(&agent_degraded)
+            ),
+        )
     } else if !stale.is_empty() {
-        ("AgentsNotReporting", format!("{} agents have not reported for over 15 minutes (node down or agent stopped?): {}", stale.len(), named(&stale)))
+        (
+            "AgentsNotReporting",
+            format!(
+                "{} agents have not reported for over 15 minutes (node down or agent stopped?): {}",
+                stale.len(),
+                named(&stale)
+            ),
+        )
     } else {
         return Draft {
             type_: DEGRADED,

@@ -89,7 +89,9 @@ impl StatusController {
                 degraded = condition(&status, super::DEGRADED),
                 "EncryptionConfig status written"
             ),
-            Err(e) => tracing::warn!(error = %e, "writing the EncryptionConfig status failed; retrying on the next change or within a minute"),
+            Err(e) => {
+                tracing::warn!(error = %e, "writing the EncryptionConfig status failed; retrying on the next change or within a minute")
+            }
         }
     }
 }
@@ -103,7 +105,10 @@ fn condition<'a>(status: &'a EncryptionConfigStatus, type_: &str) -> &'a str {
 }
 
 /// Merge-patches the status subresource of the `default` config.
-pub async fn write_status(client: &Client, status: &EncryptionConfigStatus) -> Result<(), kube::Error> {
+pub async fn write_status(
+    client: &Client,
+    status: &EncryptionConfigStatus,
+) -> Result<(), kube::Error> {
     let api: Api<EncryptionConfig> = Api::all(client.clone());
     let params = PatchParams {
         field_manager: Some(crate::FIELD_MANAGER.to_owned()),

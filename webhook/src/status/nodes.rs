@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube_encrypt_api::crd::{EncryptionConfigSpec, EncryptionState, FamilyStatus, NodeEncryptionStatus};
+use kube_encrypt_api::crd::{
+    EncryptionConfigSpec, EncryptionState, FamilyStatus, NodeEncryptionStatus,
+};
 use kube_encrypt_api::net::Family;
 use kube_encrypt_api::node::NodeView;
 use kube_encrypt_api::plan::NodeSelector;
@@ -78,10 +80,10 @@ pub fn judge(
         let status = family_status(report, family);
         let settings = spec.family(family);
         let can_take_part = node.endpoint_ip(family).is_some();
-        if settings.enabled && (can_take_part || status.state != EncryptionState::Disabled) {
-            if worst.is_none_or(|w| badness(status.state) > badness(w)) {
-                worst = Some(status.state);
-            }
+        let counts =
+            settings.enabled && (can_take_part || status.state != EncryptionState::Disabled);
+        if counts && worst.is_none_or(|w| badness(status.state) > badness(w)) {
+            worst = Some(status.state);
         }
         issues.extend(family_issue(spec, family, &status, can_take_part));
     }

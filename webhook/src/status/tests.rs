@@ -74,7 +74,9 @@ impl Report {
     }
 
     fn agent_degraded(mut self) -> Self {
-        self.0.conditions.push(condition(DEGRADED, "True", "2030-01-01T11:00:00Z"));
+        self.0
+            .conditions
+            .push(condition(DEGRADED, "True", "2030-01-01T11:00:00Z"));
         self.0.conditions[0].message = "port-range: spec.ipv4.port: refused".into();
         self
     }
@@ -166,7 +168,9 @@ fn rows() -> Vec<Row> {
 }
 
 fn reports(rows: &[(&'static str, Report)]) -> BTreeMap<String, NodeEncryptionStatus> {
-    rows.iter().map(|(n, r)| (n.to_string(), r.0.clone())).collect()
+    rows.iter()
+        .map(|(n, r)| (n.to_string(), r.0.clone()))
+        .collect()
 }
 
 fn get<'a>(status: &'a EncryptionConfigStatus, type_: &str) -> &'a Condition {
@@ -178,17 +182,41 @@ fn aggregation_table() {
     for row in rows() {
         let config = config(row.spec.clone());
         let reports = reports(&row.reports);
-        let status = aggregate(Inputs { config: &config, nodes: &row.nodes, reports: &reports, now: now() });
+        let status = aggregate(Inputs {
+            config: &config,
+            nodes: &row.nodes,
+            reports: &reports,
+            now: now(),
+        });
         let [total, encrypted, disabled, unsupported, error] = row.counts;
-        let want = NodeCounts { total, encrypted, disabled, unsupported, error };
+        let want = NodeCounts {
+            total,
+            encrypted,
+            disabled,
+            unsupported,
+            error,
+        };
         let name = row.name;
         assert_eq!(status.nodes.as_ref(), Some(&want), "{name}");
         assert_eq!(status.observed_generation, Some(4), "{name}");
         let ready = get(&status, READY);
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), row.ready, "{name}: {}", ready.message);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            row.ready,
+            "{name}: {}",
+            ready.message
+        );
         let degraded = get(&status, DEGRADED);
-        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), row.degraded, "{name}: {}", degraded.message);
-        assert!(!ready.message.is_empty() && !degraded.message.is_empty(), "{name}");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            row.degraded,
+            "{name}: {}",
+            degraded.message
+        );
+        assert!(
+            !ready.message.is_empty() && !degraded.message.is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -196,12 +224,36 @@ fn aggregation_table() {
 fn messages_name_the_nodes_and_why() {
     let cases = [
         ("one in error", READY, "c (IPv4: applying failed: boom)"),
-        ("one not reported yet", READY, "1 of 3 participating nodes have not reported yet (is the agent running there?): c"),
-        ("v6 not encrypted yet on a dual-stack node", READY, "b (IPv6 is not encrypted yet"),
-        ("port changed, agent still on the old one", READY, "IPv4 listens on port 51820 instead of 51900"),
-        ("mixed cluster: a node without WireGuard", READY, "1 without WireGuard stay unencrypted: c"),
-        ("agent silent for 20 minutes", DEGRADED, "b (last report 2030-01-01T11:40:00Z)"),
-        ("agent refuses part of the config", DEGRADED, "a (port-range: spec.ipv4.port: refused)"),
+        (
+            "one not reported yet",
+            READY,
+            "1 of 3 participating nodes have not reported yet (is the agent running there?): c",
+        ),
+        (
+            "v6 not encrypted yet on a dual-stack node",
+            READY,
+            "b (IPv6 is not encrypted yet",
+        ),
+        (
+            "port changed, agent still on the old one",
+            READY,
+            "IPv4 listens on port 51820 instead of 51900",
+        ),
+        (
+            "mixed cluster: a node without WireGuard",
+            READY,
+            "1 without WireGuard stay unencrypted: c",
+        ),
+        (
+            "agent silent for 20 minutes",
+            DEGRADED,
+            "b (last report 2030-01-01T11:40:00Z)",
+        ),
+        (
+            "agent refuses part of the config",
+            DEGRADED,
+            "a (port-range: spec.ipv4.port: refused)",
+        ),
         ("invalid nodeSelector", READY, "unknown operator \"Near\""),
     ];
     let rows = rows();
@@ -209,9 +261,17 @@ fn messages_name_the_nodes_and_why() {
         let row = rows.iter().find(|r| r.name == row_name).unwrap();
         let config = config(row.spec.clone());
         let reports = reports(&row.reports);
-        let status = aggregate(Inputs { config: &config, nodes: &row.nodes, reports: &reports, now: now() });
+        let status = aggregate(Inputs {
+            config: &config,
+            nodes: &row.nodes,
+            reports: &reports,
+            now: now(),
+        });
         let message = &get(&status, type_).message;
-        assert!(message.contains(text), "{row_name}: {message:?} lacks {text:?}");
+        assert!(
+            message.contains(text),
+            "{row_name}: {message:?} lacks {text:?}"
+        );
     }
 }
 
@@ -219,9 +279,17 @@ fn messages_name_the_nodes_and_why() {
 fn long_lists_are_cut_after_five_names() {
     let nodes: Vec<NodeView> = (0..8).map(|i| node(&format!("n{i}"))).collect();
     let config = config(v4_on());
-    let status = aggregate(Inputs { config: &config, nodes: &nodes, reports: &BTreeMap::new(), now: now() });
+    let status = aggregate(Inputs {
+        config: &config,
+        nodes: &nodes,
+        reports: &BTreeMap::new(),
+        now: now(),
+    });
     let message = &get(&status, READY).message;
-    assert!(message.ends_with("n0, n1, n2, n3, n4 and 3 more"), "{message}");
+    assert!(
+        message.ends_with("n0, n1, n2, n3, n4 and 3 more"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -229,17 +297,36 @@ fn transition_time_moves_only_when_the_status_does() {
     let nodes = vec![node("a")];
     let mut config = config(v4_on());
     config.status = Some(EncryptionConfigStatus {
-        conditions: vec![condition(READY, "True", "2029-06-01T00:00:00Z"), condition(DEGRADED, "True", "2029-06-01T00:00:00Z")],
+        conditions: vec![
+            condition(READY, "True", "2029-06-01T00:00:00Z"),
+            condition(DEGRADED, "True", "2029-06-01T00:00:00Z"),
+        ],
         ..Default::default()
     });
     let reports = reports(&[("a", enc4())]);
-    let status = aggregate(Inputs { config: &config, nodes: &nodes, reports: &reports, now: now() });
+    let status = aggregate(Inputs {
+        config: &config,
+        nodes: &nodes,
+        reports: &reports,
+        now: now(),
+    });
     let ready = get(&status, READY);
-    assert_eq!(ready.last_transition_time.0.to_string(), "2029-06-01T00:00:00Z", "Ready stayed True");
-    assert_eq!(ready.reason, "Encrypted", "reason and message still follow the nodes");
+    assert_eq!(
+        ready.last_transition_time.0.to_string(),
+        "2029-06-01T00:00:00Z",
+        "Ready stayed True"
+    );
+    assert_eq!(
+        ready.reason, "Encrypted",
+        "reason and message still follow the nodes"
+    );
     let degraded = get(&status, DEGRADED);
     assert_eq!(degraded.status, "False");
-    assert_eq!(degraded.last_transition_time.0.to_string(), NOW, "Degraded flipped now");
+    assert_eq!(
+        degraded.last_transition_time.0.to_string(),
+        NOW,
+        "Degraded flipped now"
+    );
 }
 
 #[test]
@@ -247,9 +334,19 @@ fn a_second_round_changes_nothing() {
     let nodes = vec![node("a"), node("b")];
     let mut config = config(v4_on());
     let reports = reports(&[("a", enc4())]);
-    let first = aggregate(Inputs { config: &config, nodes: &nodes, reports: &reports, now: now() });
+    let first = aggregate(Inputs {
+        config: &config,
+        nodes: &nodes,
+        reports: &reports,
+        now: now(),
+    });
     config.status = Some(first.clone());
     let later: Timestamp = "2030-01-01T12:05:00Z".parse().unwrap();
-    let second = aggregate(Inputs { config: &config, nodes: &nodes, reports: &reports, now: later });
+    let second = aggregate(Inputs {
+        config: &config,
+        nodes: &nodes,
+        reports: &reports,
+        now: later,
+    });
     assert_eq!(first, second, "nothing to write");
 }

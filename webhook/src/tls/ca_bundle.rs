@@ -38,7 +38,13 @@ pub async fn ensure(
     let webhooks = config.webhooks.iter_mut().flatten();
     let mut written = 0;
     for webhook in webhooks {
-        if webhook.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(bundle) {
+        if webhook
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .map(|b| b.0.as_slice())
+            != Some(bundle)
+        {
             webhook.client_config.ca_bundle = Some(ByteString(bundle.to_vec()));
             written += 1;
         }

@@ -44,13 +44,12 @@ impl CertReloader {
             .poll()
             .expect("the first poll always reports")
             .map_err(LoadError::Read)?;
-        let loaded = certified_key(&contents[0], &contents[1]).map_err(|source| {
-            LoadError::Invalid {
+        let loaded =
+            certified_key(&contents[0], &contents[1]).map_err(|source| LoadError::Invalid {
                 cert: files.paths()[0].display().to_string(),
                 key: files.paths()[1].display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Self {
             files,
             store: Arc::new(CertStore::new(loaded)),

@@ -14,8 +14,8 @@ use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, PostParams};
 use kube::Api;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::sign::CertifiedKey;
 
@@ -117,7 +117,9 @@ impl Authority {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.to_vec())?;
         if let Some(first) = names.first() {
-            params.distinguished_name.push(DnType::CommonName, first.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
         }
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -144,7 +146,13 @@ impl Authority {
         Secret {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
-                labels: Some([("app.kubernetes.io/name".to_owned(), "kube-encrypt-webhook".to_owned())].into()),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/name".to_owned(),
+                        "kube-encrypt-webhook".to_owned(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             type_: Some("kubernetes.io/tls".to_owned()),
@@ -178,18 +186,28 @@ pub async fn shared_authority(api: &Api<Secret>, name: &str) -> Result<Authority
         source,
     };
     for _ in 0..3 {
-        if let Some(secret) = api.get_opt(name).await.map_err(|e| api_error("reading", e))? {
+        if let Some(secret) = api
+            .get_opt(name)
+            .await
+            .map_err(|e| api_error("reading", e))?
+        {
             tracing::info!(secret = name, "using the webhook CA from its Secret");
             return Authority::from_secret(&secret, name);
         }
         let authority = Authority::generate()?;
-        match api.create(&PostParams::default(), &authority.to_secret(name)).await {
+        match api
+            .create(&PostParams::default(), &authority.to_secret(name))
+            .await
+        {
             Ok(_) => {
                 tracing::info!(secret = name, "created the webhook CA and its Secret");
                 return Ok(authority);
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {
-                tracing::info!(secret = name, "another replica created the CA first; reading it");
+                tracing::info!(
+                    secret = name,
+                    "another replica created the CA first; reading it"
+                );
             }
             Err(e) => return Err(api_error("creating", e)),
         }
@@ -209,7 +227,9 @@ pub async fn reissue_daily(authority: Arc<Authority>, names: Vec<String>, store:
                 store.replace(issued.key);
                 tracing::info!("serving certificate re-issued");
             }
-            Err(e) => tracing::error!(error = %e, "re-issuing the serving certificate failed; the current one stays in use"),
+            Err(e) => {
+                tracing::error!(error = %e, "re-issuing the serving certificate failed; the current one stays in use")
+            }
         }
     }
 }
@@ -225,7 +245,10 @@ mod tests {
         let again = Authority::from_pem(ca.cert_pem(), &key_pem).unwrap();
         let names = vec!["wh.ns.svc".to_owned(), "192.0.2.1".to_owned()];
         let issued = again.issue(&names).unwrap();
-        assert!(issued.cert_pem.ends_with(ca.cert_pem()), "chain ends with the CA");
+        assert!(
+            issued.cert_pem.ends_with(ca.cert_pem()),
+            "chain ends with the CA"
+        );
         assert_eq!(issued.key.cert.len(), 2);
         verify(ca.cert_pem(), &issued, "wh.ns.svc");
         verify(ca.cert_pem(), &issued, "192.0.2.1");
@@ -237,10 +260,16 @@ mod tests {
         let secret = ca.to_secret("ca");
         assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
         let back = Authority::from_secret(&secret, "ca").unwrap();
-        verify(ca.cert_pem(), &back.issue(&["a.example".into()]).unwrap(), "a.example");
+        verify(
+            ca.cert_pem(),
+            &back.issue(&["a.example".into()]).unwrap(),
+            "a.example",
+        );
         let mut broken = secret.clone();
         broken.data.as_mut().unwrap().remove("tls.key");
-        let err = Authority::from_secret(&broken, "ca").unwrap_err().to_string();
+        let err = Authority::from_secret(&broken, "ca")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lacks tls.key"), "{err}");
     }
 

@@ -30,7 +30,12 @@ fn judge(admission: &Admission, body: &[u8]) -> bool {
 fn judge_within(admission: &Admission, body: &[u8], limit: Duration) -> bool {
     let started = Instant::now();
     let result = admission.review(body);
-    assert!(started.elapsed() < limit, "a {}-byte body took {:?}", body.len(), started.elapsed());
+    assert!(
+        started.elapsed() < limit,
+        "a {}-byte body took {:?}",
+        body.len(),
+        started.elapsed()
+    );
     match result {
         Ok(answer) => {
             let answer: Value = serde_json::from_slice(&answer).expect("answers are JSON");
@@ -53,7 +58,10 @@ fn random_bytes_are_refused() {
     for _ in 0..2_000 {
         let len = rng.usize(0..2_048);
         let body: Vec<u8> = std::iter::repeat_with(|| rng.u8(..)).take(len).collect();
-        assert!(!judge(&admission, &body), "random bytes accepted as a review");
+        assert!(
+            !judge(&admission, &body),
+            "random bytes accepted as a review"
+        );
     }
 }
 
@@ -88,7 +96,10 @@ fn random_edits_never_break_the_handler() {
         }
         answered += usize::from(judge(&admission, &edited));
     }
-    assert!(answered > 0, "some edits (inside strings) still decode and get an answer");
+    assert!(
+        answered > 0,
+        "some edits (inside strings) still decode and get an answer"
+    );
 }
 
 /// Deep nesting is either refused (serde_json's recursion limit) or skipped in linear time
@@ -103,7 +114,10 @@ fn deep_nesting_never_breaks_the_handler() {
             let in_object = format!(
                 r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"kube-encrypt.dev","version":"v1alpha1","kind":"IPPool"}},"resource":{{"group":"kube-encrypt.dev","version":"v1alpha1","resource":"ippools"}},"name":"p","operation":"CREATE","userInfo":{{}},"object":{{"metadata":{{"name":"p"}},"spec":{{"cidr":"198.18.0.0/16"}},"extra":{nested}}}}}}}"#
             );
-            assert!(!judge_within(&admission, nested.as_bytes(), PER_HUGE_BODY), "depth {depth} alone");
+            assert!(
+                !judge_within(&admission, nested.as_bytes(), PER_HUGE_BODY),
+                "depth {depth} alone"
+            );
             judge_within(&admission, in_object.as_bytes(), PER_HUGE_BODY);
         }
     }
@@ -116,12 +130,18 @@ fn huge_reviews_are_answered() {
     let note = "x".repeat(3 * 1024 * 1024);
     review["request"]["object"]["metadata"]["annotations"] = json!({ "note": note });
     let body = serde_json::to_vec(&review).unwrap();
-    assert!(judge_within(&admission, &body, PER_HUGE_BODY), "a 3 MiB object is judged");
+    assert!(
+        judge_within(&admission, &body, PER_HUGE_BODY),
+        "a 3 MiB object is judged"
+    );
     let many_labels: serde_json::Map<String, Value> =
         (0..50_000).map(|i| (format!("l{i}"), json!("v"))).collect();
     review["request"]["object"]["metadata"]["labels"] = Value::Object(many_labels);
     let body = serde_json::to_vec(&review).unwrap();
-    assert!(judge_within(&admission, &body, PER_HUGE_BODY), "50,000 labels are judged");
+    assert!(
+        judge_within(&admission, &body, PER_HUGE_BODY),
+        "50,000 labels are judged"
+    );
 }
 
 #[test]

@@ -40,7 +40,10 @@ impl Cluster {
 
     fn snapshot(&self) -> ClusterSnapshot {
         let config = self.config.clone().map(|spec| {
-            Arc::new(EncryptionConfig::new("default", serde_json::from_value(spec).unwrap()))
+            Arc::new(EncryptionConfig::new(
+                "default",
+                serde_json::from_value(spec).unwrap(),
+            ))
         });
         let pools: Vec<IPPool> = self
             .pools
@@ -145,7 +148,8 @@ impl Review {
 
     fn json(&self) -> Value {
         let gvk = json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "kind": self.kind});
-        let gvr = json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "resource": self.resource});
+        let gvr =
+            json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "resource": self.resource});
         let mut request = json!({
             "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
             "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
@@ -186,7 +190,9 @@ fn pool_object(name: &str, spec: &IPPoolSpec) -> Value {
 
 /// The answer to `review`, checked to be a well-formed response to it.
 fn answer(admission: &Admission, review: &Review) -> Value {
-    let body = admission.review(&review.bytes()).expect("a review gets an answer");
+    let body = admission
+        .review(&review.bytes())
+        .expect("a review gets an answer");
     let answer: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(answer["kind"], "AdmissionReview");

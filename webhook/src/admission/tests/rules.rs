@@ -109,8 +109,14 @@ fn rows() -> Vec<Row> {
 
 /// Rule ids of the findings that denied, from the response's causes.
 fn denied_rules(response: &Value) -> Vec<String> {
-    let causes = response["status"]["details"]["causes"].as_array().cloned().unwrap_or_default();
-    causes.iter().map(|c| c["reason"].as_str().unwrap().to_owned()).collect()
+    let causes = response["status"]["details"]["causes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    causes
+        .iter()
+        .map(|c| c["reason"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Rule ids the warnings start with.
@@ -139,14 +145,29 @@ fn every_rule_and_operation() {
         let (admission, _) = row.cluster.admission(Policy::parse(row.policy).unwrap());
         let response = answer(&admission, &row.review);
         let name = row.name;
-        assert_eq!(response["allowed"], row.denied.is_empty(), "{name}: {response:#}");
-        assert_eq!(sorted_owned(denied_rules(&response)), sorted(row.denied), "{name}: {response:#}");
-        assert_eq!(sorted_owned(warned_rules(&response)), sorted(row.warned), "{name}: {response:#}");
+        assert_eq!(
+            response["allowed"],
+            row.denied.is_empty(),
+            "{name}: {response:#}"
+        );
+        assert_eq!(
+            sorted_owned(denied_rules(&response)),
+            sorted(row.denied),
+            "{name}: {response:#}"
+        );
+        assert_eq!(
+            sorted_owned(warned_rules(&response)),
+            sorted(row.warned),
+            "{name}: {response:#}"
+        );
         if !row.denied.is_empty() {
             assert_eq!(response["status"]["code"], 403, "{name}");
             let message = response["status"]["message"].as_str().unwrap();
             for rule in row.denied {
-                assert!(message.contains(&format!("\n- {rule}: ")), "{name}: {message}");
+                assert!(
+                    message.contains(&format!("\n- {rule}: ")),
+                    "{name}: {message}"
+                );
             }
         }
     }
@@ -159,7 +180,10 @@ fn every_rule_has_a_row() {
         .flat_map(|r| r.denied.iter().chain(r.warned).map(|s| s.to_string()))
         .collect();
     for rule in Rule::ALL {
-        assert!(covered.contains(&rule.to_string()), "no row exercises {rule}");
+        assert!(
+            covered.contains(&rule.to_string()),
+            "no row exercises {rule}"
+        );
     }
 }
 
@@ -171,10 +195,22 @@ fn denial_says_what_to_change_for_each_rule() {
     let response = answer(&admission, &review);
     let message = response["status"]["message"].as_str().unwrap();
     let lines: Vec<&str> = message.lines().collect();
-    assert_eq!(lines[0], "EncryptionConfig \"default\" is refused by 2 kube-encrypt rules:", "{message}");
-    assert!(lines[1].starts_with("- ipv6-nat-outgoing: spec.ipv6.enabled: "), "{message}");
-    assert!(lines[1].contains("create one with natOutgoing: true"), "{message}");
-    assert!(lines[2].starts_with("- routing-table: spec.routingTable: "), "{message}");
+    assert_eq!(
+        lines[0], "EncryptionConfig \"default\" is refused by 2 kube-encrypt rules:",
+        "{message}"
+    );
+    assert!(
+        lines[1].starts_with("- ipv6-nat-outgoing: spec.ipv6.enabled: "),
+        "{message}"
+    );
+    assert!(
+        lines[1].contains("create one with natOutgoing: true"),
+        "{message}"
+    );
+    assert!(
+        lines[2].starts_with("- routing-table: spec.routingTable: "),
+        "{message}"
+    );
     assert!(lines[2].contains("pick an unused table"), "{message}");
     let causes = &response["status"]["details"]["causes"];
     assert_eq!(causes[0]["field"], "spec.ipv6.enabled");
@@ -187,10 +223,28 @@ fn undecodable_objects_are_refused_with_the_reason() {
     let cluster = dual_stack();
     let (admission, metrics) = cluster.admission(Policy::default());
     let cases = [
-        ("a port that is not a number", create(json!({"ipv4": {"port": "high"}})), "the review's objects are not valid EncryptionConfigs"),
-        ("a pool without a cidr", Review::of("IPPool", "ippools", "CREATE", "p").object(json!({"metadata": {"name": "p"}, "spec": {}})), "missing field `cidr`"),
-        ("a deletion without oldObject", Review::of("IPPool", "ippools", "DELETE", "v6"), "carries no oldObject"),
-        ("an update without object", Review::of("IPPool", "ippools", "UPDATE", "v6").old(super::pool_object("v6", &v6_pool())), "carries no object"),
+        (
+            "a port that is not a number",
+            create(json!({"ipv4": {"port": "high"}})),
+            "the review's objects are not valid EncryptionConfigs",
+        ),
+        (
+            "a pool without a cidr",
+            Review::of("IPPool", "ippools", "CREATE", "p")
+                .object(json!({"metadata": {"name": "p"}, "spec": {}})),
+            "missing field `cidr`",
+        ),
+        (
+            "a deletion without oldObject",
+            Review::of("IPPool", "ippools", "DELETE", "v6"),
+            "carries no oldObject",
+        ),
+        (
+            "an update without object",
+            Review::of("IPPool", "ippools", "UPDATE", "v6")
+                .old(super::pool_object("v6", &v6_pool())),
+            "carries no object",
+        ),
     ];
     for (name, review, reason) in cases {
         let response = answer(&admission, &review);
@@ -206,7 +260,10 @@ fn undecodable_objects_are_refused_with_the_reason() {
 fn metrics_count_requests_and_findings() {
     let (admission, metrics) = v6_on().admission(Policy::default());
     answer(&admission, &Review::delete_pool("v6", v6_pool()));
-    answer(&admission, &Review::create_pool("v6-b", IPPoolSpec::test("2001:db8:2::/48")));
+    answer(
+        &admission,
+        &Review::create_pool("v6-b", IPPoolSpec::test("2001:db8:2::/48")),
+    );
     let text = metrics.encode();
     for line in [
         r#"admission_requests_total{resource="ippools",operation="DELETE",outcome="denied"} 1"#,
@@ -220,11 +277,17 @@ fn metrics_count_requests_and_findings() {
 #[test]
 fn other_kinds_are_admitted_untouched() {
     let (admission, _) = Cluster::new().admission(Policy::default());
-    let mut review = Review::of("ConfigMap", "configmaps", "CREATE", "x").object(json!({"metadata": {"name": "x"}}));
+    let mut review = Review::of("ConfigMap", "configmaps", "CREATE", "x")
+        .object(json!({"metadata": {"name": "x"}}));
     review.kind = "ConfigMap";
     let mut body = review.json();
     body["request"]["kind"]["group"] = json!("");
-    let answer: Value = serde_json::from_slice(&admission.review(&serde_json::to_vec(&body).unwrap()).unwrap()).unwrap();
+    let answer: Value = serde_json::from_slice(
+        &admission
+            .review(&serde_json::to_vec(&body).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(answer["response"]["allowed"], true);
     assert!(answer["response"].get("warnings").is_none());
 }
