@@ -94,7 +94,9 @@ impl Cluster {
     /// ("listing IPPools").
     pub fn explain(&self, e: kube::Error, doing: &str) -> anyhow::Error {
         match &e {
-            kube::Error::Api(status) if status.is_not_found() && is_kube_encrypt(doing) => anyhow!(
+            // By code, not reason: kube-apiserver answers an API group it does not serve with a
+            // plain-text "404 page not found", which carries no reason.
+            kube::Error::Api(status) if status.code == 404 && is_kube_encrypt(doing) => anyhow!(
                 "{doing}: the kube-encrypt CRDs are not installed on {}; run `kubectl encrypt install` first",
                 self.server
             ),

@@ -6,3 +6,4 @@ pub mod apiserver;
 pub mod kube_apiserver;
 pub mod lab;
 pub mod pki;
+pub mod test_cluster;

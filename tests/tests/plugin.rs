@@ -1,5 +1,5 @@
-//! `kubectl encrypt` as a user runs it: the real binary against the in-process API emulator
-//! (127.0.0.1, one server per test), with exit codes, colour rules, a terminal session, the
+//! `kubectl encrypt` as a user runs it: the real binary against a real kube-apiserver and the
+//! API emulator (loopback, one server per test), with exit codes, colour rules, a terminal session, the
 //! enable/disable flows, GitOps refusals, conflicts, install/uninstall, completion through
 //! kubectl, and krew installing the plugin from its manifest.
 //!

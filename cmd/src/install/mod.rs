@@ -40,6 +40,13 @@ pub struct UninstallArgs {
     /// Uninstall even while encryption is on (the agents then cannot clean their nodes up)
     #[arg(long)]
     pub force: bool,
+    /// How long to wait for every object to be gone (the API server deletes CRDs and
+    /// namespaces through finalizers)
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Delete without waiting for the objects to be gone
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 /// The embedded objects, in the order kustomize rendered them (namespaces and CRDs first).
@@ -156,6 +163,7 @@ pub async fn uninstall(
             );
         }
     }
+    let mut deleted = Vec::new();
     for object in objects()?.iter().rev() {
         let (api, _) = api_for(cluster, object).await?;
         let name = object
@@ -164,14 +172,47 @@ pub async fn uninstall(
             .as_deref()
             .context("an embedded manifest has no name")?;
         match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => writeln!(out, "{} deleted", describe(object))?,
-            Err(kube::Error::Api(s)) if s.is_not_found() => {
+            Ok(_) => {
+                writeln!(out, "{} deleted", describe(object))?;
+                deleted.push((api, name.to_owned(), describe(object)));
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
                 writeln!(out, "{} not found", describe(object))?
             }
             Err(e) => return Err(cluster.explain(e, &format!("deleting {}", describe(object)))),
         }
     }
+    if !args.no_wait {
+        wait_gone(cluster, &deleted, args.timeout).await?;
+        writeln!(out, "{} objects gone", deleted.len())?;
+    }
     Ok(Exit::Done)
+}
+
+/// Waits until every deleted object is gone (finalizers done), bounded by `timeout`.
+async fn wait_gone(
+    cluster: &Cluster,
+    deleted: &[(kube::Api<DynamicObject>, String, String)],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (api, name, what) in deleted {
+        loop {
+            match api.get_opt(name).await {
+                Ok(None) => break,
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
+                Ok(Some(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Ok(Some(_)) => bail!(
+                    "{what} is still being deleted after {timeout:?} (a finalizer waits); \
+                     see `kubectl get` of it, or run uninstall again"
+                ),
+                Err(e) => return Err(cluster.explain(e, &format!("waiting for {what} to go"))),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

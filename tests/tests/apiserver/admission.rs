@@ -145,7 +145,7 @@ fn pool(name: &str, deny: bool) -> kube::api::DynamicObject {
     .unwrap()
 }
 
-crate::on_both_servers!(webhooks_admit_or_deny_writes);
+kube_encrypt_tests::on_both_servers!(webhooks_admit_or_deny_writes);
 async fn webhooks_admit_or_deny_writes(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

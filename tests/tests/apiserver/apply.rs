@@ -23,7 +23,7 @@ fn managers(cm: &ConfigMap) -> Vec<(String, String)> {
         .collect()
 }
 
-crate::on_both_servers!(conflicts_force_and_removal);
+kube_encrypt_tests::on_both_servers!(conflicts_force_and_removal);
 async fn conflicts_force_and_removal(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -108,7 +108,7 @@ async fn conflicts_force_and_removal(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(repeated_apply_is_a_no_op_and_manager_is_required);
+kube_encrypt_tests::on_both_servers!(repeated_apply_is_a_no_op_and_manager_is_required);
 async fn repeated_apply_is_a_no_op_and_manager_is_required(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

@@ -17,7 +17,7 @@ fn configmap(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
 }
 
-crate::on_both_servers!(create_get_list_delete_with_server_metadata);
+kube_encrypt_tests::on_both_servers!(create_get_list_delete_with_server_metadata);
 async fn create_get_list_delete_with_server_metadata(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -56,7 +56,7 @@ async fn create_get_list_delete_with_server_metadata(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(errors_use_the_servers_wording);
+kube_encrypt_tests::on_both_servers!(errors_use_the_servers_wording);
 async fn errors_use_the_servers_wording(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -116,7 +116,7 @@ async fn errors_use_the_servers_wording(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(generate_name_and_default_namespaces);
+kube_encrypt_tests::on_both_servers!(generate_name_and_default_namespaces);
 async fn generate_name_and_default_namespaces(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -136,7 +136,7 @@ async fn generate_name_and_default_namespaces(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(dry_run_persists_nothing);
+kube_encrypt_tests::on_both_servers!(dry_run_persists_nothing);
 async fn dry_run_persists_nothing(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -165,7 +165,7 @@ async fn dry_run_persists_nothing(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(resource_versions_conflicts_and_generation);
+kube_encrypt_tests::on_both_servers!(resource_versions_conflicts_and_generation);
 /// resourceVersion is one global counter; a stale one is a 409 Conflict; an update that
 /// changes nothing keeps it; generation moves only on spec changes.
 async fn resource_versions_conflicts_and_generation(backend: Backend) {
@@ -210,7 +210,7 @@ async fn resource_versions_conflicts_and_generation(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(delete_collection_with_a_selector);
+kube_encrypt_tests::on_both_servers!(delete_collection_with_a_selector);
 async fn delete_collection_with_a_selector(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

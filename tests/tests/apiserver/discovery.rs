@@ -18,7 +18,7 @@ fn resource<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|r| r["name"] == name)
 }
 
-crate::on_both_servers!(built_in_and_runtime_groups);
+kube_encrypt_tests::on_both_servers!(built_in_and_runtime_groups);
 async fn built_in_and_runtime_groups(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -89,7 +89,7 @@ async fn built_in_and_runtime_groups(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(openapi_v3_supports_server_side_field_validation);
+kube_encrypt_tests::on_both_servers!(openapi_v3_supports_server_side_field_validation);
 async fn openapi_v3_supports_server_side_field_validation(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

@@ -36,7 +36,7 @@ where
     panic!("{name} was not garbage collected within 60 s");
 }
 
-crate::on_both_servers!(deleting_an_owner_deletes_dependents);
+kube_encrypt_tests::on_both_servers!(deleting_an_owner_deletes_dependents);
 async fn deleting_an_owner_deletes_dependents(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -68,7 +68,7 @@ async fn deleting_an_owner_deletes_dependents(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(orphan_propagation_keeps_dependents);
+kube_encrypt_tests::on_both_servers!(orphan_propagation_keeps_dependents);
 async fn orphan_propagation_keeps_dependents(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -89,7 +89,7 @@ async fn orphan_propagation_keeps_dependents(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(deleting_a_namespace_deletes_its_objects);
+kube_encrypt_tests::on_both_servers!(deleting_a_namespace_deletes_its_objects);
 async fn deleting_a_namespace_deletes_its_objects(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

@@ -91,7 +91,7 @@ fn crds_dir() -> String {
         .to_string()
 }
 
-crate::on_both_servers!(api_resources_lists_the_crds_after_apply);
+kube_encrypt_tests::on_both_servers!(api_resources_lists_the_crds_after_apply);
 async fn api_resources_lists_the_crds_after_apply(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -107,7 +107,7 @@ async fn api_resources_lists_the_crds_after_apply(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(apply_twice_reports_unchanged);
+kube_encrypt_tests::on_both_servers!(apply_twice_reports_unchanged);
 async fn apply_twice_reports_unchanged(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -130,7 +130,7 @@ async fn apply_twice_reports_unchanged(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(get_watch_delivers_a_change);
+kube_encrypt_tests::on_both_servers!(get_watch_delivers_a_change);
 async fn get_watch_delivers_a_change(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -174,7 +174,7 @@ async fn get_watch_delivers_a_change(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(server_side_apply_conflicts_and_force);
+kube_encrypt_tests::on_both_servers!(server_side_apply_conflicts_and_force);
 async fn server_side_apply_conflicts_and_force(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -193,7 +193,7 @@ async fn server_side_apply_conflicts_and_force(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(wait_for_ready_condition);
+kube_encrypt_tests::on_both_servers!(wait_for_ready_condition);
 async fn wait_for_ready_condition(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -220,7 +220,7 @@ async fn wait_for_ready_condition(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(create_sends_protobuf_bodies);
+kube_encrypt_tests::on_both_servers!(create_sends_protobuf_bodies);
 async fn create_sends_protobuf_bodies(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

@@ -50,7 +50,7 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-crate::on_both_servers!(watch_from_list_and_resume);
+kube_encrypt_tests::on_both_servers!(watch_from_list_and_resume);
 async fn watch_from_list_and_resume(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -103,7 +103,7 @@ async fn watch_from_list_and_resume(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(selector_watch_sees_objects_leave);
+kube_encrypt_tests::on_both_servers!(selector_watch_sees_objects_leave);
 async fn selector_watch_sees_objects_leave(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -130,7 +130,7 @@ async fn selector_watch_sees_objects_leave(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(compacted_history_is_gone);
+kube_encrypt_tests::on_both_servers!(compacted_history_is_gone);
 async fn compacted_history_is_gone(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -164,7 +164,7 @@ async fn compacted_history_is_gone(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(lists_page_with_limit_and_continue);
+kube_encrypt_tests::on_both_servers!(lists_page_with_limit_and_continue);
 async fn lists_page_with_limit_and_continue(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -192,7 +192,7 @@ async fn lists_page_with_limit_and_continue(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(kube_runtime_watcher_converges);
+kube_encrypt_tests::on_both_servers!(kube_runtime_watcher_converges);
 /// kube-runtime's watcher (list, then watch from the list's resourceVersion) converges.
 async fn kube_runtime_watcher_converges(backend: Backend) {
     bounded(async {
@@ -225,7 +225,7 @@ async fn kube_runtime_watcher_converges(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(streaming_list_watcher_converges);
+kube_encrypt_tests::on_both_servers!(streaming_list_watcher_converges);
 /// Streaming lists (`sendInitialEvents=true`): the current state as ADDED events, then a
 /// bookmark annotated `k8s.io/initial-events-end`, which kube-runtime's watcher waits for.
 async fn streaming_list_watcher_converges(backend: Backend) {

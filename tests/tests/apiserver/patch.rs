@@ -25,7 +25,7 @@ fn deployment() -> Deployment {
     .unwrap()
 }
 
-crate::on_both_servers!(merge_json_and_strategic_patches);
+kube_encrypt_tests::on_both_servers!(merge_json_and_strategic_patches);
 async fn merge_json_and_strategic_patches(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -96,7 +96,7 @@ fn containers(deployment: Deployment) -> Vec<k8s_openapi::api::core::v1::Contain
         .unwrap_or_default()
 }
 
-crate::on_both_servers!(strategic_merge_is_refused_for_custom_resources);
+kube_encrypt_tests::on_both_servers!(strategic_merge_is_refused_for_custom_resources);
 async fn strategic_merge_is_refused_for_custom_resources(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

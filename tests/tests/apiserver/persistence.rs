@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::support::{bounded, install_crds, kube_encrypt_api, node, Backend, TestServer};
 
-crate::on_both_servers!(stop_and_start_keeps_everything);
+kube_encrypt_tests::on_both_servers!(stop_and_start_keeps_everything);
 async fn stop_and_start_keeps_everything(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

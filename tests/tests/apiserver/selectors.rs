@@ -24,7 +24,7 @@ where
     names
 }
 
-crate::on_both_servers!(label_selectors);
+kube_encrypt_tests::on_both_servers!(label_selectors);
 async fn label_selectors(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -62,7 +62,7 @@ async fn label_selectors(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(field_selectors);
+kube_encrypt_tests::on_both_servers!(field_selectors);
 async fn field_selectors(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::{bounded, install_crds, kube_encrypt_api, Backend, TestServer};
 
-crate::on_both_servers!(status_and_spec_are_written_separately);
+kube_encrypt_tests::on_both_servers!(status_and_spec_are_written_separately);
 async fn status_and_spec_are_written_separately(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -59,7 +59,7 @@ async fn status_and_spec_are_written_separately(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(crds_are_established);
+kube_encrypt_tests::on_both_servers!(crds_are_established);
 async fn crds_are_established(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
@@ -82,7 +82,7 @@ async fn crds_are_established(backend: Backend) {
     .await;
 }
 
-crate::on_both_servers!(custom_resources_are_validated);
+kube_encrypt_tests::on_both_servers!(custom_resources_are_validated);
 /// A schema violation of a custom resource is a 422 in the server's wording.
 async fn custom_resources_are_validated(backend: Backend) {
     bounded(async {

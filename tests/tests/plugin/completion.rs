@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use super::support::{bin_dir, encrypted_cluster, finish, kubectl_bin, plugin_bin};
+use super::support::{bin_dir, encrypted_cluster, finish, kubectl_bin, plugin_bin, Backend};
 
 /// PATH with this build's binaries first.
 fn path_with_plugin() -> OsString {
@@ -14,15 +14,15 @@ fn path_with_plugin() -> OsString {
     std::env::join_paths(paths).unwrap()
 }
 
-#[tokio::test]
-async fn kubectl_finds_the_plugin_and_completes_through_it() {
-    let cluster = encrypted_cluster(3).await;
+kube_encrypt_tests::on_both_servers!(kubectl_finds_the_plugin_and_completes_through_it);
+async fn kubectl_finds_the_plugin_and_completes_through_it(backend: Backend) {
+    let cluster = encrypted_cluster(3, backend).await;
     let kubectl = |args: &[&str]| {
         let mut cmd = tokio::process::Command::new(kubectl_bin());
         cmd.args(args)
             .env("PATH", path_with_plugin())
             .env("KUBECONFIG", cluster.kubeconfig())
-            .env("HOME", cluster.dir.path());
+            .env("HOME", cluster.dir());
         finish(cmd)
     };
     let list = kubectl(&["plugin", "list"]).await;
@@ -63,7 +63,7 @@ async fn kubectl_finds_the_plugin_and_completes_through_it() {
 
 #[tokio::test]
 async fn node_names_are_silently_empty_when_the_cluster_is_unreachable() {
-    let dir = super::support::TempDir::new("complete");
+    let dir = super::support::TempDir::named("complete");
     std::fs::write(
         dir.path().join("kubeconfig"),
         super::support::kubeconfig("http://127.0.0.1:1"),

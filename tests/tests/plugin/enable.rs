@@ -7,7 +7,7 @@ use kube_encrypt_api::crd::IPPoolSpec;
 use kube_encrypt_api::net::Family;
 use serde_json::json;
 
-use super::support::{encrypted, finish, node, state, Cluster};
+use super::support::{encrypted, finish, node, state, Backend, Cluster};
 
 fn pool(cidr: &str, nat_outgoing: bool) -> IPPoolSpec {
     IPPoolSpec {
@@ -18,8 +18,8 @@ fn pool(cidr: &str, nat_outgoing: bool) -> IPPoolSpec {
 }
 
 /// Two dual-stack nodes, an IPv4 pool with NAT outgoing and an IPv6 pool without.
-async fn dual_stack() -> Cluster {
-    let cluster = Cluster::start().await;
+async fn dual_stack(backend: Backend) -> Cluster {
+    let cluster = Cluster::start(backend).await;
     cluster.add_nodes([node(1), node(2)]).await;
     cluster
         .add_pool("pool-v4", pool("198.18.0.0/16", true))
@@ -35,9 +35,9 @@ fn managers(config: &kube_encrypt_api::crd::EncryptionConfig) -> Vec<String> {
     fields.filter_map(|f| f.manager.clone()).collect()
 }
 
-#[tokio::test]
-async fn ipv6_is_refused_while_an_ipv6_pool_lacks_nat_outgoing() {
-    let cluster = dual_stack().await;
+kube_encrypt_tests::on_both_servers!(ipv6_is_refused_while_an_ipv6_pool_lacks_nat_outgoing);
+async fn ipv6_is_refused_while_an_ipv6_pool_lacks_nat_outgoing(backend: Backend) {
+    let cluster = dual_stack(backend).await;
     let out = cluster.run(&["enable", "--ipv6"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(
@@ -55,9 +55,9 @@ async fn ipv6_is_refused_while_an_ipv6_pool_lacks_nat_outgoing() {
     assert!(cluster.config().await.is_none(), "nothing was written");
 }
 
-#[tokio::test]
-async fn fix_nat_outgoing_lists_then_applies_the_pool_changes() {
-    let cluster = dual_stack().await;
+kube_encrypt_tests::on_both_servers!(fix_nat_outgoing_lists_then_applies_the_pool_changes);
+async fn fix_nat_outgoing_lists_then_applies_the_pool_changes(backend: Backend) {
+    let cluster = dual_stack(backend).await;
     let dry = cluster
         .run(&["enable", "--ipv6", "--fix-nat-outgoing", "--dry-run=server"])
         .await;
@@ -132,8 +132,8 @@ async fn fix_nat_outgoing_lists_then_applies_the_pool_changes() {
     );
 }
 
-#[tokio::test]
-async fn gitops_managed_config_is_left_alone_without_force() {
+kube_encrypt_tests::on_both_servers!(gitops_managed_config_is_left_alone_without_force);
+async fn gitops_managed_config_is_left_alone_without_force(backend: Backend) {
     let cases = [
         (
             json!({"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "enc:kube-encrypt.dev/EncryptionConfig:/default"}}}),
@@ -148,7 +148,7 @@ async fn gitops_managed_config_is_left_alone_without_force() {
         (json!({}), "Argo CD", "argocd-controller"),
     ];
     for (marker, tool, manager) in cases {
-        let cluster = dual_stack().await;
+        let cluster = dual_stack(backend).await;
         let mut body = json!({"spec": {"ipv4": {"enabled": false}}});
         body.as_object_mut()
             .unwrap()
@@ -174,9 +174,9 @@ async fn gitops_managed_config_is_left_alone_without_force() {
     }
 }
 
-#[tokio::test]
-async fn a_conflict_names_the_manager_and_the_field() {
-    let cluster = dual_stack().await;
+kube_encrypt_tests::on_both_servers!(a_conflict_names_the_manager_and_the_field);
+async fn a_conflict_names_the_manager_and_the_field(backend: Backend) {
+    let cluster = dual_stack(backend).await;
     cluster
         .apply_config(
             "platform-team",
@@ -197,9 +197,9 @@ async fn a_conflict_names_the_manager_and_the_field() {
     assert!(error.contains("--force"), "{error}");
 }
 
-#[tokio::test]
-async fn wait_follows_the_nodes_until_each_is_final() {
-    let cluster = dual_stack().await;
+kube_encrypt_tests::on_both_servers!(wait_follows_the_nodes_until_each_is_final);
+async fn wait_follows_the_nodes_until_each_is_final(backend: Backend) {
+    let cluster = dual_stack(backend).await;
     cluster.add_nodes([node(3)]).await;
     let mut cmd = cluster.plugin(&["enable", "--wait", "--timeout", "30s"]);
     cmd.stdout(std::process::Stdio::piped());
@@ -232,9 +232,9 @@ async fn wait_follows_the_nodes_until_each_is_final() {
     assert!(!out.stdout.contains('\x1b'), "{}", out.stdout);
 }
 
-#[tokio::test]
-async fn wait_times_out_with_the_nodes_it_waited_for() {
-    let cluster = dual_stack().await;
+kube_encrypt_tests::on_both_servers!(wait_times_out_with_the_nodes_it_waited_for);
+async fn wait_times_out_with_the_nodes_it_waited_for(backend: Backend) {
+    let cluster = dual_stack(backend).await;
     let out = cluster.run(&["enable", "--wait", "--timeout", "1s"]).await;
     assert_eq!(out.code, 1, "{}", out.all());
     let error = out.stderr.trim();
@@ -244,10 +244,10 @@ async fn wait_times_out_with_the_nodes_it_waited_for() {
     );
 }
 
-#[tokio::test]
-async fn disable_waits_until_the_agents_report_disabled() {
+kube_encrypt_tests::on_both_servers!(disable_waits_until_the_agents_report_disabled);
+async fn disable_waits_until_the_agents_report_disabled(backend: Backend) {
     // The config was applied by another manager: --force takes spec.ipv4.enabled over.
-    let cluster = super::support::encrypted_cluster(2).await;
+    let cluster = super::support::encrypted_cluster(2, backend).await;
     let args = ["disable", "--force", "--wait", "--timeout", "30s"];
     let run = tokio::spawn(finish(cluster.plugin(&args)));
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,7 +3,7 @@
 use super::support::{finish, kubeconfig, plugin_bin, TempDir};
 
 async fn run_with_kubeconfig(text: &str, args: &[&str]) -> super::support::Output {
-    let dir = TempDir::new("errors");
+    let dir = TempDir::named("errors");
     let path = dir.path().join("kubeconfig");
     std::fs::write(&path, text).unwrap();
     let mut cmd = tokio::process::Command::new(plugin_bin());
@@ -44,7 +44,7 @@ async fn broken_kubeconfig_or_unreachable_server_exit_1_with_one_line() {
 
 #[tokio::test]
 async fn usage_errors_exit_1_and_help_exits_0_without_a_cluster() {
-    let dir = TempDir::new("usage");
+    let dir = TempDir::named("usage");
     let run = |args: &'static [&'static str]| {
         let mut cmd = tokio::process::Command::new(plugin_bin());
         cmd.args(args)

@@ -3,11 +3,11 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams};
 
-use super::support::Cluster;
+use super::support::{Backend, Cluster};
 
-#[tokio::test]
-async fn install_applies_and_waits_uninstall_removes() {
-    let cluster = Cluster::start_empty().await;
+kube_encrypt_tests::on_both_servers!(install_applies_and_waits_uninstall_removes);
+async fn install_applies_and_waits_uninstall_removes(backend: Backend) {
+    let cluster = Cluster::start_empty(backend).await;
     let before = cluster.run(&["status"]).await;
     assert_eq!(before.code, 1, "{}", before.all());
     assert!(
@@ -81,7 +81,7 @@ async fn install_applies_and_waits_uninstall_removes() {
 
 #[tokio::test]
 async fn manifests_prints_the_embedded_base_offline() {
-    let dir = super::support::TempDir::new("manifests");
+    let dir = super::support::TempDir::named("manifests");
     let mut cmd = tokio::process::Command::new(super::support::plugin_bin());
     cmd.arg("manifests")
         .env("KUBECONFIG", dir.path().join("none"));

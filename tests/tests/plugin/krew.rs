@@ -74,7 +74,7 @@ async fn the_committed_manifest_is_the_scripts_output_with_a_real_checksum() {
 
 #[tokio::test]
 async fn the_release_archive_is_reproducible() {
-    let (a, b) = (TempDir::new("krew-a"), TempDir::new("krew-b"));
+    let (a, b) = (TempDir::named("krew-a"), TempDir::named("krew-b"));
     let (first, second) = (release_into(a.path()).await, release_into(b.path()).await);
     assert_eq!(
         std::fs::read(&first).unwrap(),
@@ -113,7 +113,7 @@ async fn krew_validates_the_manifest_and_installs_the_plugin() {
         eprintln!("SKIPPED krew_validates_the_manifest_and_installs_the_plugin: Go is not installed, so krew cannot be built (install Go >= 1.25)");
         return;
     };
-    let work = TempDir::new("krew");
+    let work = TempDir::named("krew");
     let archive = release_into(work.path()).await;
     let manifest = work.path().join("encrypt.yaml");
     for candidate in [manifest.clone(), repo().join("krew/encrypt.yaml")] {

@@ -3,11 +3,11 @@
 use kube_encrypt_api::net::Family;
 use serde_json::json;
 
-use super::support::{encrypted, encrypted_cluster, state};
+use super::support::{encrypted, encrypted_cluster, state, Backend};
 
-#[tokio::test]
-async fn healthy_cluster_exits_0_and_shows_every_node() {
-    let cluster = encrypted_cluster(3).await;
+kube_encrypt_tests::on_both_servers!(healthy_cluster_exits_0_and_shows_every_node);
+async fn healthy_cluster_exits_0_and_shows_every_node(backend: Backend) {
+    let cluster = encrypted_cluster(3, backend).await;
     let out = cluster.run(&["status"]).await;
     assert_eq!(out.code, 0, "{}", out.all());
     for expected in [
@@ -37,9 +37,9 @@ async fn healthy_cluster_exits_0_and_shows_every_node() {
     );
 }
 
-#[tokio::test]
-async fn a_node_without_wireguard_is_unsupported_and_exits_2() {
-    let cluster = encrypted_cluster(2).await;
+kube_encrypt_tests::on_both_servers!(a_node_without_wireguard_is_unsupported_and_exits_2);
+async fn a_node_without_wireguard_is_unsupported_and_exits_2(backend: Backend) {
+    let cluster = encrypted_cluster(2, backend).await;
     cluster.add_nodes([super::support::node(3)]).await;
     cluster
         .report(
@@ -66,9 +66,9 @@ async fn a_node_without_wireguard_is_unsupported_and_exits_2() {
     assert!(!one.stdout.contains("node-3"), "{}", one.stdout);
 }
 
-#[tokio::test]
-async fn json_and_yaml_parse_and_agree() {
-    let cluster = encrypted_cluster(2).await;
+kube_encrypt_tests::on_both_servers!(json_and_yaml_parse_and_agree);
+async fn json_and_yaml_parse_and_agree(backend: Backend) {
+    let cluster = encrypted_cluster(2, backend).await;
     let json_out = cluster.run(&["status", "-o", "json"]).await;
     let yaml_out = cluster.run(&["status", "-o", "yaml"]).await;
     assert_eq!(
@@ -90,9 +90,9 @@ async fn json_and_yaml_parse_and_agree() {
     assert_eq!(from_json["config"]["counts"][0]["encrypted"], 2);
 }
 
-#[tokio::test]
-async fn colour_only_on_request_or_terminal() {
-    let cluster = encrypted_cluster(2).await;
+kube_encrypt_tests::on_both_servers!(colour_only_on_request_or_terminal);
+async fn colour_only_on_request_or_terminal(backend: Backend) {
+    let cluster = encrypted_cluster(2, backend).await;
     let plain = cluster.run(&["status"]).await;
     assert!(
         !plain.all().contains('\x1b'),
@@ -111,9 +111,9 @@ async fn colour_only_on_request_or_terminal() {
     assert!(!no_color.all().contains('\x1b'), "{}", no_color.stdout);
 }
 
-#[tokio::test]
-async fn a_closed_pipe_is_success() {
-    let cluster = encrypted_cluster(2).await;
+kube_encrypt_tests::on_both_servers!(a_closed_pipe_is_success);
+async fn a_closed_pipe_is_success(backend: Backend) {
+    let cluster = encrypted_cluster(2, backend).await;
     let script = format!(
         "{} status -o yaml | head -c 1 >/dev/null; exit ${{PIPESTATUS[0]}}",
         super::support::plugin_bin().display()
@@ -127,9 +127,9 @@ async fn a_closed_pipe_is_success() {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
 
-#[tokio::test]
-async fn check_prints_json_and_yaml() {
-    let cluster = encrypted_cluster(2).await;
+kube_encrypt_tests::on_both_servers!(check_prints_json_and_yaml);
+async fn check_prints_json_and_yaml(backend: Backend) {
+    let cluster = encrypted_cluster(2, backend).await;
     for format in ["json", "yaml"] {
         let out = cluster.run(&["check", "-o", format]).await;
         assert_eq!(out.code, 2, "{}", out.all());
@@ -147,11 +147,11 @@ async fn check_prints_json_and_yaml() {
     }
 }
 
-#[tokio::test]
-async fn watch_prints_again_when_a_node_changes() {
+kube_encrypt_tests::on_both_servers!(watch_prints_again_when_a_node_changes);
+async fn watch_prints_again_when_a_node_changes(backend: Backend) {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    let cluster = encrypted_cluster(2).await;
+    let cluster = encrypted_cluster(2, backend).await;
     let mut cmd = cluster.plugin(&["status", "--watch"]);
     cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().expect("starting status --watch");

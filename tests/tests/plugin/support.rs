@@ -3,50 +3,27 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, Config};
+use kube::Client;
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool, IPPoolSpec, NodeEncryption};
 use kube_encrypt_api::fixtures::{key, TestNode};
 use kube_encrypt_api::net::Family;
-use kube_encrypt_tests::apiserver::{start, RunningServer, ServerConfig};
+pub use kube_encrypt_tests::test_cluster::Backend;
+pub use kube_encrypt_tests::test_cluster::TempDir;
+use kube_encrypt_tests::test_cluster::TestCluster;
+
+/// A kubeconfig for `server` without credentials (an unreachable server, in error tests).
+pub fn kubeconfig(server: &str) -> String {
+    kube_encrypt_tests::lab::kubeconfig::anonymous(server)
+}
 use serde_json::{json, Value};
 use tokio::process::Command;
 
 /// Every plugin call ends within this.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A temporary directory, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(what: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kube-encrypt-plugin-{what}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating a test directory");
-        Self(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The directory holding the workspace's binaries (next to the lab binary of this build).
 pub fn bin_dir() -> PathBuf {
@@ -67,17 +44,9 @@ pub fn plugin_bin() -> PathBuf {
     bin
 }
 
-/// `$KUBECTL`, else `kubectl` on PATH.
+/// The lab's kubectl (`$KUBECTL`, the control plane's build, or `kubectl` on `PATH`).
 pub fn kubectl_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        return path.into();
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.is_file())
-        })
+    kube_encrypt_tests::lab::control_plane::kubectl()
         .expect("kubectl is not installed: scripts/install-deps.sh installs it (or set KUBECTL)")
 }
 
@@ -109,47 +78,37 @@ pub async fn finish(mut cmd: Command) -> Output {
     }
 }
 
-/// An emulator with the CRDs installed, a client, and a kubeconfig file for the plugin.
+/// An API server (emulator or kube-apiserver) with a client and an admin kubeconfig file for
+/// the plugin.
 pub struct Cluster {
-    /// Serves until the test ends (dropped with it).
-    _server: RunningServer,
+    /// Serves until the test ends (dropped with it); its directory holds the kubeconfig.
+    server: TestCluster,
     pub client: Client,
-    pub dir: TempDir,
 }
 
 impl Cluster {
-    /// An emulator with kube-encrypt's CRDs.
-    pub async fn start() -> Self {
-        let cluster = Self::start_empty().await;
-        let crds: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
-        for crd in kube_encrypt_api::crd::all() {
-            crds.create(&PostParams::default(), &crd.1)
-                .await
-                .expect("creating a CRD");
-        }
+    /// An API server with kube-encrypt's CRDs.
+    pub async fn start(backend: Backend) -> Self {
+        let cluster = Self::start_empty(backend).await;
+        cluster.server.install_crds().await;
         cluster
     }
 
-    /// An emulator without CRDs (nothing installed).
-    pub async fn start_empty() -> Self {
-        let dir = TempDir::new("cluster");
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            state_dir: dir.path().join("state"),
-        };
-        let server = start(config).await.expect("starting the emulator");
-        let url = format!("http://{}", server.addr());
-        let client = Client::try_from(Config::new(url.parse().unwrap())).expect("a client");
-        std::fs::write(dir.path().join("kubeconfig"), kubeconfig(&url)).unwrap();
-        Self {
-            _server: server,
-            client,
-            dir,
-        }
+    /// An API server without CRDs (nothing installed).
+    pub async fn start_empty(backend: Backend) -> Self {
+        let server = TestCluster::start(backend).await;
+        server.kubeconfig();
+        let client = server.client.clone();
+        Self { server, client }
+    }
+
+    /// The test's directory.
+    pub fn dir(&self) -> &Path {
+        self.server.dir.path()
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
+        self.dir().join("admin.kubeconfig")
     }
 
     /// `kubectl-encrypt ARGS` against this cluster (no colour variables inherited).
@@ -157,7 +116,7 @@ impl Cluster {
         let mut cmd = Command::new(plugin_bin());
         cmd.args(args)
             .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
+            .env("HOME", self.dir())
             .env_remove("NO_COLOR");
         cmd
     }
@@ -237,12 +196,6 @@ fn merge(target: &mut Value, extra: Value) {
     }
 }
 
-pub fn kubeconfig(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {server}\ncontexts:\n- name: emulator\n  context: {{cluster: emulator, user: admin}}\ncurrent-context: emulator\nusers:\n- name: admin\n  user: {{token: any}}\n"
-    )
-}
-
 /// Node `i` with its documentation addresses, pod CIDRs and both keys published.
 pub fn node(i: u8) -> Node {
     TestNode::new(&format!("node-{i}"))
@@ -276,8 +229,8 @@ pub fn state(state: &str, message: &str) -> Value {
 
 /// A cluster of `n` IPv4-encrypted nodes with an IPv4 pool with NAT outgoing and the config
 /// applied as `manager`.
-pub async fn encrypted_cluster(n: u8) -> Cluster {
-    let cluster = Cluster::start().await;
+pub async fn encrypted_cluster(n: u8, backend: Backend) -> Cluster {
+    let cluster = Cluster::start(backend).await;
     cluster.add_nodes((1..=n).map(node)).await;
     cluster
         .add_pool(

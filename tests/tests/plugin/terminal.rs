@@ -7,7 +7,9 @@ use kube_encrypt_api::crd::IPPoolSpec;
 use kube_encrypt_api::net::Family;
 use serde_json::json;
 
-use super::support::{encrypted, encrypted_cluster, finish, node, plugin_bin, Cluster, Output};
+use super::support::{
+    encrypted, encrypted_cluster, finish, node, plugin_bin, Backend, Cluster, Output,
+};
 
 /// Runs the plugin with `args` inside a pty; the session's output is script's stdout.
 async fn in_terminal(
@@ -27,9 +29,9 @@ async fn in_terminal(
     tokio::spawn(finish(cmd))
 }
 
-#[tokio::test]
-async fn a_terminal_gets_colour_unless_no_color() {
-    let cluster = encrypted_cluster(2).await;
+kube_encrypt_tests::on_both_servers!(a_terminal_gets_colour_unless_no_color);
+async fn a_terminal_gets_colour_unless_no_color(backend: Backend) {
+    let cluster = encrypted_cluster(2, backend).await;
     let coloured = in_terminal(&cluster, "status", false).await.await.unwrap();
     assert_eq!(coloured.code, 0, "{}", coloured.all());
     assert!(
@@ -46,9 +48,9 @@ async fn a_terminal_gets_colour_unless_no_color() {
     );
 }
 
-#[tokio::test]
-async fn wait_draws_a_progress_bar_on_a_terminal() {
-    let cluster = Cluster::start().await;
+kube_encrypt_tests::on_both_servers!(wait_draws_a_progress_bar_on_a_terminal);
+async fn wait_draws_a_progress_bar_on_a_terminal(backend: Backend) {
+    let cluster = Cluster::start(backend).await;
     cluster.add_nodes([node(1), node(2)]).await;
     let pool = IPPoolSpec {
         cidr: "198.18.0.0/16".into(),
