@@ -42,6 +42,8 @@ pub fn demo(
             spec,
             agents: true,
             agent_bin,
+            webhook: true,
+            webhook_bin: None,
         },
         rt,
     )?;

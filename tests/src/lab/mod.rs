@@ -35,6 +35,7 @@ pub mod teardown;
 pub mod testing;
 pub mod topology;
 pub mod up;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -155,6 +156,12 @@ pub struct UpArgs {
     /// The kube-encrypt-agent binary (default: next to this binary).
     #[arg(long, env = "KE_LAB_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,
+    /// No admission webhook (config writes are then checked by the CRDs' CEL rules only).
+    #[arg(long)]
+    pub no_webhook: bool,
+    /// The kube-encrypt-webhook binary (default: next to this binary).
+    #[arg(long, env = "KE_LAB_WEBHOOK_BIN")]
+    pub webhook_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +207,8 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
                 spec,
                 agents: !args.no_agents,
                 agent_bin: args.agent_bin,
+                webhook: !args.no_webhook,
+                webhook_bin: args.webhook_bin,
             };
             let kubeconfig = up::up(&paths, options, rt)?;
             println!("{}", kubeconfig.display());

@@ -38,6 +38,9 @@ pub struct LabState {
     /// The lab binary, re-executed for the emulator, the forwarders and the supervisor.
     pub lab_bin: PathBuf,
     pub agent_bin: Option<PathBuf>,
+    /// The admission webhook binary, when the lab runs the webhook.
+    #[serde(default)]
+    pub webhook_bin: Option<PathBuf>,
     /// The directory of etcd, kube-apiserver and kube-controller-manager (real control plane).
     #[serde(default)]
     pub kube_bin: Option<PathBuf>,
@@ -77,6 +80,14 @@ impl Paths {
     /// control plane, the token of the agent's ServiceAccount bound to its Pod on that node.
     pub fn node_kubeconfig(&self, node: &str) -> PathBuf {
         self.root.join("nodes").join(format!("{node}.kubeconfig"))
+    }
+    /// The webhook's kubeconfig (its ServiceAccount's token on the real control plane).
+    pub fn webhook_kubeconfig(&self) -> PathBuf {
+        self.root.join("webhook").join("kubeconfig")
+    }
+    /// The webhook's policy file (the example policy; tests rewrite it, the webhook reloads).
+    pub fn webhook_policy(&self) -> PathBuf {
+        self.root.join("webhook").join("policy.yaml")
     }
     /// Admin kubeconfig for lab processes inside the lab's namespaces (the API server's
     /// underlay address).
@@ -272,6 +283,7 @@ mod tests {
             agents: false,
             lab_bin: "/bin/true".into(),
             agent_bin: None,
+            webhook_bin: None,
             kube_bin: None,
             api_port: None,
             ready: false,

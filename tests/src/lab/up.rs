@@ -10,6 +10,7 @@ use super::cluster;
 use super::control_plane::{self, Credentials, KubeBinaries};
 use super::identities;
 use super::kubeconfig;
+use super::webhook;
 use super::mounts;
 use super::network;
 use super::services;
@@ -26,6 +27,9 @@ pub struct UpOptions {
     /// Run one agent per node (off: the network and the emulator only, for tests).
     pub agents: bool,
     pub agent_bin: Option<PathBuf>,
+    /// Run the admission webhook (off: writes are not validated by it; the CEL rules hold).
+    pub webhook: bool,
+    pub webhook_bin: Option<PathBuf>,
 }
 
 /// Builds the lab; returns the kubeconfig path for host clients.
@@ -50,7 +54,11 @@ pub fn up(
     }
     let agent_bin = options
         .agents
-        .then(|| find_agent(options.agent_bin.clone()))
+        .then(|| find_binary("kube-encrypt-agent", options.agent_bin.clone(), "--no-agents"))
+        .transpose()?;
+    let webhook_bin = options
+        .webhook
+        .then(|| find_binary("kube-encrypt-webhook", options.webhook_bin.clone(), "--no-webhook"))
         .transpose()?;
     let kube_bin = match options.spec.apiserver {
         ApiServerKind::Kube => Some(KubeBinaries::locate()?.dir),
@@ -61,6 +69,7 @@ pub fn up(
         agents: options.agents,
         lab_bin: std::env::current_exe().context("cannot find the lab binary")?,
         agent_bin,
+        webhook_bin,
         kube_bin,
         api_port: None,
         ready: false,
@@ -82,7 +91,7 @@ pub fn up(
 /// Where the logs of a failed `up` are kept (the state dir itself is removed).
 pub const FAILED_UP_LOGS: &str = "/tmp/kube-encrypt-lab-failed-up-logs";
 /// Test hook: `KE_LAB_FAIL_AT=<step>` makes `up` fail at that step (network, mounts,
-/// apiserver, objects, agents, done), to test the rollback.
+/// apiserver, objects, webhook, agents, done), to test the rollback.
 pub const FAIL_AT_ENV: &str = "KE_LAB_FAIL_AT";
 
 fn keep_logs(paths: &Paths) {
@@ -128,14 +137,23 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
         services::start_controller_manager(store)?;
     }
     let paths = store.paths.clone();
+    let ca_pem = credentials.as_ref().map(|c| c.ca_pem.as_str());
     rt.block_on(async {
         cluster::seed(&client, topo).await?;
-        match &credentials {
-            Some(c) => identities::issue_agent_tokens(&client, &paths, topo, &c.ca_pem).await,
+        match ca_pem {
+            Some(ca) => identities::issue_agent_tokens(&client, &paths, topo, ca).await,
             None => identities::write_anonymous_kubeconfigs(&paths, topo),
         }
     })
     .map_err(|e| services::explain_dead(store, e.into()))?;
+    if let Some(program) = store.state.webhook_bin.clone() {
+        step("webhook")?;
+        rt.block_on(webhook::register(&client, &paths, topo, ca_pem))?;
+        webhook::start(store, &program)?;
+        let log = store.paths.log(webhook::WEBHOOK);
+        rt.block_on(webhook::wait_ready(&client, &log))
+            .map_err(|e| services::explain_dead(store, e.into()))?;
+    }
     if store.state.agents {
         step("agents")?;
         services::start_supervisor(store)?;
@@ -187,19 +205,19 @@ fn write_kubeconfigs(
     Ok(())
 }
 
-/// The agent binary: `--agent-bin`/`KE_LAB_AGENT_BIN`, else next to the lab binary.
-fn find_agent(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+/// A workspace binary: the explicit path, else next to the lab binary.
+fn find_binary(name: &str, explicit: Option<PathBuf>, skip_flag: &str) -> anyhow::Result<PathBuf> {
     let path = match explicit {
         Some(path) => path,
         None => std::env::current_exe()?
             .parent()
             .context("the lab binary has no directory")?
-            .join("kube-encrypt-agent"),
+            .join(name),
     };
     if !path.is_file() {
         bail!(
-            "agent binary {} not found: build it (`cargo build -p kube-encrypt-agent`), pass --agent-bin PATH, \
-             or start the lab without agents (--no-agents)",
+            "{name} binary {} not found: build it (`cargo build -p {name}`), pass its path, \
+             or start the lab without it ({skip_flag})",
             path.display()
         );
     }
