@@ -17,4 +17,5 @@ mod lab {
     pub mod mtu;
     pub mod plugin;
     pub mod support;
+    pub mod webhook;
 }

@@ -10,7 +10,6 @@ use super::cluster;
 use super::control_plane::{self, Credentials, KubeBinaries};
 use super::identities;
 use super::kubeconfig;
-use super::webhook;
 use super::mounts;
 use super::network;
 use super::services;
@@ -18,6 +17,7 @@ use super::signals;
 use super::state::{LabLock, LabState, Paths, Store};
 use super::teardown::teardown;
 use super::topology::{ApiServerKind, LabSpec, Topology};
+use super::webhook;
 use super::{preflight, LabStateError};
 
 /// How `up` was asked to build the lab.
@@ -54,11 +54,23 @@ pub fn up(
     }
     let agent_bin = options
         .agents
-        .then(|| find_binary("kube-encrypt-agent", options.agent_bin.clone(), "--no-agents"))
+        .then(|| {
+            find_binary(
+                "kube-encrypt-agent",
+                options.agent_bin.clone(),
+                "--no-agents",
+            )
+        })
         .transpose()?;
     let webhook_bin = options
         .webhook
-        .then(|| find_binary("kube-encrypt-webhook", options.webhook_bin.clone(), "--no-webhook"))
+        .then(|| {
+            find_binary(
+                "kube-encrypt-webhook",
+                options.webhook_bin.clone(),
+                "--no-webhook",
+            )
+        })
         .transpose()?;
     let kube_bin = match options.spec.apiserver {
         ApiServerKind::Kube => Some(KubeBinaries::locate()?.dir),

@@ -138,9 +138,12 @@ pub async fn wait_ready(client: &Client, log: &Path) -> Result<(), ClusterError>
 fn has_ca_bundle(config: &ValidatingWebhookConfiguration) -> bool {
     let webhooks = config.webhooks.as_deref().unwrap_or_default();
     !webhooks.is_empty()
-        && webhooks
-            .iter()
-            .all(|w| w.client_config.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()))
+        && webhooks.iter().all(|w| {
+            w.client_config
+                .ca_bundle
+                .as_ref()
+                .is_some_and(|b| !b.0.is_empty())
+        })
 }
 
 /// `/readyz` answers 200, asked inside `ke-lab` (the webhook's certificate is its own CA's).
@@ -148,7 +151,17 @@ fn answers_ready() -> bool {
     let url = format!("https://{}/readyz", webhook_addr());
     let mut cmd = sys::in_netns(
         LAB_NETNS,
-        &["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", &url],
+        &[
+            "curl",
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "2",
+            &url,
+        ],
     );
     sys::run(&mut cmd)
         .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "200")
@@ -167,7 +180,10 @@ mod tests {
             .map(|o| o.types.as_ref().unwrap().kind.as_str())
             .collect();
         assert_eq!(kinds, ["Service", "Endpoints", "EndpointSlice"]);
-        assert_eq!(objects[1].data["subsets"][0]["addresses"][0]["ip"], "192.0.2.1");
+        assert_eq!(
+            objects[1].data["subsets"][0]["addresses"][0]["ip"],
+            "192.0.2.1"
+        );
         assert_eq!(objects[0].data["spec"]["ports"][0]["targetPort"], 8443);
     }
 
