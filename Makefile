@@ -7,7 +7,7 @@ CARGO ?= cargo
 ## demo: (root) a 3-node dual-stack lab in network namespaces, encryption enabled with
 ## kubectl, node status and the flow matrix, then teardown (also on failure or Ctrl-C)
 demo: deps
-	$(CARGO) build -p kube-encrypt-tests -p kube-encrypt-agent
+	$(CARGO) build -p kube-encrypt-tests -p kube-encrypt-agent -p kube-encrypt-webhook -p kubectl-encrypt
 	$(CARGO) run -q -p kube-encrypt-tests --bin kube-encrypt-lab -- demo
 
 ## test: install what is missing (scripts/install-deps.sh), then run every test: unit tests and
