@@ -12,6 +12,7 @@ mod lab {
     pub mod dualstack;
     pub mod encryption;
     pub mod faults;
+    pub mod hostile;
     pub mod inspect;
     pub mod lifecycle;
     pub mod mtu;
