@@ -56,18 +56,24 @@ pub async fn register(
     };
     write_private(&paths.webhook_kubeconfig(), &kubeconfig_text)?;
     write_private(&paths.webhook_policy(), POLICY)?;
-    apply_yaml(client, &service_yaml()).await?;
+    apply_yaml(client, &service_yaml(ca_pem.is_some())).await?;
     apply_yaml(client, CONFIGURATION).await
 }
 
-/// The Service and its Endpoints (and EndpointSlice) pointing at the webhook in `ke-lab`.
-fn service_yaml() -> String {
+/// The Service and its Endpoints (and, on kube-apiserver, EndpointSlice) pointing at the
+/// webhook in `ke-lab`.
+fn service_yaml(slice: bool) -> String {
     let ip = webhook_addr().ip();
-    format!(
+    let mut text = format!(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: {NAME}\n  namespace: {INSTALL_NAMESPACE}\nspec:\n  ports:\n  - name: https\n    port: 443\n    targetPort: {WEBHOOK_PORT}\n---\n\
-         apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {NAME}\n  namespace: {INSTALL_NAMESPACE}\nsubsets:\n- addresses:\n  - ip: {ip}\n  ports:\n  - name: https\n    port: {WEBHOOK_PORT}\n---\n\
-         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {NAME}-lab\n  namespace: {INSTALL_NAMESPACE}\n  labels:\n    kubernetes.io/service-name: {NAME}\n    endpointslice.kubernetes.io/managed-by: kube-encrypt-lab\naddressType: IPv4\nendpoints:\n- addresses: [\"{ip}\"]\n  conditions:\n    ready: true\nports:\n- name: https\n  port: {WEBHOOK_PORT}\n"
-    )
+         apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {NAME}\n  namespace: {INSTALL_NAMESPACE}\nsubsets:\n- addresses:\n  - ip: {ip}\n  ports:\n  - name: https\n    port: {WEBHOOK_PORT}\n"
+    );
+    if slice {
+        text.push_str(&format!(
+            "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {NAME}-lab\n  namespace: {INSTALL_NAMESPACE}\n  labels:\n    kubernetes.io/service-name: {NAME}\n    endpointslice.kubernetes.io/managed-by: kube-encrypt-lab\naddressType: IPv4\nendpoints:\n- addresses: [\"{ip}\"]\n  conditions:\n    ready: true\nports:\n- name: https\n  port: {WEBHOOK_PORT}\n"
+        ));
+    }
+    text
 }
 
 async fn create_pod(client: &Client, topo: &Topology) -> Result<Pod, ClusterError> {
@@ -174,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_service_objects_parse_and_point_at_the_lab() {
-        let objects = super::super::apply::parse_documents(&service_yaml()).unwrap();
+        let objects = super::super::apply::parse_documents(&service_yaml(true)).unwrap();
         let kinds: Vec<&str> = objects
             .iter()
             .map(|o| o.types.as_ref().unwrap().kind.as_str())
