@@ -146,7 +146,7 @@ secrets     []                  [kube-encrypt-webhook-ca]   [get]
     assert_eq!(
         got,
         [
-            "/healthz [] [get]",
+            "[/healthz] [] [get]",
             "nodes [] [list patch watch]",
             "secrets [kube-encrypt-webhook-ca] [get]"
         ]
