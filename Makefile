@@ -32,9 +32,10 @@ deps:
 build:
 	$(CARGO) build --workspace
 
-## crds: regenerate manifests/crds from the Rust types
+## crds: regenerate manifests/crds from the Rust types (and the Helm chart's copies)
 crds:
 	$(CARGO) run -q -p kube-encrypt-api --bin crdgen -- --out manifests/crds
+	cp manifests/crds/encryptionconfigs.yaml manifests/crds/ippools.yaml manifests/crds/nodeencryptions.yaml charts/kube-encrypt/crds/
 
 ## manifests: render the kustomize base into the plugin's embedded install manifests
 manifests:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what kube-encrypt's tests and lab need, only when missing: Debian packages,
 # kubectl, cargo-nextest, the real Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager, kubectl built from the Go modules pinned in tests/kube) and krew.
+# kube-controller-manager, kubectl built from the Go modules pinned in tests/kube), krew and
+# Helm (tests/krew, tests/helm).
 # Idempotent: a machine that has everything makes no network request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,14 +40,16 @@ install_nextest() {
 }
 
 build_go_tools() {
-  # The lab's real control plane, and krew (which proves the plugin's krew manifest). Without
-  # Go the lab falls back to its API emulator and the krew proof is skipped, both saying so.
+  # The lab's real control plane, krew (which proves the plugin's krew manifest) and Helm
+  # (which lints and renders the chart). Without Go the lab falls back to its API emulator and
+  # the krew and Helm checks are skipped, each saying so.
   if ! command -v go >/dev/null 2>&1; then
-    echo "install-deps: Go is not installed: the lab will use its API emulator instead of kube-apiserver, and krew cannot be built (install Go >= 1.25)"
+    echo "install-deps: Go is not installed: the lab will use its API emulator instead of kube-apiserver, and krew and Helm cannot be built (install Go >= 1.25)"
     return 0
   fi
   scripts/build-control-plane.sh >/dev/null
   scripts/build-krew.sh >/dev/null
+  scripts/build-helm.sh >/dev/null
 }
 
 install_packages() {

@@ -26,6 +26,12 @@ pub struct Args {
     #[arg(long, default_value = "0.0.0.0:9105")]
     pub metrics_addr: SocketAddr,
 
+    /// Root of the sysctl tree the agent writes (`net.ipv4.conf.all.src_valid_mark` with host
+    /// encryption). In a pod the container's own `/proc/sys` is read-only: mount the host's
+    /// `/proc/sys/net` (hostPath) below this directory instead.
+    #[arg(long, default_value = "/proc/sys")]
+    pub sysctl_dir: PathBuf,
+
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -59,6 +65,7 @@ pub struct Config {
     pub kubeconfig: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub metrics_addr: SocketAddr,
+    pub sysctl_dir: PathBuf,
     pub userspace: Userspace,
     pub resync_interval: Duration,
     pub debounce: Duration,
@@ -120,6 +127,7 @@ impl Args {
             kubeconfig: self.kubeconfig.filter(|p| !p.as_os_str().is_empty()),
             state_dir: self.state_dir,
             metrics_addr: self.metrics_addr,
+            sysctl_dir: self.sysctl_dir,
             userspace: resolve_userspace(&self.userspace_implementation, path_var),
             resync_interval: self.resync_interval,
             debounce: self.debounce,
@@ -192,6 +200,7 @@ mod tests {
         let config = parse(&["--userspace-implementation", "none"]).unwrap();
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube-encrypt"));
         assert_eq!(config.metrics_addr, "0.0.0.0:9105".parse().unwrap());
+        assert_eq!(config.sysctl_dir, PathBuf::from("/proc/sys"));
         assert_eq!(config.resync_interval, Duration::from_secs(60));
         assert_eq!(config.debounce, Duration::from_millis(50));
         assert_eq!(config.userspace, Userspace::None);

@@ -36,7 +36,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
     };
-    let driver_config = HostDriverConfig::new(config.state_dir.join("dataplane"), userspace);
+    let driver_config = HostDriverConfig {
+        sysctl_root: config.sysctl_dir.clone(),
+        ..HostDriverConfig::new(config.state_dir.join("dataplane"), userspace)
+    };
     let driver = Arc::new(HostDriver::new(driver_config).context("opening the host's dataplane")?);
     run_with(config, driver.clone(), driver).await
 }

@@ -391,6 +391,7 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
         kubeconfig: Some(kubeconfig(&dir, api_addr)),
         state_dir: dir.join("state"),
         metrics_addr,
+        sysctl_dir: "/proc/sys".into(),
         userspace: Userspace::None,
         resync_interval: Duration::from_secs(1),
         debounce: Duration::from_millis(50),

@@ -213,18 +213,14 @@ impl TestCluster {
     }
 }
 
-/// The repository's CRDs (manifests/crds/*.yaml).
+/// The repository's CRDs (the files `crdgen` writes into manifests/crds).
 pub fn repo_crds() -> Vec<CustomResourceDefinition> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("manifests/crds")
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
+    kube_encrypt_api::crd::all()
         .iter()
-        .map(|f| {
-            serde_yaml::from_str(&std::fs::read_to_string(f).unwrap()).expect("a CRD manifest")
+        .map(|(file, _)| {
+            let text = std::fs::read_to_string(dir.join(file)).expect("manifests/crds");
+            serde_yaml::from_str(&text).expect("a CRD manifest")
         })
         .collect()
 }

@@ -162,6 +162,21 @@ impl Cluster {
         .expect("applying the config");
     }
 
+    /// [`Self::apply_config`], returning the API server's refusal instead of failing.
+    pub async fn try_apply_config(&self, manager: &str, body: Value) -> Result<(), String> {
+        let api: Api<EncryptionConfig> = Api::all(self.client.clone());
+        let mut patch = json!({"apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "EncryptionConfig", "metadata": {"name": "default"}});
+        merge(&mut patch, body);
+        api.patch(
+            "default",
+            &PatchParams::apply(manager),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
     pub async fn config(&self) -> Option<EncryptionConfig> {
         Api::<EncryptionConfig>::all(self.client.clone())
             .get_opt("default")
