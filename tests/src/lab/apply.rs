@@ -26,9 +26,14 @@ pub fn parse_documents(text: &str) -> Result<Vec<DynamicObject>, ClusterError> {
 
 /// Server-side applies every object of `text`, in order.
 pub async fn apply_yaml(client: &Client, text: &str) -> Result<(), ClusterError> {
+    apply_objects(client, &parse_documents(text)?).await
+}
+
+/// Server-side applies `objects`, in order.
+pub async fn apply_objects(client: &Client, objects: &[DynamicObject]) -> Result<(), ClusterError> {
     let mut kinds: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)> = HashMap::new();
-    for object in parse_documents(text)? {
-        let gvk = gvk_of(&object)?;
+    for object in objects {
+        let gvk = gvk_of(object)?;
         if !kinds.contains_key(&gvk) {
             let found = discovery::pinned_kind(client, &gvk)
                 .await
@@ -40,7 +45,7 @@ pub async fn apply_yaml(client: &Client, text: &str) -> Result<(), ClusterError>
             kinds.insert(gvk.clone(), found);
         }
         let (resource, capabilities) = &kinds[&gvk];
-        apply_one(client, &object, resource, capabilities).await?;
+        apply_one(client, object, resource, capabilities).await?;
     }
     Ok(())
 }

@@ -30,6 +30,9 @@ pub const CRDS: [(&str, &str); 3] = [
         include_str!("../../../manifests/crds/nodeencryptions.yaml"),
     ),
 ];
+/// The install manifests as `kubectl kustomize manifests` renders them (the file the kubectl
+/// plugin embeds; a test keeps it equal to the rendering).
+pub const INSTALL_BASE: &str = include_str!("../../../cmd/src/install/manifests.yaml");
 /// The install namespace (SPEC §1).
 pub const INSTALL_NAMESPACE: &str = "kube-encrypt";
 /// The namespace of the lab's pods.
@@ -68,6 +71,13 @@ pub enum ClusterError {
     NotEstablished(String),
     #[error(transparent)]
     Files(#[from] super::control_plane::ControlPlaneError),
+}
+
+/// Now, as Kubernetes writes times (`2026-01-02T03:04:05Z`).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Maps a kube error to [`ClusterError::Api`] with what the lab was doing.
@@ -133,11 +143,11 @@ pub async fn wait_ready(
 }
 
 /// Installs the CRDs and namespaces, then registers every node and pod of `topo`.
-pub async fn seed(client: &Client, topo: &Topology) -> Result<(), ClusterError> {
-    install_crds(client).await?;
-    for ns in [INSTALL_NAMESPACE, POD_NAMESPACE] {
-        create_namespace(client, ns).await?;
-    }
+/// Installs kube-encrypt as a user would (the rendered base, server-side applied; without
+/// the webhook configuration when `webhook` is off), then registers every node and pod.
+pub async fn seed(client: &Client, topo: &Topology, webhook: bool) -> Result<(), ClusterError> {
+    install_base(client, webhook).await?;
+    create_namespace(client, POD_NAMESPACE).await?;
     if topo.spec.apiserver == ApiServerKind::Kube {
         // Pods need their namespace's `default` ServiceAccount, which the controller-manager
         // creates shortly after the namespace (as in any cluster).
@@ -152,23 +162,23 @@ pub async fn seed(client: &Client, topo: &Topology) -> Result<(), ClusterError> 
     Ok(())
 }
 
-async fn install_crds(client: &Client) -> Result<(), ClusterError> {
+/// Applies [`INSTALL_BASE`] and waits until its CRDs are served.
+async fn install_base(client: &Client, webhook: bool) -> Result<(), ClusterError> {
+    let objects = super::apply::parse_documents(INSTALL_BASE)?;
+    let wanted: Vec<_> = objects
+        .into_iter()
+        .filter(|o| webhook || kind_of(o) != "ValidatingWebhookConfiguration")
+        .collect();
+    super::apply::apply_objects(client, &wanted).await?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut names = Vec::new();
-    for (file, text) in CRDS {
-        let crd: CustomResourceDefinition =
-            serde_yaml::from_str(text).map_err(|e| ClusterError::BadCrd(file, e))?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .map_err(api_err(format!("install CRD {name}")))?;
-        names.push(name);
-    }
-    for name in names {
-        wait_established(&api, &name).await?;
+    for crd in wanted.iter().filter(|o| kind_of(o) == "CustomResourceDefinition") {
+        wait_established(&api, crd.metadata.name.as_deref().unwrap_or_default()).await?;
     }
     Ok(())
+}
+
+fn kind_of(object: &kube::api::DynamicObject) -> &str {
+    object.types.as_ref().map_or("", |t| t.kind.as_str())
 }
 
 /// How long the controller-manager may take to create a namespace's `default` ServiceAccount.

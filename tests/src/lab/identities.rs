@@ -1,26 +1,26 @@
 //! Who the lab's processes are to the API server. On the real control plane each node's
-//! agent authenticates as the `kube-encrypt-agent` ServiceAccount with a token bound to a Pod
-//! on its node (TokenRequest API), so the token carries the node-name claim a DaemonSet pod's
-//! token would carry, and RBAC from the install manifests applies. On the emulator (no
-//! authentication) the kubeconfigs carry no credentials.
+//! agent authenticates as the `kube-encrypt-agent` ServiceAccount with a token bound to its
+//! Pod — a Pod of the `kube-encrypt-agent` DaemonSet on its node, as the DaemonSet controller
+//! would make it (TokenRequest API) — so the token carries the node-name claim, and the RBAC
+//! and admission policy of the install manifests apply. On the emulator (no authentication)
+//! the kubeconfigs carry no credentials.
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
 
-use super::apply::apply_yaml;
 use super::cluster::{api_err, ClusterError, INSTALL_NAMESPACE};
 use super::control_plane::write_private;
 use super::kubeconfig;
 use super::state::Paths;
 use super::topology::{NodePlan, Topology};
 
-/// The agent's ServiceAccount, ClusterRole and binding (the install manifests' file).
-pub const AGENT_RBAC: &str = include_str!("../../../manifests/agent/rbac.yaml");
-/// The agent's ServiceAccount (declared in [`AGENT_RBAC`]).
+/// The agent's ServiceAccount and DaemonSet (both in the install manifests).
 pub const AGENT_SERVICE_ACCOUNT: &str = "kube-encrypt-agent";
+pub const AGENT_DAEMONSET: &str = "kube-encrypt-agent";
 /// How long the agents' tokens live (longer than any lab).
 const TOKEN_SECONDS: i64 = 7 * 24 * 3600;
 
@@ -41,18 +41,21 @@ pub fn write_anonymous_kubeconfigs(paths: &Paths, topo: &Topology) -> Result<(),
     Ok(())
 }
 
-/// Applies the agent's RBAC, creates one agent Pod per node and writes each node's
-/// kubeconfig with a token bound to that Pod.
+/// Creates one agent Pod per node (owned by the DaemonSet) and writes each node's kubeconfig
+/// with a token bound to that Pod.
 pub async fn issue_agent_tokens(
     client: &Client,
     paths: &Paths,
     topo: &Topology,
     ca_pem: &str,
 ) -> Result<(), ClusterError> {
-    apply_yaml(client, AGENT_RBAC).await?;
     let server = format!("https://{}", topo.api_addr());
+    let daemonset = Api::<DaemonSet>::namespaced(client.clone(), INSTALL_NAMESPACE)
+        .get(AGENT_DAEMONSET)
+        .await
+        .map_err(api_err(format!("read DaemonSet {AGENT_DAEMONSET}")))?;
     for node in &topo.nodes {
-        let pod = create_agent_pod(client, node).await?;
+        let pod = create_agent_pod(client, node, &daemonset).await?;
         let token = bound_token(client, AGENT_SERVICE_ACCOUNT, &pod).await?;
         let text = kubeconfig::token(&server, ca_pem, &token);
         write_private(&paths.node_kubeconfig(&node.name), &text)?;
@@ -60,13 +63,28 @@ pub async fn issue_agent_tokens(
     Ok(())
 }
 
-async fn create_agent_pod(client: &Client, node: &NodePlan) -> Result<Pod, ClusterError> {
+async fn create_agent_pod(
+    client: &Client,
+    node: &NodePlan,
+    daemonset: &DaemonSet,
+) -> Result<Pod, ClusterError> {
     let name = agent_pod_name(&node.name);
+    let labels = daemonset
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {
             "name": name,
             "namespace": INSTALL_NAMESPACE,
-            "labels": {"app.kubernetes.io/name": "kube-encrypt", "app.kubernetes.io/component": "agent"},
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "DaemonSet", "name": AGENT_DAEMONSET,
+                "uid": daemonset.metadata.uid, "controller": true, "blockOwnerDeletion": true,
+            }],
         },
         "spec": {
             "nodeName": node.name,

@@ -36,6 +36,7 @@ pub mod testing;
 pub mod topology;
 pub mod up;
 pub mod webhook;
+pub mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

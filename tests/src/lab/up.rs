@@ -18,6 +18,7 @@ use super::state::{LabLock, LabState, Paths, Store};
 use super::teardown::teardown;
 use super::topology::{ApiServerKind, LabSpec, Topology};
 use super::webhook;
+use super::workloads;
 use super::{preflight, LabStateError};
 
 /// How `up` was asked to build the lab.
@@ -150,8 +151,9 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
     }
     let paths = store.paths.clone();
     let ca_pem = credentials.as_ref().map(|c| c.ca_pem.as_str());
+    let webhook = store.state.webhook_bin.is_some();
     rt.block_on(async {
-        cluster::seed(&client, topo).await?;
+        cluster::seed(&client, topo, webhook).await?;
         match ca_pem {
             Some(ca) => identities::issue_agent_tokens(&client, &paths, topo, ca).await,
             None => identities::write_anonymous_kubeconfigs(&paths, topo),
@@ -163,13 +165,17 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
         rt.block_on(webhook::register(&client, &paths, topo, ca_pem))?;
         webhook::start(store, &program)?;
         let log = store.paths.log(webhook::WEBHOOK);
-        rt.block_on(webhook::wait_ready(&client, &log))
+        let record = store.process(webhook::WEBHOOK).cloned();
+        let alive = || record.as_ref().is_some_and(|r| r.is_alive());
+        rt.block_on(webhook::wait_ready(&client, &log, alive))
             .map_err(|e| services::explain_dead(store, e.into()))?;
     }
     if store.state.agents {
         step("agents")?;
         services::start_supervisor(store)?;
     }
+    let (agents, webhook_runs) = (store.state.agents, store.state.webhook_bin.is_some());
+    rt.block_on(workloads::report(&client, topo, agents, webhook_runs))?;
     step("done")?;
     store.state.ready = true;
     store.save()?;

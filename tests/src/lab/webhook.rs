@@ -1,10 +1,12 @@
 //! The admission webhook in the lab, run as its Deployment would run it: `kube-encrypt-webhook`
 //! in `ke-lab` at `https://192.0.2.1:8443`, as the `kube-encrypt-webhook` ServiceAccount (a
-//! token bound to its Pod), with the install manifests' RBAC, ValidatingWebhookConfiguration
-//! and example policy, and `--self-signed` bootstrap writing the caBundle. The API server finds
-//! it through the `kube-encrypt-webhook` Service, whose Endpoints hold `192.0.2.1:8443` as a
-//! Deployment's pod address would (kube-apiserver resolves webhook Services to their
-//! endpoints in the lab: `--enable-aggregator-routing`).
+//! token bound to its Pod), with the policy of the install manifests' ConfigMap projected into
+//! a file, and `--self-signed` bootstrap writing the caBundle. The install base (applied by
+//! [`super::cluster::seed`]) holds its RBAC, Service and ValidatingWebhookConfiguration; the
+//! lab writes the Service's Endpoints — `192.0.2.1:8443`, as the endpoints controller would
+//! for the Deployment's pod — and kube-apiserver resolves webhook Services to their endpoints
+//! (`--enable-aggregator-routing`: the lab has no kube-proxy). The lab runs one replica, and
+//! says so in the Deployment's `spec.replicas` and status.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,15 +31,13 @@ use super::topology::{webhook_addr, Topology, LAB_NETNS, WEBHOOK_PORT};
 pub const WEBHOOK: &str = "webhook";
 /// Its ServiceAccount, Service, configuration and Pod name.
 pub const NAME: &str = "kube-encrypt-webhook";
-const POD: &str = "kube-encrypt-webhook-lab";
-pub const RBAC: &str = include_str!("../../../manifests/webhook/rbac.yaml");
-pub const CONFIGURATION: &str =
-    include_str!("../../../manifests/webhook/validatingwebhookconfiguration.yaml");
+/// The Pod standing for the webhook's one replica.
+pub const POD: &str = "kube-encrypt-webhook-lab";
 pub const POLICY: &str = include_str!("../../../manifests/webhook/policy.yaml");
 const READY: Duration = Duration::from_secs(60);
 
-/// Registers the webhook with the API server: RBAC, Service and Endpoints, its identity (a
-/// kubeconfig in the lab's files), the policy file and the ValidatingWebhookConfiguration.
+/// Registers the webhook with the API server: the Service's Endpoints, its identity (a
+/// kubeconfig in the lab's files) and the policy file.
 /// `ca_pem` is the real control plane's CA (`None` on the emulator, which has no auth).
 pub async fn register(
     client: &Client,
@@ -47,7 +47,6 @@ pub async fn register(
 ) -> Result<(), ClusterError> {
     let kubeconfig_text = match ca_pem {
         Some(ca) => {
-            apply_yaml(client, RBAC).await?;
             let pod = create_pod(client, topo).await?;
             let token = bound_token(client, NAME, &pod).await?;
             kubeconfig::token(&format!("https://{}", topo.api_addr()), ca, &token)
@@ -56,17 +55,15 @@ pub async fn register(
     };
     write_private(&paths.webhook_kubeconfig(), &kubeconfig_text)?;
     write_private(&paths.webhook_policy(), POLICY)?;
-    apply_yaml(client, &service_yaml(ca_pem.is_some())).await?;
-    apply_yaml(client, CONFIGURATION).await
+    apply_yaml(client, &endpoints_yaml(ca_pem.is_some())).await
 }
 
-/// The Service and its Endpoints (and, on kube-apiserver, EndpointSlice) pointing at the
-/// webhook in `ke-lab`.
-fn service_yaml(slice: bool) -> String {
+/// The Service's Endpoints (and, on kube-apiserver, EndpointSlice) pointing at the webhook
+/// in `ke-lab`.
+fn endpoints_yaml(slice: bool) -> String {
     let ip = webhook_addr().ip();
     let mut text = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {NAME}\n  namespace: {INSTALL_NAMESPACE}\nspec:\n  ports:\n  - name: https\n    port: 443\n    targetPort: {WEBHOOK_PORT}\n---\n\
-         apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {NAME}\n  namespace: {INSTALL_NAMESPACE}\nsubsets:\n- addresses:\n  - ip: {ip}\n  ports:\n  - name: https\n    port: {WEBHOOK_PORT}\n"
+        "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {NAME}\n  namespace: {INSTALL_NAMESPACE}\nsubsets:\n- addresses:\n  - ip: {ip}\n  ports:\n  - name: https\n    port: {WEBHOOK_PORT}\n"
     );
     if slice {
         text.push_str(&format!(
@@ -119,8 +116,13 @@ pub fn start(store: &mut Store, program: &Path) -> Result<(), ServiceError> {
 }
 
 /// Waits until the webhook wrote its CA into the configuration and answers `/readyz` (its
-/// caches have synced): from then on the API server's calls to it succeed.
-pub async fn wait_ready(client: &Client, log: &Path) -> Result<(), ClusterError> {
+/// caches have synced): from then on the API server's calls to it succeed. Gives up at once
+/// when `alive` says the process has exited.
+pub async fn wait_ready(
+    client: &Client,
+    log: &Path,
+    alive: impl Fn() -> bool,
+) -> Result<(), ClusterError> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let deadline = Instant::now() + READY;
     loop {
@@ -130,6 +132,12 @@ pub async fn wait_ready(client: &Client, log: &Path) -> Result<(), ClusterError>
             .map_err(api_err("read the webhook configuration"))?;
         if has_ca_bundle(&config) && answers_ready() {
             return Ok(());
+        }
+        if !alive() {
+            return Err(ClusterError::Timeout(format!(
+                "the webhook exited before it was ready; see its log {}",
+                log.display()
+            )));
         }
         if Instant::now() > deadline {
             return Err(ClusterError::Timeout(format!(
@@ -179,23 +187,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_service_objects_parse_and_point_at_the_lab() {
-        let objects = super::super::apply::parse_documents(&service_yaml(true)).unwrap();
+    fn the_endpoints_point_at_the_lab() {
+        let objects = super::super::apply::parse_documents(&endpoints_yaml(true)).unwrap();
         let kinds: Vec<&str> = objects
             .iter()
             .map(|o| o.types.as_ref().unwrap().kind.as_str())
             .collect();
-        assert_eq!(kinds, ["Service", "Endpoints", "EndpointSlice"]);
+        assert_eq!(kinds, ["Endpoints", "EndpointSlice"]);
         assert_eq!(
-            objects[1].data["subsets"][0]["addresses"][0]["ip"],
+            objects[0].data["subsets"][0]["addresses"][0]["ip"],
             "192.0.2.1"
         );
-        assert_eq!(objects[0].data["spec"]["ports"][0]["targetPort"], 8443);
+        assert_eq!(objects[0].data["subsets"][0]["ports"][0]["port"], 8443);
     }
 
     #[test]
-    fn the_manifests_name_the_lab_objects() {
-        assert!(CONFIGURATION.contains(&format!("name: {NAME}")));
-        assert!(RBAC.contains(&format!("name: {NAME}")));
+    fn the_install_base_names_the_lab_objects() {
+        let base = super::super::cluster::INSTALL_BASE;
+        assert!(base.contains(&format!("name: {NAME}")));
+        assert!(base.contains("kind: ValidatingWebhookConfiguration"));
     }
 }

@@ -96,7 +96,7 @@ async fn api_resources_lists_the_crds_after_apply(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
-        let applied = k.ok(&["apply", "-f", &crds_dir()]).await;
+        let applied = k.ok(&["apply", "-k", &crds_dir()]).await;
         assert!(applied.contains("customresourcedefinition.apiextensions.k8s.io/encryptionconfigs.kube-encrypt.dev created"), "{applied}");
         let resources = k.ok(&["api-resources", "--api-group=kube-encrypt.dev", "--no-headers"]).await;
         for (plural, short) in [("encryptionconfigs", "encconf"), ("ippools", "ippool"), ("nodeencryptions", "nodeenc")] {
@@ -112,7 +112,7 @@ async fn apply_twice_reports_unchanged(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
-        k.ok(&["apply", "-f", &crds_dir()]).await;
+        k.ok(&["apply", "-k", &crds_dir()]).await;
         let manifest = k.write(
             "objects.yaml",
             "apiVersion: kube-encrypt.dev/v1alpha1\nkind: EncryptionConfig\nmetadata:\n  name: default\nspec:\n  ipv4:\n    enabled: true\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  mode: strict\n",
@@ -198,7 +198,7 @@ async fn wait_for_ready_condition(backend: Backend) {
     bounded(async {
         let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
-        k.ok(&["apply", "-f", &crds_dir()]).await;
+        k.ok(&["apply", "-k", &crds_dir()]).await;
         let manifest = k.write("config.yaml", "apiVersion: kube-encrypt.dev/v1alpha1\nkind: EncryptionConfig\nmetadata:\n  name: default\nspec: {}\n");
         k.ok(&["apply", "-f", &manifest.display().to_string()]).await;
         let waiting = k.command(&["wait", "--for=condition=Ready", "encryptionconfig/default", "--timeout=20s"]).output();
