@@ -171,7 +171,10 @@ async fn install_base(client: &Client, webhook: bool) -> Result<(), ClusterError
         .collect();
     super::apply::apply_objects(client, &wanted).await?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in wanted.iter().filter(|o| kind_of(o) == "CustomResourceDefinition") {
+    for crd in wanted
+        .iter()
+        .filter(|o| kind_of(o) == "CustomResourceDefinition")
+    {
         wait_established(&api, crd.metadata.name.as_deref().unwrap_or_default()).await?;
     }
     Ok(())

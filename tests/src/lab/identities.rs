@@ -5,8 +5,8 @@
 //! and admission policy of the install manifests apply. On the emulator (no authentication)
 //! the kubeconfigs carry no credentials.
 
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::Client;

@@ -30,7 +30,11 @@ pub async fn report(
     agents: bool,
     webhook_runs: bool,
 ) -> Result<(), ClusterError> {
-    let ready = if agents { ready_agents(topo).await } else { Vec::new() };
+    let ready = if agents {
+        ready_agents(topo).await
+    } else {
+        Vec::new()
+    };
     for node in topo.nodes.iter().filter(|n| ready.contains(&n.index)) {
         mark_running(client, &agent_pod_name(&node.name), &node.v4.to_string()).await?;
     }
@@ -62,7 +66,17 @@ fn agent_ready(node: &NodePlan) -> bool {
     let url = format!("http://{}:{AGENT_PORT}/readyz", node.v4);
     let mut cmd = sys::in_netns(
         &node.netns,
-        &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1", &url],
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "1",
+            &url,
+        ],
     );
     sys::run(&mut cmd)
         .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "200")
@@ -100,9 +114,13 @@ async fn report_daemonset(client: &Client, nodes: usize, ready: usize) -> Result
         "updatedNumberScheduled": nodes, "numberMisscheduled": 0,
         "numberReady": ready, "numberAvailable": ready,
     }});
-    api.patch_status(AGENT_DAEMONSET, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .map_err(api_err("report the agent DaemonSet"))?;
+    api.patch_status(
+        AGENT_DAEMONSET,
+        &PatchParams::default(),
+        &Patch::Merge(status),
+    )
+    .await
+    .map_err(api_err("report the agent DaemonSet"))?;
     Ok(())
 }
 
@@ -112,14 +130,20 @@ async fn report_deployment(client: &Client) -> Result<(), ClusterError> {
     let scaled = api
         .patch(webhook::NAME, &PatchParams::default(), &Patch::Merge(one))
         .await
-        .map_err(api_err("scale the webhook Deployment to the lab's one replica"))?;
+        .map_err(api_err(
+            "scale the webhook Deployment to the lab's one replica",
+        ))?;
     let status = json!({"status": {
         "observedGeneration": scaled.metadata.generation,
         "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
         "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}],
     }});
-    api.patch_status(webhook::NAME, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .map_err(api_err("report the webhook Deployment"))?;
+    api.patch_status(
+        webhook::NAME,
+        &PatchParams::default(),
+        &Patch::Merge(status),
+    )
+    .await
+    .map_err(api_err("report the webhook Deployment"))?;
     Ok(())
 }
