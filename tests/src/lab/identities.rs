@@ -29,35 +29,28 @@ pub fn agent_pod_name(node: &str) -> String {
     format!("kube-encrypt-agent-{node}")
 }
 
-/// Writes each node's anonymous kubeconfig (the emulator's).
-pub fn write_anonymous_kubeconfigs(paths: &Paths, topo: &Topology) -> Result<(), ClusterError> {
-    let server = format!("http://{}", topo.api_addr());
-    for node in &topo.nodes {
-        write_private(
-            &paths.node_kubeconfig(&node.name),
-            &kubeconfig::anonymous(&server),
-        )?;
-    }
-    Ok(())
-}
-
-/// Creates one agent Pod per node (owned by the DaemonSet) and writes each node's kubeconfig
-/// with a token bound to that Pod.
-pub async fn issue_agent_tokens(
+/// Creates one agent Pod per node (owned by the DaemonSet) and writes each node's kubeconfig:
+/// a token bound to that Pod on the real control plane (`ca_pem`), no credentials on the
+/// emulator.
+pub async fn register_agents(
     client: &Client,
     paths: &Paths,
     topo: &Topology,
-    ca_pem: &str,
+    ca_pem: Option<&str>,
 ) -> Result<(), ClusterError> {
-    let server = format!("https://{}", topo.api_addr());
     let daemonset = Api::<DaemonSet>::namespaced(client.clone(), INSTALL_NAMESPACE)
         .get(AGENT_DAEMONSET)
         .await
         .map_err(api_err(format!("read DaemonSet {AGENT_DAEMONSET}")))?;
     for node in &topo.nodes {
         let pod = create_agent_pod(client, node, &daemonset).await?;
-        let token = bound_token(client, AGENT_SERVICE_ACCOUNT, &pod).await?;
-        let text = kubeconfig::token(&server, ca_pem, &token);
+        let text = match ca_pem {
+            Some(ca) => {
+                let token = bound_token(client, AGENT_SERVICE_ACCOUNT, &pod).await?;
+                kubeconfig::token(&format!("https://{}", topo.api_addr()), ca, &token)
+            }
+            None => kubeconfig::anonymous(&format!("http://{}", topo.api_addr())),
+        };
         write_private(&paths.node_kubeconfig(&node.name), &text)?;
     }
     Ok(())

@@ -154,10 +154,7 @@ fn build(topo: &Topology, store: &mut Store, rt: &tokio::runtime::Runtime) -> an
     let webhook = store.state.webhook_bin.is_some();
     rt.block_on(async {
         cluster::seed(&client, topo, webhook).await?;
-        match ca_pem {
-            Some(ca) => identities::issue_agent_tokens(&client, &paths, topo, ca).await,
-            None => identities::write_anonymous_kubeconfigs(&paths, topo),
-        }
+        identities::register_agents(&client, &paths, topo, ca_pem).await
     })
     .map_err(|e| services::explain_dead(store, e.into()))?;
     if let Some(program) = store.state.webhook_bin.clone() {

@@ -45,9 +45,9 @@ pub async fn register(
     topo: &Topology,
     ca_pem: Option<&str>,
 ) -> Result<(), ClusterError> {
+    let pod = create_pod(client, topo).await?;
     let kubeconfig_text = match ca_pem {
         Some(ca) => {
-            let pod = create_pod(client, topo).await?;
             let token = bound_token(client, NAME, &pod).await?;
             kubeconfig::token(&format!("https://{}", topo.api_addr()), ca, &token)
         }
