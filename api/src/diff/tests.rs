@@ -44,8 +44,10 @@ fn apply(state: &mut Dataplane, change: &Change) {
                 assert!(has_interface(state, dev), "{change}: no device {dev}");
             }
             let routes = &mut state.families.get_mut(*family).routes;
+            // The kernel keeps one route per destination and metric.
             assert!(
-                !routes.iter().any(|r| r.destination == route.destination),
+                !routes.iter().any(|r| r.destination == route.destination
+                    && r.kind.metric() == route.kind.metric()),
                 "{change}: exists"
             );
             routes.push(route.clone());
@@ -223,14 +225,18 @@ fn diff_table() {
             format!("IPv4 add peer node-2 (key {}…) endpoint 192.0.2.12:51820 allowed-ips 198.18.2.0/24", k(2)),
             "IPv4 add route throw 198.18.1.0/24 table 51820".into(),
             "IPv4 add route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             "IPv4 add route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820".into(),
         ]),
         ("disable: rule first, no peer removals, firewall last", Dataplane::default(), three.clone(), vec![
             "IPv4 delete rule priority 99 not fwmark 0x100000/0x100000 lookup 51820".into(),
             "IPv4 delete route throw 198.18.1.0/24 table 51820".into(),
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             "IPv4 delete interface wg-encrypt".into(),
             "delete firewall table".into(),
         ]),
@@ -247,6 +253,7 @@ fn diff_table() {
             fam.routes.retain(|r| r.destination.to_string() != "198.18.3.0/24");
         }), three.clone(), vec![
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             format!("IPv4 remove peer node-3 (key {}…)", k(3)),
         ]),
         ("new key of a node: remove and add", edit(&three, |s| {
@@ -257,12 +264,14 @@ fn diff_table() {
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24",
                 &key("node-3-rotated", V4).to_base64()[..8]),
         ]),
-        ("node becomes unreachable: device route turns into throw", edit(&three, |s| {
+        ("node becomes unreachable: device route and fallback turn into throw", edit(&three, |s| {
             let fam = s.families.get_mut(V4);
             fam.peers.retain(|p| p.node != "node-2");
+            fam.routes.retain(|r| !(r.destination.to_string() == "198.18.2.0/24" && r.kind == RouteKind::Unreachable));
             fam.routes[1].kind = RouteKind::Throw;
         }), three.clone(), vec![
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             format!("IPv4 remove peer node-2 (key {}…)", k(2)),
             "IPv4 add route throw 198.18.2.0/24 table 51820".into(),
         ]),
@@ -318,7 +327,9 @@ fn diff_table() {
         }), vec![
             "IPv4 add route throw 198.18.1.0/24 table 51820".into(),
             "IPv4 add route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             "IPv4 add route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820".into(),
         ]),
     ];
@@ -495,6 +506,8 @@ fn every_change_prints_one_readable_line() {
             "IPv4 add route 198.18.2.0/24 dev wg-encrypt table 51820"),
         (Change::DeleteRoute { family: V4, route: route("198.18.1.0/24", RouteKind::Throw) },
             "IPv4 delete route throw 198.18.1.0/24 table 51820"),
+        (Change::AddRoute { family: V4, route: route("198.18.2.0/24", RouteKind::Unreachable) },
+            "IPv4 add route unreachable 198.18.2.0/24 table 51820 metric 65535"),
         (Change::AddRule(rule(V4)), "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820"),
         (Change::DeleteRule(rule(V6)), "IPv6 delete rule priority 99 not fwmark 0x100000/0x100000 lookup 51820"),
         (Change::ReplaceFirewall(firewall),
