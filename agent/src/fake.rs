@@ -242,10 +242,12 @@ fn apply_content_change(dataplane: &mut Dataplane, change: &Change) -> Result<()
                 device(dataplane, *family, dev, change)?;
             }
             let routes = &mut dataplane.families.get_mut(*family).routes;
-            if routes
-                .iter()
-                .any(|r| r.table == route.table && r.destination == route.destination)
-            {
+            // The kernel keeps one route per table, destination and metric.
+            if routes.iter().any(|r| {
+                r.table == route.table
+                    && r.destination == route.destination
+                    && r.kind.metric() == route.kind.metric()
+            }) {
                 return Err(refuse(change, "File exists"));
             }
             routes.push(route.clone());

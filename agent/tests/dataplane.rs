@@ -29,6 +29,8 @@ mod lab;
 mod mesh;
 #[path = "dataplane/node.rs"]
 mod node;
+#[path = "dataplane/ownership.rs"]
+mod ownership;
 
 /// The userspace WireGuard implementation the tests drive.
 const WIREGUARD_GO: &str = "/usr/bin/wireguard-go";
