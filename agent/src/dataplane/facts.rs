@@ -9,6 +9,7 @@ use std::path::Path;
 
 use kube_encrypt_api::net::Family;
 
+use super::deadline::{bounded, OBSERVE_TIMEOUT};
 use super::error::{netlink_errno, netlink_text};
 use super::links::{self, Address, Link};
 use super::{DriverError, HostDriver};
@@ -31,6 +32,15 @@ const TUN_DEVICE: &str = "/dev/net/tun";
 impl HostDriver {
     /// Gathers [`HostFacts`] for a node with these InternalIPs.
     pub async fn host_facts(&self, node_ips: &[IpAddr]) -> Result<HostFacts, DriverError> {
+        bounded(
+            "read the host facts",
+            OBSERVE_TIMEOUT,
+            self.gather_facts(node_ips),
+        )
+        .await
+    }
+
+    async fn gather_facts(&self, node_ips: &[IpAddr]) -> Result<HostFacts, DriverError> {
         let all_links = links::all_links(&self.handle)
             .await
             .map_err(|e| DriverError::netlink("list links", &e))?;
