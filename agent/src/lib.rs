@@ -14,10 +14,12 @@
 pub mod args;
 pub mod cluster;
 pub mod dataplane;
+pub mod durable;
 pub mod execute;
 pub mod fake;
 pub mod host;
 pub mod keys;
+pub mod lock;
 pub mod metrics;
 pub mod publish;
 pub mod reconcile;

@@ -3,22 +3,25 @@
 //! Shutting down leaves the dataplane as it is: the next agent takes over from there.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use futures::FutureExt;
+use k8s_openapi::api::core::v1::Node;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::Client;
+use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::args::{Config, Userspace};
+use crate::args::{Config, MetricsAddr, Userspace};
 use crate::cluster::{ClusterWriter, KubeWriter};
 use crate::dataplane::{Driver, HostDriver, HostDriverConfig};
 use crate::host::HostProbe;
-use crate::keys::KeyStore;
+use crate::keys::{ensure_state_dir, KeyStore};
+use crate::lock::StateLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{Outcome, Parts, Reconciler};
 use crate::scope::ScopeMemory;
@@ -56,20 +59,23 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     host: H,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    ensure_state_dir(&config.state_dir)?;
+    let _lock = StateLock::acquire(&config.state_dir)?;
     let keys =
         KeyStore::load_or_generate(&config.state_dir).context("loading the WireGuard keys")?;
     let scope = ScopeMemory::load(&config.state_dir).context("loading the managed scope")?;
     let client = kube_client(config.kubeconfig.as_deref()).await?;
-    let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
-    let listener = server::bind(config.metrics_addr).await.with_context(|| {
+    let metrics = Arc::new(Metrics::with_per_peer(config.per_peer_metrics));
+    let health = Arc::new(Health::new(3 * config.resync_interval));
+    let metrics_addr = metrics_addr(&config, &client).await?;
+    let listener = server::bind(metrics_addr).await.with_context(|| {
         format!(
-            "cannot listen on --metrics-addr {}; choose a free address",
+            "cannot listen on {metrics_addr} (--metrics-addr {}); choose a free address",
             config.metrics_addr
         )
     })?;
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
-    tracing::info!(node = %config.node_name, metrics = %config.metrics_addr, public_keys = ?keys.public(), "kube-encrypt agent started");
+    tracing::info!(node = %config.node_name, metrics = %metrics_addr, public_keys = ?keys.public(), "kube-encrypt agent started");
 
     let changes = Arc::new(Notify::new());
     let reconciler = Reconciler::new(Parts {
@@ -92,6 +98,53 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     control.run(shutdown).await;
     server.abort();
     Ok(())
+}
+
+/// How long the agent waits for its Node's InternalIP when `--metrics-addr node:PORT` has no
+/// `--host-ip`.
+const NODE_ADDRESS_WAIT: Duration = Duration::from_secs(60);
+
+/// The metrics server's address: given, or the node's own (`--host-ip`, else the first
+/// InternalIP of its Node, read from the API server).
+async fn metrics_addr(config: &Config, client: &Client) -> anyhow::Result<SocketAddr> {
+    if let Some(addr) = config.known_metrics_addr() {
+        return Ok(addr);
+    }
+    let MetricsAddr::Node(port) = config.metrics_addr else {
+        unreachable!("a fixed address is always known");
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + NODE_ADDRESS_WAIT;
+    loop {
+        let found = match nodes.get(&config.node_name).await {
+            Ok(node) => internal_ip(&node).ok_or_else(|| "it has no InternalIP".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        match found {
+            Ok(ip) => return Ok(SocketAddr::new(ip, port)),
+            Err(why) if Instant::now() >= deadline => anyhow::bail!(
+                "cannot find this node's address for --metrics-addr {}: reading Node {}: {why}; \
+                 set HOST_IP from the downward API (status.hostIP) or pass --metrics-addr IP:PORT",
+                config.metrics_addr,
+                config.node_name
+            ),
+            Err(why) => {
+                tracing::warn!(node = %config.node_name, error = %why, "waiting for this node's InternalIP to serve metrics");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// The Node's first InternalIP, as the kubelet lists it (the address `status.hostIP` shows).
+fn internal_ip(node: &Node) -> Option<IpAddr> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse().ok())
 }
 
 /// A Kubernetes client from `kubeconfig` (a file or a `:`-separated list), else in-cluster
@@ -169,6 +222,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
                 () = tokio::time::sleep_until(next) => {}
             }
             next = Instant::now() + self.round(&mut delays).await;
+            self.health.round_finished();
         }
     }
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use kube_encrypt_api::crd::{
-    EncryptionState, FamilyStatus, NodeEncryptionStatus, PeerCounts, PeerHealth,
-    SkippedPeerStatus, MAX_REPORTED_SKIPPED,
+    EncryptionState, FamilyStatus, NodeEncryptionStatus, PeerCounts, PeerHealth, SkippedPeerStatus,
+    MAX_REPORTED_SKIPPED,
 };
 use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::net::{Family, PerFamily};
@@ -349,10 +349,7 @@ mod tests {
         assert_eq!(v4.state, EncryptionState::Encrypted);
         assert_eq!(v4.public_key, Some(key(1).to_base64()));
         assert_eq!((v4.listen_port, v4.mtu), (Some(51820), Some(1440)));
-        assert_eq!(
-            v4.peers,
-            PeerCounts::new(3, 2)
-        );
+        assert_eq!(v4.peers, PeerCounts::new(3, 2));
         assert_eq!(v4.oldest_handshake_seconds, Some(500));
         assert_eq!(
             (v4.rx_bytes, v4.tx_bytes),

@@ -28,7 +28,7 @@ use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
 use nftables::stmt::{Mangle, Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::state::{StateDir, FIREWALL_FILE};
+use super::state::StateDir;
 use super::DriverError;
 
 /// The table the agent owns.
@@ -45,13 +45,14 @@ pub(crate) struct Firewall<'a> {
 }
 
 impl Firewall<'_> {
-    /// Replaces the table atomically, then saves the spec.
+    /// Replaces the table atomically, then records the spec.
     pub(crate) async fn replace(&self, spec: &FirewallSpec) -> Result<(), DriverError> {
         let operation = format!("replace nftables table inet {TABLE}");
         self.run(&replace_ruleset(spec))
             .await
             .map_err(|e| DriverError::new(&operation, e))?;
-        self.state.write(FIREWALL_FILE, spec)
+        self.state.set_firewall(Some(spec));
+        Ok(())
     }
 
     /// Deletes the table (absent is fine) and forgets the spec.
@@ -59,16 +60,17 @@ impl Firewall<'_> {
         self.run(&delete_ruleset())
             .await
             .map_err(|e| DriverError::new(format!("delete nftables table inet {TABLE}"), e))?;
-        self.state.remove(FIREWALL_FILE)
+        self.state.set_firewall(None);
+        Ok(())
     }
 
     /// The spec last applied while the table exists; `None` when the table is gone.
-    /// A table without a saved spec reports an empty spec, so the loop replaces it.
+    /// A table without a recorded spec reports an empty spec, so the loop replaces it.
     pub(crate) async fn observe(&self) -> Result<Option<FirewallSpec>, DriverError> {
         if !self.table_exists().await? {
             return Ok(None);
         }
-        Ok(Some(self.state.read(FIREWALL_FILE)?.unwrap_or_default()))
+        Ok(Some(self.state.firewall()?.unwrap_or_default()))
     }
 
     async fn table_exists(&self) -> Result<bool, DriverError> {

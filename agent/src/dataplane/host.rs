@@ -10,6 +10,7 @@ use kube_encrypt_api::net::Family;
 use rtnetlink::Handle;
 
 use super::batch::LinkIndexes;
+use super::deadline::{bounded, CHANGE_TIMEOUT, OBSERVE_TIMEOUT};
 use super::error::{io_text, netlink_errno};
 use super::firewall::Firewall;
 use super::interface::Interfaces;
@@ -200,24 +201,63 @@ impl HostDriver {
 
 impl Driver for HostDriver {
     async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError> {
-        let links = links::all_links(&self.handle)
-            .await
-            .map_err(|e| DriverError::netlink("list links", &e))?;
+        let links = bounded("list links", OBSERVE_TIMEOUT, async {
+            links::all_links(&self.handle)
+                .await
+                .map_err(|e| DriverError::netlink("list links", &e))
+        })
+        .await?;
         let peer_names = self.state.peer_names()?;
         let mut observed = Observed::default();
         for family in Family::ALL {
             let scopes = scope.families.get(family);
-            let found = observe_family(&self.handle, family, scopes, &links, &peer_names).await?;
+            let found = bounded(
+                format!("observe the {family} dataplane"),
+                OBSERVE_TIMEOUT,
+                observe_family(&self.handle, family, scopes, &links, &peer_names),
+            )
+            .await?;
             *observed.dataplane.families.get_mut(family) = found.dataplane;
             *observed.device_keys.get_mut(family) = found.device_key;
             *observed.peer_stats.get_mut(family) = found.peer_stats;
         }
-        observed.dataplane.firewall = self.firewall().observe().await?;
+        observed.dataplane.firewall = bounded(
+            format!("list nftables table inet {}", super::firewall::TABLE),
+            OBSERVE_TIMEOUT,
+            self.firewall().observe(),
+        )
+        .await?;
         observed.dataplane.sysctls = self.sysctls().observe()?;
+        self.state.retry_unsaved();
+        observed.state_problems = self.state.unsaved();
         Ok(observed)
     }
 
     async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError> {
+        bounded(
+            change.to_string(),
+            CHANGE_TIMEOUT,
+            self.apply_unbounded(change, keys),
+        )
+        .await
+    }
+
+    async fn apply_batch(
+        &self,
+        changes: &[Change],
+        keys: &PrivateKeys,
+    ) -> Vec<Result<(), DriverError>> {
+        self.apply_changes(changes, keys).await
+    }
+}
+
+impl HostDriver {
+    /// One change, without a deadline (callers bound it).
+    pub(super) async fn apply_unbounded(
+        &self,
+        change: &Change,
+        keys: &PrivateKeys,
+    ) -> Result<(), DriverError> {
         match change {
             Change::CreateInterface { family, spec } => {
                 self.create_interface(*family, spec, keys).await
@@ -244,13 +284,5 @@ impl Driver for HostDriver {
             Change::SetSysctl(sysctl) => self.sysctls().set(sysctl),
             Change::RestoreSysctl { key } => self.sysctls().restore(key),
         }
-    }
-
-    async fn apply_batch(
-        &self,
-        changes: &[Change],
-        keys: &PrivateKeys,
-    ) -> Vec<Result<(), DriverError>> {
-        self.apply_changes(changes, keys).await
     }
 }

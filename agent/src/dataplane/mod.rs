@@ -3,6 +3,7 @@
 //! nftables; tests of the loop use a fake.
 
 mod batch;
+mod deadline;
 mod error;
 pub mod facts;
 mod firewall;
@@ -17,6 +18,7 @@ mod userspace;
 mod wireguard;
 
 pub use host::{HostDriver, HostDriverConfig};
+pub use routing::ROUTE_PROTOCOL;
 
 use std::time::SystemTime;
 
@@ -48,6 +50,9 @@ pub struct Observed {
     pub device_keys: PerFamily<Option<WireGuardKey>>,
     /// Per-peer counters of each family's device, sorted by public key.
     pub peer_stats: PerFamily<Vec<PeerStats>>,
+    /// Records of the driver that could not be written to the state directory (it is
+    /// read-only or full): the dataplane is applied, but a restart would not know all of it.
+    pub state_problems: Vec<String>,
 }
 
 /// Counters of one WireGuard peer.
