@@ -27,6 +27,7 @@ struct HostState {
     observations: usize,
     fail_observe: bool,
     fail_change: Option<ChangePredicate>,
+    state_problems: Vec<String>,
 }
 
 /// A host whose dataplane is a value.
@@ -96,6 +97,22 @@ impl FakeDriver {
         self.lock().fail_change = predicate;
     }
 
+    /// Makes every observation report these unsaved records (a read-only state dir).
+    pub fn set_state_problems(&self, problems: Vec<String>) {
+        self.lock().state_problems = problems;
+    }
+
+    /// The family's interface disappears as when its userspace daemon dies: the kernel
+    /// removes the link and every route through it.
+    pub fn vanish_interface(&self, family: Family) {
+        let mut state = self.lock();
+        let slot = state.dataplane.families.get_mut(family);
+        if let Some(name) = slot.interface.as_ref().map(|i| i.name.clone()) {
+            delete_interface(slot, &name);
+        }
+        *state.device_keys.get_mut(family) = None;
+    }
+
     /// Sets the counters the device reports for `family`'s peers.
     pub fn set_peer_stats(&self, family: Family, stats: Vec<PeerStats>) {
         *self.lock().peer_stats.get_mut(family) = stats;
@@ -134,6 +151,7 @@ fn visible(state: &HostState, scope: &Scope) -> Observed {
             firewall: state.dataplane.firewall.clone(),
             sysctls: state.dataplane.sysctls.clone(),
         },
+        state_problems: state.state_problems.clone(),
         ..Default::default()
     };
     for family in Family::ALL {

@@ -18,6 +18,7 @@ pub mod durable;
 pub mod execute;
 pub mod fake;
 pub mod host;
+pub mod incidents;
 pub mod keys;
 pub mod lock;
 pub mod metrics;

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use kube_encrypt_api::net::PerFamily;
+use kube_encrypt_api::crd::NodeEncryptionStatus;
+use kube_encrypt_api::net::{Family, PerFamily};
 use kube_encrypt_api::node::NodeView;
 use kube_encrypt_api::plan::{plan, LocalFacts, NodePlan, PlanError, Snapshot};
 
@@ -16,10 +17,11 @@ use crate::cluster::{ClusterState, ClusterWriter, WriteError};
 use crate::dataplane::{Driver, DriverError, Observed};
 use crate::execute::{apply_all, changes_towards, ApplyReport};
 use crate::host::{wireguard_support, HostProbe};
+use crate::incidents::Incidents;
 use crate::keys::KeyStore;
 use crate::metrics::{MeshSnapshot, Metrics, Stage};
 use crate::publish::{annotation_patch, desired_annotations};
-use crate::scope::{scope_of, union, ScopeError, ScopeMemory};
+use crate::scope::{scope_of, union, ScopeMemory};
 use crate::status::{build_status, peer_samples, FamilyErrors, StatusLimiter, REFRESH_INTERVAL};
 
 /// Why a round failed; the dataplane is left as the round found it or partly converged.
@@ -35,8 +37,8 @@ pub enum ReconcileError {
     Observe(DriverError),
     #[error("{failed} of {total} dataplane changes failed; they are retried")]
     Apply { failed: usize, total: usize },
-    #[error("remembering the managed scope: {0}")]
-    State(ScopeError),
+    #[error("the dataplane is applied but the agent's state could not be saved: {}", .problems.join("; "))]
+    State { problems: Vec<String> },
 }
 
 impl ReconcileError {
@@ -47,7 +49,7 @@ impl ReconcileError {
             ReconcileError::Publish(_) => Stage::Publish,
             ReconcileError::Observe(_) => Stage::Observe,
             ReconcileError::Apply { .. } => Stage::Apply,
-            ReconcileError::State(_) => Stage::State,
+            ReconcileError::State { .. } => Stage::State,
         }
     }
 }
@@ -75,6 +77,10 @@ pub struct Reconciler<D, H, W> {
     notes: Vec<String>,
     /// Some programmed peer had not completed a handshake at the end of the last round.
     handshakes_pending: bool,
+    /// Interfaces that vanished behind the agent's back.
+    incidents: Incidents,
+    /// Why the remembered scope could not be saved this round.
+    scope_problem: Option<String>,
 }
 
 impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
@@ -91,6 +97,8 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             limiter: StatusLimiter::new(REFRESH_INTERVAL),
             notes: Vec::new(),
             handshakes_pending: false,
+            incidents: Incidents::default(),
+            scope_problem: None,
         }
     }
 
@@ -147,19 +155,31 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         };
         self.log_notes(&plan);
         self.publish(cluster, &plan).await?;
-        let (observed, report) = self.converge(cluster, &plan).await?;
-        self.report(cluster, &plan, &observed, &report.errors, now)
-            .await;
+        let (observed, report) = self.converge(cluster, &plan, now).await?;
+        let problems = self.state_problems(&observed);
+        let mut errors = report.errors.clone();
+        for family in Family::ALL {
+            errors.get_mut(family).extend(problems.iter().cloned());
+        }
+        self.report(cluster, &plan, &observed, &errors, now).await;
         self.metrics.count_changes(report.applied as u64);
         match report.failed {
-            0 => Ok(Outcome::Converged {
+            0 if problems.is_empty() => Ok(Outcome::Converged {
                 applied: report.applied,
             }),
+            0 => Err(ReconcileError::State { problems }),
             failed => Err(ReconcileError::Apply {
                 failed,
                 total: failed + report.applied,
             }),
         }
+    }
+
+    /// What could not be saved in the state directory: the driver's records and the scope.
+    fn state_problems(&self, observed: &Observed) -> Vec<String> {
+        let mut problems = observed.state_problems.clone();
+        problems.extend(self.scope_problem.clone());
+        problems
     }
 
     async fn local_facts(&self, views: &[NodeView]) -> Result<LocalFacts, ReconcileError> {
@@ -223,24 +243,36 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         &mut self,
         cluster: &ClusterState,
         plan: &NodePlan,
+        now: SystemTime,
     ) -> Result<(Observed, ApplyReport), ReconcileError> {
         let current = scope_of(cluster.config.as_ref());
         let scope = union(&current, self.scope.remembered());
         let observed = self.observe(&scope).await?;
+        self.note_vanished(plan, &observed, now);
         let changes = changes_towards(&plan.dataplane, &observed, self.keys.public());
         if changes.is_empty() {
-            self.remember(current)?;
+            self.remember(current);
+            self.incidents.settled(&observed);
             return Ok((observed, ApplyReport::default()));
         }
         // Remember the wider scope before touching anything, so a crash mid-way still
         // finds every leftover on the next start.
-        self.remember(scope.clone())?;
+        self.remember(scope.clone());
         let report = apply_all(&self.driver, &changes, self.keys.private()).await;
         if report.failed == 0 {
-            self.remember(current)?;
+            self.remember(current);
         }
         let after = self.observe(&scope).await?;
+        self.incidents.settled(&after);
         Ok((after, report))
+    }
+
+    /// Logs and counts interfaces that vanished since the last round (they are recreated).
+    fn note_vanished(&mut self, plan: &NodePlan, observed: &Observed, now: SystemTime) {
+        for (family, name) in self.incidents.vanished(&plan.dataplane, observed, now) {
+            tracing::warn!(%family, interface = %name, "the WireGuard interface vanished (did its userspace daemon die?); creating it again");
+            self.metrics.count_recreation(family);
+        }
     }
 
     async fn observe(&self, scope: &crate::dataplane::Scope) -> Result<Observed, ReconcileError> {
@@ -250,8 +282,10 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             .map_err(ReconcileError::Observe)
     }
 
-    fn remember(&mut self, scope: crate::dataplane::Scope) -> Result<(), ReconcileError> {
-        self.scope.save(scope).map_err(ReconcileError::State)
+    /// Remembers the managed scope; a failure is reported with the round, not fatal: the
+    /// dataplane is still converged.
+    fn remember(&mut self, scope: crate::dataplane::Scope) {
+        self.scope_problem = self.scope.save(scope).err().map(|e| e.to_string());
     }
 
     /// Updates the metrics and, when due, the NodeEncryption status.
@@ -268,7 +302,8 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             configured: PerFamily::from_fn(|f| observed.dataplane.family(f).peers.len()),
             peers: PerFamily::from_fn(|f| peer_samples(plan, observed, f, now)),
         });
-        let status = build_status(plan, observed, self.keys.public(), errors, now);
+        let mut status = build_status(plan, observed, self.keys.public(), errors, now);
+        self.add_incident_notes(&mut status);
         let Some(node) = cluster.node(&self.node_name) else {
             return;
         };
@@ -281,6 +316,24 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
                 tracing::warn!(error = %e, "could not write the NodeEncryption status; retrying next round");
                 self.metrics.count_error(Stage::Status);
             }
+        }
+    }
+}
+
+impl<D, H, W> Reconciler<D, H, W> {
+    /// Appends what happened behind the agent's back to each family's message.
+    fn add_incident_notes(&self, status: &mut NodeEncryptionStatus) {
+        for (family, slot) in [
+            (Family::V4, status.ipv4.as_mut()),
+            (Family::V6, status.ipv6.as_mut()),
+        ] {
+            let (Some(family_status), Some(note)) = (slot, self.incidents.note(family)) else {
+                continue;
+            };
+            family_status.message = match family_status.message.is_empty() {
+                true => note,
+                false => format!("{}; {note}", family_status.message),
+            };
         }
     }
 }
