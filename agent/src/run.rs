@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::args::{Config, MetricsAddr, Userspace};
-use crate::cluster::{ClusterWriter, KubeWriter};
+use crate::cluster::{ClusterState, ClusterWriter, KubeWriter};
 use crate::dataplane::{Driver, HostDriver, HostDriverConfig};
 use crate::host::HostProbe;
 use crate::keys::{ensure_state_dir, KeyStore};
@@ -78,6 +78,13 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     tracing::info!(node = %config.node_name, metrics = %metrics_addr, public_keys = ?keys.public(), "kube-encrypt agent started");
 
     let changes = Arc::new(Notify::new());
+    let _host_events = match driver.watch(changes.clone()).await {
+        Ok(watch) => watch,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch host events; a vanished interface waits for the resync");
+            None
+        }
+    };
     let reconciler = Reconciler::new(Parts {
         node_name: config.node_name.clone(),
         driver,
@@ -193,17 +200,35 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Where the loop takes the cluster from: the watch caches, or a fixed cluster.
+pub trait ClusterSource {
+    /// Follows the latest config (the pod cache runs only in `WorkloadIPs` mode).
+    fn refresh(&mut self) {}
+    /// A consistent snapshot; `None` while it is not known yet (caches not synced).
+    fn snapshot(&self) -> Option<ClusterState>;
+}
+
+impl ClusterSource for Caches {
+    fn refresh(&mut self) {
+        self.follow_route_source();
+    }
+
+    fn snapshot(&self) -> Option<ClusterState> {
+        Caches::snapshot(self)
+    }
+}
+
 /// The reconcile loop and what wakes it.
-pub struct ControlLoop<D, H, W> {
+pub struct ControlLoop<D, H, W, C = Caches> {
     pub reconciler: Reconciler<D, H, W>,
-    pub caches: Caches,
+    pub caches: C,
     pub changes: Arc<Notify>,
     pub health: Arc<Health>,
     pub resync: Duration,
     pub debounce: Duration,
 }
 
-impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
+impl<D: Driver, H: HostProbe, W: ClusterWriter, C: ClusterSource> ControlLoop<D, H, W, C> {
     /// Reconciles until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         futures::pin_mut!(shutdown);
@@ -234,7 +259,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
 
     /// One reconcile when the caches are ready; returns how long to wait before the next.
     async fn round(&mut self, delays: &mut Delays) -> Duration {
-        self.caches.follow_route_source();
+        self.caches.refresh();
         let Some(cluster) = self.caches.snapshot() else {
             tracing::debug!("watch caches not synced yet; keeping the dataplane as it is");
             return self.resync;
@@ -257,7 +282,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
     }
 }
 
-impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
+impl<D: Driver, H: HostProbe, W: ClusterWriter, C> ControlLoop<D, H, W, C> {
     /// The resync interval, or sooner (1 s, doubling) after the dataplane changed and while a
     /// handshake is under way, so the status reports handshakes without waiting for the resync.
     fn after_success(&self, outcome: Outcome, handshakes: &mut RetryDelay) -> Duration {

@@ -12,6 +12,7 @@ use rtnetlink::Handle;
 use super::batch::LinkIndexes;
 use super::deadline::{bounded, CHANGE_TIMEOUT, OBSERVE_TIMEOUT};
 use super::error::{io_text, netlink_errno};
+use super::events::SharedInterest;
 use super::firewall::Firewall;
 use super::interface::Interfaces;
 use super::links;
@@ -19,7 +20,7 @@ use super::observe::observe_family;
 use super::routing::{self, describe_route, describe_rule};
 use super::state::StateDir;
 use super::sysctl::Sysctls;
-use super::{Driver, DriverError, Observed, PrivateKeys, Scope};
+use super::{Driver, DriverError, Observed, PrivateKeys, Scope, Watch};
 
 /// How the driver finds its tools and keeps its state.
 #[derive(Clone, Debug)]
@@ -54,6 +55,8 @@ pub struct HostDriver {
     pub(super) handle: Handle,
     /// Whether the kernel can create `wireguard` links; probed once per driver.
     pub(super) kernel_wireguard: tokio::sync::OnceCell<bool>,
+    /// The links whose events matter, kept up to date by observations and host facts.
+    pub(super) interest: SharedInterest,
 }
 
 impl std::fmt::Debug for HostDriver {
@@ -77,6 +80,7 @@ impl HostDriver {
             state,
             handle,
             kernel_wireguard: tokio::sync::OnceCell::new(),
+            interest: SharedInterest::default(),
         })
     }
 
@@ -201,6 +205,11 @@ impl HostDriver {
 
 impl Driver for HostDriver {
     async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError> {
+        self.interest.lock().expect("interest lock").managed = scope
+            .families
+            .iter()
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.interface.clone()))
+            .collect();
         let links = bounded("list links", OBSERVE_TIMEOUT, async {
             links::all_links(&self.handle)
                 .await
@@ -240,6 +249,13 @@ impl Driver for HostDriver {
             self.apply_unbounded(change, keys),
         )
         .await
+    }
+
+    async fn watch(
+        &self,
+        changes: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Result<Option<Watch>, DriverError> {
+        self.watch_links(changes).await.map(Some)
     }
 
     async fn apply_batch(

@@ -5,6 +5,7 @@
 mod batch;
 mod deadline;
 mod error;
+mod events;
 pub mod facts;
 mod firewall;
 mod host;
@@ -17,6 +18,7 @@ mod sysctl;
 mod userspace;
 mod wireguard;
 
+pub use events::Watch;
 pub use host::{HostDriver, HostDriverConfig};
 pub use routing::ROUTE_PROTOCOL;
 
@@ -89,6 +91,15 @@ pub struct DriverError {
 pub trait Driver {
     /// Reads every managed object within `scope`.
     async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError>;
+    /// Starts notifying `changes` of host events that need a round soon (a managed interface
+    /// vanished, the underlay changed); `None` when the driver sees no such events.
+    async fn watch(
+        &self,
+        changes: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Result<Option<Watch>, DriverError> {
+        let _ = changes;
+        Ok(None)
+    }
     /// Applies one change; `keys` supplies the private key when a device is created.
     async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError>;
     /// Applies `changes` in order, one result per change. A driver may combine changes

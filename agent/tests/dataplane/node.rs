@@ -46,6 +46,8 @@ pub enum Op {
     RemovePeer(Family, String, PeerSpec),
     /// Host facts for these node IPs.
     Facts(Vec<IpAddr>),
+    /// The agent's real reconcile loop against a fixed cluster ([`super::agent`]).
+    Agent(Box<super::agent::AgentRun>),
 }
 
 /// What a node process is asked to do.
@@ -71,6 +73,9 @@ pub struct Report {
     pub device_keys: PerFamily<Option<WireGuardKey>>,
     pub peers: PerFamily<Vec<PeerCounters>>,
     pub facts: Option<Facts>,
+    /// The family status messages the agent wrote, in order (`Op::Agent`).
+    #[serde(default)]
+    pub agent_messages: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,10 +114,11 @@ fn node_process() {
 
 async fn run_step(step: &Step) -> Report {
     let config = HostDriverConfig::new(&step.state_dir, step.userspace.clone());
-    let driver = HostDriver::new(config).expect("driver starts");
+    let driver = std::sync::Arc::new(HostDriver::new(config).expect("driver starts"));
     let keys = private_keys(&step.private_keys);
     let scope = scope(&step.scope);
     let mut facts = None;
+    let mut agent_messages = Vec::new();
     let mut results = Vec::new();
     for op in &step.ops {
         let result = match op {
@@ -170,11 +176,17 @@ async fn run_step(step: &Step) -> Report {
                 .await
                 .map(|f| facts = Some(facts_of(f)))
                 .map_err(|e| e.to_string()),
+            Op::Agent(run) => {
+                agent_messages = super::agent::run_agent(driver.clone(), step, run).await;
+                Ok(())
+            }
         };
         results.push(result);
     }
     let observed = driver.observe(&scope).await.expect("observe");
-    report(results, observed, facts)
+    let mut report = report(results, observed, facts);
+    report.agent_messages = agent_messages;
+    report
 }
 
 async fn apply_all(
@@ -311,11 +323,27 @@ fn report(results: Vec<Result<(), String>>, observed: Observed, facts: Option<Fa
             v6: counters(&observed.peer_stats.v6),
         },
         facts,
+        agent_messages: Vec::new(),
     }
 }
 
 /// Parent side: runs one step as a node process of `side` and returns its report.
-pub fn run_step_in(side: &Side, step_name: &str, mut step: Step) -> Report {
+pub fn run_step_in(side: &Side, step_name: &str, step: Step) -> Report {
+    spawn_step_in(side, step_name, step).wait(STEP_TIMEOUT)
+}
+
+/// A node process running in the background.
+pub struct RunningStep {
+    child: std::process::Child,
+    name: String,
+    netns: String,
+    report: PathBuf,
+    log_file: PathBuf,
+    err_file: PathBuf,
+}
+
+/// Parent side: starts one step as a node process of `side`; [`RunningStep::wait`] for it.
+pub fn spawn_step_in(side: &Side, step_name: &str, mut step: Step) -> RunningStep {
     let files = side.dir.join("steps");
     std::fs::create_dir_all(&files).unwrap();
     let step_file = files.join(format!("{step_name}.json"));
@@ -327,7 +355,7 @@ pub fn run_step_in(side: &Side, step_name: &str, mut step: Step) -> Report {
     let socket_dir = side.socket_dir();
     let mount_and_exec =
         "mkdir -p /run/wireguard && mount --bind \"$0\" /run/wireguard && exec \"$@\"";
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -354,31 +382,68 @@ pub fn run_step_in(side: &Side, step_name: &str, mut step: Step) -> Report {
         .stderr(Stdio::from(std::fs::File::create(&err_file).unwrap()))
         .spawn()
         .expect("start node process");
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            // The node process is `ip`, exec'ed into unshare, sh and the test binary: one PID.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "node process for {step_name} on {} timed out after {STEP_TIMEOUT:?}",
-                side.netns
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    RunningStep {
+        child,
+        name: step_name.to_owned(),
+        netns: side.netns.clone(),
+        report: step.report,
+        log_file,
+        err_file,
     }
-    let status = child.wait().unwrap();
-    let text = format!(
-        "{}{}",
-        std::fs::read_to_string(&log_file).unwrap_or_default(),
-        std::fs::read_to_string(&err_file).unwrap_or_default()
-    );
-    assert!(
-        status.success(),
-        "node process {step_name} on {} failed:\n{text}",
-        side.netns
-    );
-    let report = std::fs::read(&step.report)
-        .unwrap_or_else(|e| panic!("no report from {step_name} on {}: {e}\n{text}", side.netns));
-    serde_json::from_slice(&report).unwrap()
+}
+
+impl RunningStep {
+    /// Waits at most `limit` for the node process and returns its report.
+    pub fn wait(mut self, limit: Duration) -> Report {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                // The node process is `ip`, exec'ed into unshare, sh and the test binary: one PID.
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "node process for {} on {} timed out after {limit:?}",
+                    self.name, self.netns
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = self.child.wait().unwrap();
+        let text = format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log_file).unwrap_or_default(),
+            std::fs::read_to_string(&self.err_file).unwrap_or_default()
+        );
+        assert!(
+            status.success(),
+            "node process {} on {} failed:\n{text}",
+            self.name,
+            self.netns
+        );
+        let report = std::fs::read(&self.report).unwrap_or_else(|e| {
+            panic!(
+                "no report from {} on {}: {e}\n{text}",
+                self.name, self.netns
+            )
+        });
+        serde_json::from_slice(&report).unwrap()
+    }
+
+    /// The process's output so far (for failure messages).
+    pub fn output(&self) -> String {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log_file).unwrap_or_default(),
+            std::fs::read_to_string(&self.err_file).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for RunningStep {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
