@@ -198,7 +198,7 @@ fn apply_change(
                 return Err(refuse(change, "File exists"));
             }
             slot.interface = Some(spec.clone());
-            *state.device_keys.get_mut(*family) = Some(public_key_of(key));
+            *state.device_keys.get_mut(*family) = Some(public_key_of(key.expose()));
         }
         Change::UpdateInterface { family, to, .. } => {
             let slot = state.dataplane.families.get_mut(*family);

@@ -119,7 +119,7 @@ impl HostDriver {
                 format!("no {family} private key was supplied"),
             )
         })?;
-        self.interfaces().create(family, spec, key).await
+        self.interfaces().create(family, spec, key.expose()).await
     }
 
     pub(super) async fn add_route(

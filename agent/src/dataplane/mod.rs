@@ -69,12 +69,43 @@ pub struct PeerStats {
 /// The private keys the driver programs into devices; owned by the agent's key store.
 #[derive(Clone, Default)]
 pub struct PrivateKeys {
-    pub keys: PerFamily<Option<wireguard_control::Key>>,
+    pub keys: PerFamily<Option<SecretKey>>,
 }
 
 impl std::fmt::Debug for PrivateKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PrivateKeys(<redacted>)")
+    }
+}
+
+/// A WireGuard private key that never prints and is zeroed when dropped.
+///
+/// Copies the agent cannot reach are not covered: wireguard-control's `DeviceUpdate` holds
+/// its own copy until it is applied, and its userspace backend reads the device's key back in
+/// a UAPI response (dropped at once, see [`wireguard`]).
+#[derive(Clone)]
+pub struct SecretKey(wireguard_control::Key);
+
+impl SecretKey {
+    pub fn new(key: wireguard_control::Key) -> Self {
+        Self(key)
+    }
+
+    /// The key itself, for the device and the public key only.
+    pub fn expose(&self) -> &wireguard_control::Key {
+        &self.0
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0 .0);
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
     }
 }
 

@@ -89,6 +89,16 @@ fn mesh_life(tag: &str, mesh: Mesh) {
             "{}",
             n.name
         );
+        let hex: String = n.key.0.iter().map(|b| format!("{b:02x}")).collect();
+        for secret in [n.key.to_base64(), hex] {
+            assert!(
+                !report.debug.contains(&secret),
+                "{}: a private key in debug output:\n{}",
+                n.name,
+                report.debug
+            );
+        }
+        assert!(report.debug.contains(&public(&n.key).to_base64()));
         assert_kernel_view(&mesh, n);
     }
     if mesh.backend == BackendKind::Userspace {

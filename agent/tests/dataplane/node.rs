@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kube_encrypt_agent::dataplane::facts::HostFacts;
 use kube_encrypt_agent::dataplane::{
-    Driver, FamilyScope, HostDriver, HostDriverConfig, Observed, PrivateKeys, Scope,
+    Driver, FamilyScope, HostDriver, HostDriverConfig, Observed, PrivateKeys, Scope, SecretKey,
 };
 use kube_encrypt_api::dataplane::{Dataplane, InterfaceSpec, PeerSpec, Route, RuleSpec};
 use kube_encrypt_api::diff::Change;
@@ -76,6 +76,10 @@ pub struct Report {
     /// The family status messages the agent wrote, in order (`Op::Agent`).
     #[serde(default)]
     pub agent_messages: Vec<String>,
+    /// `{:?}` of the driver, the keys it was given and the observation: must never show a
+    /// private key.
+    #[serde(default)]
+    pub debug: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,7 +188,9 @@ async fn run_step(step: &Step) -> Report {
         results.push(result);
     }
     let observed = driver.observe(&scope).await.expect("observe");
+    let debug = format!("{driver:?} {keys:?} {observed:?} {observed:#?}");
     let mut report = report(results, observed, facts);
+    report.debug = debug;
     report.agent_messages = agent_messages;
     report
 }
@@ -266,7 +272,7 @@ fn teardown_changes(found: &Dataplane) -> Vec<Change> {
 fn private_keys(keys: &PerFamily<Option<String>>) -> PrivateKeys {
     let key = |text: &Option<String>| {
         text.as_deref()
-            .map(|t| wireguard_control::Key::from_base64(t).expect("test key"))
+            .map(|t| SecretKey::new(wireguard_control::Key::from_base64(t).expect("test key")))
     };
     PrivateKeys {
         keys: PerFamily {
@@ -324,6 +330,7 @@ fn report(results: Vec<Result<(), String>>, observed: Observed, facts: Option<Fa
         },
         facts,
         agent_messages: Vec::new(),
+        debug: String::new(),
     }
 }
 
