@@ -122,6 +122,11 @@ pub struct FirewallSpec {
     /// With host encryption: mark packets arriving on these underlay interfaces with
     /// `rpf_mark` so reverse-path checks resolve through the main table.
     pub rpf: Option<RpfMark>,
+    /// Clamp the MSS of TCP SYNs leaving through these WireGuard interfaces (forwarded and
+    /// local) to the route's MTU, sorted: TCP works even where the ICMP "fragmentation
+    /// needed" of path MTU discovery is filtered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clamp_mss: Vec<String>,
 }
 
 /// Masquerade rule for one WireGuard interface.

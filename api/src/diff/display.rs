@@ -277,6 +277,9 @@ impl Display for FirewallLine<'_> {
                 or_none(&rpf.interfaces.join(","))
             ));
         }
+        if !spec.clamp_mss.is_empty() {
+            parts.push(format!("clamp mss out {}", spec.clamp_mss.join(",")));
+        }
         f.write_str(&parts.join("; "))
     }
 }

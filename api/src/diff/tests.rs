@@ -218,7 +218,7 @@ fn diff_table() {
     let three = three();
     let cases: Vec<(&str, Dataplane, Dataplane, Vec<String>)> = vec![
         ("enable from nothing: firewall first, rule last", three.clone(), Dataplane::default(), vec![
-            "replace firewall: accept udp 51820; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15".into(),
+            "replace firewall: accept udp 51820; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; clamp mss out wg-encrypt".into(),
             "IPv4 create interface wg-encrypt (userspace) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.254/32".into(),
             // Peers in key order: node-3's test key sorts first.
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24", k(3)),
@@ -294,7 +294,7 @@ fn diff_table() {
             "IPv4 add route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
         ]),
         ("rename: old device routes out, new ones in", rename(&three, "wg-new"), three.clone(), vec![
-            "replace firewall: accept udp 51820; masquerade out wg-new except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15".into(),
+            "replace firewall: accept udp 51820; masquerade out wg-new except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; clamp mss out wg-new".into(),
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
             "IPv4 delete interface wg-encrypt".into(),
@@ -349,6 +349,7 @@ fn rename(state: &Dataplane, name: &str) -> Dataplane {
         let fw = s.firewall.as_mut().unwrap();
         fw.masquerade[0].interface = name.into();
         fw.nat_outgoing[0].exempt_interfaces = vec![name.into()];
+        fw.clamp_mss = vec![name.into()];
     })
 }
 
@@ -482,6 +483,7 @@ fn every_change_prints_one_readable_line() {
             mark: 0x10_0000,
             interfaces: vec!["eth0".into()],
         }),
+        clamp_mss: vec!["wg-encrypt".into()],
     };
     let wg = || "wg-encrypt".to_string();
     let cases: Vec<(Change, &str)> = vec![
@@ -511,7 +513,7 @@ fn every_change_prints_one_readable_line() {
         (Change::AddRule(rule(V4)), "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820"),
         (Change::DeleteRule(rule(V6)), "IPv6 delete rule priority 99 not fwmark 0x100000/0x100000 lookup 51820"),
         (Change::ReplaceFirewall(firewall),
-            "replace firewall: accept udp 51820,51821; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; rpf mark 0x100000 on eth0"),
+            "replace firewall: accept udp 51820,51821; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; rpf mark 0x100000 on eth0; clamp mss out wg-encrypt"),
         (Change::ReplaceFirewall(FirewallSpec::default()), "replace firewall: accept udp none"),
         (Change::DeleteFirewall, "delete firewall table"),
         (Change::SetSysctl(sysctl("net.ipv4.conf.all.src_valid_mark", "1")), "set sysctl net.ipv4.conf.all.src_valid_mark = 1"),
