@@ -29,6 +29,8 @@ mod idempotency;
 mod lab;
 #[path = "dataplane/mesh.rs"]
 mod mesh;
+#[path = "dataplane/mss.rs"]
+mod mss;
 #[path = "dataplane/node.rs"]
 mod node;
 #[path = "dataplane/ownership.rs"]

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! chain input       filter hook input        udp dport {ports} accept
-//! chain output      filter hook output       udp sport {ports} accept
+//! chain output      filter hook output       oifname {wg} tcp flags syn tcp option maxseg size set rt mtu
+//!                                            udp sport {ports} accept
+//! chain forward     filter hook forward      oifname {wg} tcp flags syn tcp option maxseg size set rt mtu
+//!                   priority mangle
 //! chain postrouting nat hook postrouting     oifname <wg> fib saddr type != local ip saddr != {own} masquerade
 //!                                            ip saddr {pools} ip daddr != {cluster} oifname != {wg} masquerade
 //! chain prerouting  filter hook prerouting   iifname {underlay} meta mark set meta mark | <mark>
@@ -21,7 +24,7 @@ use kube_encrypt_api::net::Family;
 use nftables::batch::Batch;
 use nftables::expr::{
     BinaryOperation, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload,
-    PayloadField, Prefix, SetItem,
+    PayloadField, Prefix, RTKey, SetItem, TcpOption, RT,
 };
 use nftables::helper::NftablesError;
 use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
@@ -35,6 +38,7 @@ use super::DriverError;
 pub(crate) const TABLE: &str = "kube-encrypt";
 
 const PRIORITY_FILTER: i32 = 0;
+const PRIORITY_MANGLE: i32 = -150;
 const PRIORITY_SRCNAT: i32 = 100;
 const PRIORITY_RAW: i32 = -300;
 
@@ -149,15 +153,20 @@ pub(crate) fn delete_ruleset() -> Nftables<'static> {
 type Statements = Vec<Statement<'static>>;
 
 /// The rules of each chain, in chain order.
-fn chains(spec: &FirewallSpec) -> [(&'static str, Vec<Statements>); 4] {
+fn chains(spec: &FirewallSpec) -> [(&'static str, Vec<Statements>); 5] {
     let ports = &spec.wireguard_ports;
     let accept_in = (!ports.is_empty()).then(|| accept_wireguard("dport", ports));
     let accept_out = (!ports.is_empty()).then(|| accept_wireguard("sport", ports));
+    let clamp = (!spec.clamp_mss.is_empty()).then(|| clamp_mss(&spec.clamp_mss));
     let masquerade = spec.masquerade.iter().flat_map(interface_masquerade);
     let nat = spec.nat_outgoing.iter().filter_map(nat_outgoing);
     [
         ("input", accept_in.into_iter().collect()),
-        ("output", accept_out.into_iter().collect()),
+        (
+            "output",
+            clamp.clone().into_iter().chain(accept_out).collect(),
+        ),
+        ("forward", clamp.into_iter().collect()),
         ("postrouting", masquerade.chain(nat).collect()),
         ("prerouting", spec.rpf.iter().map(rpf_mark).collect()),
     ]
@@ -175,6 +184,7 @@ fn base_chain(name: &'static str) -> Chain<'static> {
     let (kind, hook, prio) = match name {
         "input" => (NfChainType::Filter, NfHook::Input, PRIORITY_FILTER),
         "output" => (NfChainType::Filter, NfHook::Output, PRIORITY_FILTER),
+        "forward" => (NfChainType::Filter, NfHook::Forward, PRIORITY_MANGLE),
         "postrouting" => (NfChainType::NAT, NfHook::Postrouting, PRIORITY_SRCNAT),
         _ => (NfChainType::Filter, NfHook::Prerouting, PRIORITY_RAW),
     };
@@ -196,6 +206,27 @@ fn accept_wireguard(field: &'static str, ports: &[u16]) -> Statements {
     vec![
         matches(payload("udp", field), Operator::EQ, ports),
         Statement::Accept(None),
+    ]
+}
+
+/// `oifname {interfaces} tcp flags syn tcp option maxseg size set rt mtu`: the MSS a TCP
+/// connection through the tunnel announces fits the route's MTU, so it never depends on an
+/// ICMP "fragmentation needed" getting through.
+fn clamp_mss(interfaces: &[String]) -> Statements {
+    let interfaces = set(interfaces.iter().map(|i| string(i)));
+    vec![
+        matches(meta(MetaKey::Oifname), Operator::EQ, interfaces),
+        matches(payload("tcp", "flags"), Operator::IN, string("syn")),
+        Statement::Mangle(Mangle {
+            key: Expression::Named(NamedExpression::TcpOption(TcpOption {
+                name: "maxseg".into(),
+                field: Some("size".into()),
+            })),
+            value: Expression::Named(NamedExpression::RT(RT {
+                key: RTKey::MTU,
+                family: None,
+            })),
+        }),
     ]
 }
 

@@ -233,13 +233,20 @@ fn assert_kernel_view(mesh: &Mesh, n: &Node) {
         .side
         .ip(&[family, "route", "show", "table", &TABLE.to_string()]);
     let peer_pods = n.desired.family(mesh.family).peers[0].allowed_ips[0];
-    for expected in [
-        format!("{peer_pods} dev {}", mesh.interface),
-        format!("throw {}", mesh.pod_net(n.side)),
+    // IPv6 prints reject routes with `dev lo` and a metric on every route.
+    let throw = format!("throw {}", mesh.pod_net(n.side));
+    let device = format!("{peer_pods} dev {}", mesh.interface);
+    let unreachable = format!("unreachable {peer_pods}");
+    for (start, rest) in [
+        (&device, "proto 75"),
+        (&unreachable, "metric 65535"),
+        (&throw, "proto 75"),
     ] {
         assert!(
-            routes.contains(&expected),
-            "{}: {expected} not in\n{routes}",
+            routes.lines().any(|l| l.starts_with(start.as_str())
+                && l.contains(rest)
+                && l.contains("proto 75")),
+            "{}: {start} .. {rest} not in\n{routes}",
             n.name
         );
     }
@@ -274,6 +281,8 @@ fn expected_nft_lines(mesh: &Mesh, side: &Side) -> Vec<String> {
         format!("type filter hook input priority filter; policy accept;"),
         format!("udp dport {port} accept"),
         format!("udp sport {port} accept"),
+        format!("type filter hook forward priority mangle; policy accept;"),
+        format!("oifname \"{wg}\" tcp flags syn tcp option maxseg size set rt mtu"),
         format!("type nat hook postrouting priority srcnat; policy accept;"),
         format!("oifname \"{wg}\" fib saddr type != local {ip} saddr != {pods} masquerade"),
         format!(

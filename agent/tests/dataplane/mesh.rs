@@ -1,6 +1,7 @@
 //! The two-node mesh the namespace tests build: one WireGuard interface per node, the
-//! other node as peer, the kube-encrypt table with a device route and a throw route, the
-//! rule, the firewall table and one sysctl, exactly as the planner would ask.
+//! other node as peer, the kube-encrypt table with a device route (and its unreachable
+//! fallback) and a throw route, the rule, the firewall table and one sysctl, exactly as the
+//! planner would ask.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -128,6 +129,7 @@ impl Mesh {
     ) -> Dataplane {
         let mut routes = vec![
             self.route(self.pod_net(peer), RouteKind::Device(self.interface.into())),
+            self.route(self.pod_net(peer), RouteKind::Unreachable),
             self.route(self.pod_net(me), RouteKind::Throw),
         ];
         routes.sort();
@@ -163,6 +165,7 @@ impl Mesh {
                     mark: FWMARK,
                     interfaces: vec!["eth0".into()],
                 }),
+                clamp_mss: vec![self.interface.into()],
             }),
             sysctls: vec![Sysctl {
                 key: self.sysctl.0.into(),

@@ -46,6 +46,8 @@ pub enum Op {
     RemovePeer(Family, String, PeerSpec),
     /// Host facts for these node IPs.
     Facts(Vec<IpAddr>),
+    /// `ReplaceFirewall` with this spec.
+    ReplaceFirewall(Box<kube_encrypt_api::dataplane::FirewallSpec>),
     /// The agent's real reconcile loop against a fixed cluster ([`super::agent`]).
     Agent(Box<super::agent::AgentRun>),
 }
@@ -180,6 +182,10 @@ async fn run_step(step: &Step) -> Report {
                 .await
                 .map(|f| facts = Some(facts_of(f)))
                 .map_err(|e| e.to_string()),
+            Op::ReplaceFirewall(spec) => {
+                let change = Change::ReplaceFirewall(*spec.clone());
+                apply_all(&driver, &[change], &keys).await
+            }
             Op::Agent(run) => {
                 agent_messages = super::agent::run_agent(driver.clone(), step, run).await;
                 Ok(())
