@@ -323,6 +323,7 @@ struct WriterState {
     node_patches: Vec<Value>,
     statuses: Vec<NodeEncryptionStatus>,
     down: bool,
+    hanging: bool,
 }
 
 impl FakeWriter {
@@ -335,6 +336,11 @@ impl FakeWriter {
         self.lock().down = down;
     }
 
+    /// Makes every write wait forever, as behind a black-holed connection.
+    pub fn set_hanging(&self, hanging: bool) {
+        self.lock().hanging = hanging;
+    }
+
     /// The node patches written so far, and forgets them.
     pub fn take_node_patches(&self) -> Vec<Value> {
         std::mem::take(&mut self.lock().node_patches)
@@ -345,7 +351,10 @@ impl FakeWriter {
         std::mem::take(&mut self.lock().statuses)
     }
 
-    fn refuse_when_down(&self, operation: &str) -> Result<(), WriteError> {
+    async fn refuse_when_down(&self, operation: &str) -> Result<(), WriteError> {
+        if self.lock().hanging {
+            std::future::pending::<()>().await;
+        }
         if self.lock().down {
             return Err(WriteError {
                 operation: operation.into(),
@@ -358,7 +367,7 @@ impl FakeWriter {
 
 impl ClusterWriter for FakeWriter {
     async fn patch_node(&self, _node: &str, patch: &Value) -> Result<(), WriteError> {
-        self.refuse_when_down("patch node")?;
+        self.refuse_when_down("patch node").await?;
         self.lock().node_patches.push(patch.clone());
         Ok(())
     }
@@ -368,7 +377,7 @@ impl ClusterWriter for FakeWriter {
         _node: &Node,
         status: &NodeEncryptionStatus,
     ) -> Result<(), WriteError> {
-        self.refuse_when_down("write status")?;
+        self.refuse_when_down("write status").await?;
         self.lock().statuses.push(status.clone());
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! unreachable) the dataplane is kept exactly as it is.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use kube_encrypt_api::crd::NodeEncryptionStatus;
 use kube_encrypt_api::net::{Family, PerFamily};
@@ -229,10 +229,12 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         let Some(patch) = annotation_patch(cluster.node(&self.node_name), &wanted) else {
             return Ok(());
         };
-        self.writer
-            .patch_node(&self.node_name, &patch)
-            .await
-            .map_err(ReconcileError::Publish)?;
+        within_api_timeout(
+            "patch node",
+            self.writer.patch_node(&self.node_name, &patch),
+        )
+        .await
+        .map_err(ReconcileError::Publish)?;
         tracing::info!(annotations = %patch["metadata"]["annotations"], "published this node's annotations");
         Ok(())
     }
@@ -310,7 +312,8 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         if !self.limiter.due(&status, now) {
             return;
         }
-        match self.writer.write_status(node, &status).await {
+        let write = self.writer.write_status(node, &status);
+        match within_api_timeout("write status", write).await {
             Ok(()) => self.limiter.written(&status, now),
             Err(e) => {
                 tracing::warn!(error = %e, "could not write the NodeEncryption status; retrying next round");
@@ -336,6 +339,24 @@ impl<D, H, W> Reconciler<D, H, W> {
             };
         }
     }
+}
+
+/// How long one write to the API server may take before the round gives up on it (the
+/// client's own timeouts are minutes long; the loop must keep going).
+pub const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn within_api_timeout(
+    operation: &str,
+    write: impl std::future::Future<Output = Result<(), WriteError>>,
+) -> Result<(), WriteError> {
+    tokio::time::timeout(API_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(WriteError {
+                operation: operation.to_owned(),
+                message: format!("no answer from the API server within {API_TIMEOUT:?}"),
+            })
+        })
 }
 
 /// True when a handshake is under way: a peer of either family has sent (traffic or handshake

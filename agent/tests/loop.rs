@@ -712,3 +712,24 @@ async fn an_unwritable_state_dir_is_an_error_in_the_status_not_an_update_loop() 
     std::fs::remove_dir(&scope_file).unwrap();
     assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_api_server_that_never_answers_fails_the_round_instead_of_hanging_it() {
+    let mut h = Harness::new("hanging", ipv4_on());
+    h.writer.set_hanging(true);
+    let started = tokio::time::Instant::now();
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Publish(_)), "{err}");
+    assert!(
+        err.to_string().contains("no answer from the API server"),
+        "{err}"
+    );
+    assert_eq!(
+        started.elapsed(),
+        kube_encrypt_agent::reconcile::API_TIMEOUT
+    );
+    assert!(
+        h.driver.dataplane().is_empty(),
+        "nothing relies on an unpublished key"
+    );
+}
