@@ -114,12 +114,30 @@ fn mesh_life(tag: &str, mesh: Mesh) {
     }
 
     let capture = Capture::start(&lab.a, "eth0");
+    let everywhere = Capture::start_with_limit(&lab.a, "any", "2000");
     let replies = ping(&mesh, &lab.a, &lab.b);
     let lines = capture.finish();
-    assert!(
-        replies >= 3,
-        "pod-to-pod ping across the tunnel: {replies}/5 replies"
-    );
+    let all_lines = everywhere.finish();
+    if replies < 3 {
+        let peers = |n: &Node| {
+            let seen = run_step_in(n.side, "diagnose", mesh.step(n.side, &n.key, vec![]));
+            format!(
+                "{}: {:?}\n{:?}\n",
+                n.name,
+                seen.peers.get(mesh.family),
+                seen.dataplane.family(mesh.family).peers
+            )
+        };
+        panic!(
+            "pod-to-pod ping across the tunnel: {replies}/5 replies\n--- underlay capture\n{}\n--- all of node-a\n{}\n{}{}{}{}",
+            lines.join("\n"),
+            all_lines.join("\n"),
+            network_state(&lab.a, mesh.is_v6()),
+            network_state(&lab.b, mesh.is_v6()),
+            peers(&nodes[0]),
+            peers(&nodes[1])
+        );
+    }
     let traffic = classify(&lines, mesh.port);
     assert!(
         traffic.other.is_empty(),
@@ -179,6 +197,24 @@ fn mesh_life(tag: &str, mesh: Mesh) {
         "{tag}: mesh built, verified and removed in {:.1?}",
         started.elapsed()
     );
+}
+
+/// Routes, neighbours and addresses of `side`, for a failure message.
+fn network_state(side: &Side, v6: bool) -> String {
+    let family = if v6 { "-6" } else { "-4" };
+    let show = |args: &[&str]| {
+        let mut all = vec!["ip", family];
+        all.extend_from_slice(args);
+        super::lab::stdout(&side.exec(&all))
+    };
+    format!(
+        "--- {}\naddresses:\n{}neighbours:\n{}table 51820:\n{}rules:\n{}",
+        side.netns,
+        show(&["address"]),
+        show(&["neigh"]),
+        show(&["route", "show", "table", "51820"]),
+        show(&["rule"])
+    )
 }
 
 pub fn assert_ok(report: &Report, node: &str) {
