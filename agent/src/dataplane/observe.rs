@@ -72,7 +72,7 @@ async fn find_interface(
         let Some(link) = links.iter().find(|l| l.name == scope.interface) else {
             continue;
         };
-        let Some(backend) = wireguard_backend(link) else {
+        let Some(backend) = wireguard_backend(link).await else {
             continue;
         };
         let device = wireguard::read(&link.name, wireguard::backend(&backend))
@@ -91,7 +91,7 @@ async fn interface_spec(
     link: &Link,
     device: &Device,
 ) -> Result<Option<InterfaceSpec>, DriverError> {
-    let Some(backend) = wireguard_backend(link).filter(|_| link.up) else {
+    let Some(backend) = wireguard_backend(link).await.filter(|_| link.up) else {
         return Ok(None);
     };
     let addresses = links::addresses(handle, family, Some(link.index))

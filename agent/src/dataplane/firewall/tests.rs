@@ -151,12 +151,13 @@ fn accepts_wireguard_udp_in_and_out() {
     let ports = json!({"set": [51820, 51821]});
     let cases = [("input", "dport"), ("output", "sport")];
     for (chain, field) in cases {
+        // The output chain clamps the MSS first; the accept rule is the chain's last.
         assert_eq!(
-            rules(&ruleset, chain),
-            [json!([
+            rules(&ruleset, chain).last(),
+            Some(&json!([
                 {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": field}}, "right": ports}},
                 {"accept": null}
-            ])],
+            ])),
             "{chain}"
         );
     }
