@@ -2,35 +2,48 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test deps build crds fmt lint
+.PHONY: demo test deps build crds manifests krew fmt lint
 
 ## demo: (root) a 3-node dual-stack lab in network namespaces, encryption enabled with
 ## kubectl, node status and the flow matrix, then teardown (also on failure or Ctrl-C)
 demo: deps
-	$(CARGO) build -p kube-encrypt-tests -p kube-encrypt-agent
+	$(CARGO) build -p kube-encrypt-tests -p kube-encrypt-agent -p kube-encrypt-webhook -p kubectl-encrypt
 	$(CARGO) run -q -p kube-encrypt-tests --bin kube-encrypt-lab -- demo
 
-## test: install missing system packages, then run every test (unit, root/netns, lab e2e)
+## test: install what is missing (scripts/install-deps.sh), then run every test: unit tests and
+## the API suites (each against the emulator and a real kube-apiserver) in parallel, then the
+## root tests (network namespaces, real WireGuard) and the lab end-to-end tests one at a time,
+## so their timing is not at the mercy of the parallel phase
+SERIAL_TESTS := binary(lab) | binary(dataplane)
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --doc
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace --no-fail-fast; \
-	fi
+	@status=0; \
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not ($(SERIAL_TESTS))' || status=1; \
+	$(CARGO) nextest run --workspace --no-fail-fast -E '$(SERIAL_TESTS)' --test-threads 1 || status=1; \
+	exit $$status
 
-## deps: install the Debian packages the tests and the lab need (idempotent)
+## deps: install what the tests and the lab need: Debian packages, kubectl, cargo-nextest,
+## and the real control plane built from Go modules (idempotent; scripts/install-deps.sh)
 deps:
 	@./scripts/install-deps.sh
 
 build:
 	$(CARGO) build --workspace
 
-## crds: regenerate manifests/crds from the Rust types
+## crds: regenerate manifests/crds from the Rust types (and the Helm chart's copies)
 crds:
 	$(CARGO) run -q -p kube-encrypt-api --bin crdgen -- --out manifests/crds
+	cp manifests/crds/encryptionconfigs.yaml manifests/crds/ippools.yaml manifests/crds/nodeencryptions.yaml charts/kube-encrypt/crds/
+
+## manifests: render the kustomize base into the plugin's embedded install manifests
+manifests:
+	./scripts/render-manifests.sh > cmd/src/install/manifests.yaml
+
+## krew: build the release archive of the plugin and write krew/encrypt.yaml with its sha256
+krew:
+	./scripts/krew-release.sh
 
 fmt:
 	$(CARGO) fmt --all

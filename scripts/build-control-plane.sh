@@ -3,7 +3,8 @@
 # kube-controller-manager and kubectl — from the Go modules pinned in tests/kube (go.mod +
 # go.sum), into a cache outside the work tree keyed on go.sum. A warm cache builds nothing.
 #
-# Prints the directory holding the binaries on stdout (progress goes to stderr).
+# Prints the directory holding the binaries on stdout (progress goes to stderr);
+# `--print-dir` prints where they would be without building anything.
 # Exit codes: 0 built or cached, 1 build failed, 3 Go is not installed.
 set -euo pipefail
 
@@ -14,18 +15,22 @@ binaries=(etcd kube-apiserver kube-controller-manager kubectl)
 
 say() { echo "build-control-plane: $*" >&2; }
 
-if ! command -v go >/dev/null 2>&1; then
-  say "Go is not installed: the lab's real control plane needs Go (>= 1.25); the lab falls back to its API emulator"
-  exit 3
-fi
-
 # Bump when the way of building changes (flags, binaries); go.mod and go.sum pin the sources.
 recipe=1
 key="$( (echo "recipe $recipe"; cat "$module/go.mod" "$module/go.sum") | sha256sum | cut -c1-16)"
 out="$cache_root/$key"
+if [ "${1:-}" = "--print-dir" ]; then
+  echo "$out"
+  exit 0
+fi
 if [ -f "$out/.complete" ]; then
   echo "$out"
   exit 0
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  say "Go is not installed: the lab's real control plane needs Go (>= 1.25); the lab falls back to its API emulator"
+  exit 3
 fi
 
 version="$(cd "$module" && go list -m -f '{{.Version}}' k8s.io/kubernetes)"

@@ -39,6 +39,12 @@ pub struct Args {
     #[arg(long, env = "PER_PEER_METRICS")]
     pub per_peer_metrics: bool,
 
+    /// Root of the sysctl tree the agent writes (`net.ipv4.conf.all.src_valid_mark` with host
+    /// encryption). In a pod the container's own `/proc/sys` is read-only: mount the host's
+    /// `/proc/sys/net` (hostPath) below this directory instead.
+    #[arg(long, default_value = "/proc/sys")]
+    pub sysctl_dir: PathBuf,
+
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -110,6 +116,7 @@ pub struct Config {
     /// The node's address when the downward API gave it.
     pub host_ip: Option<IpAddr>,
     pub per_peer_metrics: bool,
+    pub sysctl_dir: PathBuf,
     pub userspace: Userspace,
     pub resync_interval: Duration,
     pub debounce: Duration,
@@ -183,6 +190,7 @@ impl Args {
             metrics_addr: self.metrics_addr,
             host_ip: self.host_ip,
             per_peer_metrics: self.per_peer_metrics,
+            sysctl_dir: self.sysctl_dir,
             userspace: resolve_userspace(&self.userspace_implementation, path_var),
             resync_interval: self.resync_interval,
             debounce: self.debounce,
@@ -256,6 +264,7 @@ mod tests {
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube-encrypt"));
         assert_eq!(config.metrics_addr, MetricsAddr::Node(9105));
         assert!(!config.per_peer_metrics, "per-peer series are opt-in");
+        assert_eq!(config.sysctl_dir, PathBuf::from("/proc/sys"));
         assert_eq!(config.resync_interval, Duration::from_secs(60));
         assert_eq!(config.debounce, Duration::from_millis(50));
         assert_eq!(config.userspace, Userspace::None);

@@ -8,9 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use kube_encrypt_api::crd::{
-    EncryptionConfigSpec, IPPoolSpec, NodeEncryption, NodeEncryptionSpec, NodeEncryptionStatus,
+    EncryptionConfigSpec, NodeEncryption, NodeEncryptionSpec, NodeEncryptionStatus,
 };
 use kube_encrypt_api::node::{node_views, workload_ips_by_node, NodeView};
+use kube_encrypt_api::rules::NamedPool;
 use serde_json::{json, Value};
 
 /// Field manager of every write the agent makes.
@@ -21,7 +22,8 @@ pub const FIELD_MANAGER: &str = "kube-encrypt-agent";
 pub struct ClusterState {
     /// The `default` EncryptionConfig's spec; `None` when it does not exist.
     pub config: Option<EncryptionConfigSpec>,
-    pub pools: Vec<IPPoolSpec>,
+    /// Every IPPool, by name (the rules name them in their findings).
+    pub pools: Vec<NamedPool>,
     pub nodes: Vec<Arc<Node>>,
     /// The pods, only in `WorkloadIPs` mode.
     pub pods: Option<Vec<Arc<Pod>>>,
@@ -46,20 +48,48 @@ impl ClusterState {
     }
 }
 
-/// A failed write to the API server.
+/// A failed write to the API server. The HTTP status stays a number, so a denial is told
+/// apart from an outage (and the message can say what to grant).
 #[derive(Debug, thiserror::Error)]
-#[error("{operation}: {message}")]
+#[error("{operation}: {message}{}", hint(*.http_status))]
 pub struct WriteError {
     pub operation: String,
     pub message: String,
+    /// The API server's HTTP status; `None` when it was not reached.
+    pub http_status: Option<u16>,
+}
+
+/// What to do about an HTTP status, appended to the message.
+fn hint(http_status: Option<u16>) -> String {
+    match http_status {
+        Some(403) => " (HTTP 403 Forbidden: RBAC or an admission policy denies the agent this \
+                      write; check the ClusterRole kube-encrypt-agent, its binding to the \
+                      agent's ServiceAccount, and the node-pinning admission policy)"
+            .to_owned(),
+        Some(401) => " (HTTP 401 Unauthorized: the agent's credentials are not accepted; \
+                      check its ServiceAccount token)"
+            .to_owned(),
+        Some(code) => format!(" (HTTP {code})"),
+        None => String::new(),
+    }
 }
 
 impl WriteError {
     fn kube(operation: impl Into<String>, error: &kube::Error) -> Self {
+        let (message, http_status) = match error {
+            kube::Error::Api(status) => (status.message.clone(), Some(status.code)),
+            other => (other.to_string(), None),
+        };
         Self {
             operation: operation.into(),
-            message: error.to_string(),
+            message,
+            http_status,
         }
+    }
+
+    /// Whether the API server refused the write for lack of permission.
+    pub fn is_forbidden(&self) -> bool {
+        self.http_status == Some(403)
     }
 }
 
@@ -244,6 +274,24 @@ mod tests {
         );
         assert!(patch["status"]["ipv4"].get("privateKey").is_none());
         assert_eq!(patch["status"]["ipv6"], Value::Null);
+    }
+
+    #[test]
+    fn a_denial_keeps_its_http_status_and_says_what_to_check() {
+        let status = kube::core::Status::failure("nodes \"node-b\" is forbidden", "Forbidden")
+            .with_code(403);
+        let error = WriteError::kube("patching node-b", &kube::Error::Api(Box::new(status)));
+        assert!(error.is_forbidden());
+        let text = error.to_string();
+        assert!(text.contains("HTTP 403 Forbidden"), "{text}");
+        assert!(text.contains("ClusterRole kube-encrypt-agent"), "{text}");
+        let refused = WriteError {
+            operation: "patching node-b".into(),
+            message: "connection refused".into(),
+            http_status: None,
+        };
+        assert!(!refused.is_forbidden());
+        assert_eq!(refused.to_string(), "patching node-b: connection refused");
     }
 
     #[test]

@@ -359,6 +359,7 @@ impl FakeWriter {
             return Err(WriteError {
                 operation: operation.into(),
                 message: "connection refused".into(),
+                http_status: None,
             });
         }
         Ok(())

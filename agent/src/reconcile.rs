@@ -1,20 +1,26 @@
-//! One reconcile round: plan from the cluster snapshot and local facts, publish what the plan
-//! asks this node to publish, observe, diff, apply, then report (status and metrics).
+//! One reconcile round: observe the dataplane, plan from the cluster snapshot, the local facts
+//! and what the device holds, publish what the plan asks this node to publish, diff, apply,
+//! then report (status and metrics) from the device as it is after applying.
 //!
 //! Order matters for the bootstrap lockout: the node's key and interface address are
 //! published *before* the dataplane relies on them. When publishing fails (API server
-//! unreachable) the dataplane is kept exactly as it is.
+//! unreachable) the dataplane is kept exactly as it is. A config that breaks a rule guarding
+//! the dataplane is not applied either: the dataplane stays as the last good config left it,
+//! the status says `Degraded` with the rules, and the next round after the fix applies it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kube_encrypt_api::crd::NodeEncryptionStatus;
+use kube_encrypt_api::crd::{EncryptionState, IPPoolSpec, NodeEncryptionStatus};
 use kube_encrypt_api::net::{Family, PerFamily};
 use kube_encrypt_api::node::NodeView;
-use kube_encrypt_api::plan::{plan, LocalFacts, NodePlan, PlanError, Snapshot};
+use kube_encrypt_api::plan::{plan, FamilyOutcome, LocalFacts, NodePlan, PlanError, Snapshot};
+use kube_encrypt_api::rules::evaluate_for_agent;
 
 use crate::cluster::{ClusterState, ClusterWriter, WriteError};
-use crate::dataplane::{Driver, DriverError, Observed};
+use crate::dataplane::facts::HostFacts;
+use crate::dataplane::{Driver, DriverError, Observed, Scope};
 use crate::execute::{apply_all, changes_towards, ApplyReport};
 use crate::host::{wireguard_support, HostProbe};
 use crate::incidents::Incidents;
@@ -22,7 +28,9 @@ use crate::keys::KeyStore;
 use crate::metrics::{MeshSnapshot, Metrics, Stage};
 use crate::publish::{annotation_patch, desired_annotations};
 use crate::scope::{scope_of, union, ScopeMemory};
-use crate::status::{build_status, peer_samples, FamilyErrors, StatusLimiter, REFRESH_INTERVAL};
+use crate::status::{
+    build_status, peer_samples, ConfigReview, FamilyErrors, StatusLimiter, REFRESH_INTERVAL,
+};
 
 /// Why a round failed; the dataplane is left as the round found it or partly converged.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +80,14 @@ pub struct Reconciler<D, H, W> {
     keys: KeyStore,
     scope: ScopeMemory,
     metrics: Arc<Metrics>,
+    /// Addresses never to send into a tunnel (the API server's).
+    protected: Vec<IpAddr>,
     limiter: StatusLimiter,
-    /// The plan's problems and skipped peers as last logged, to log only changes.
-    notes: Vec<String>,
+    /// The plan last applied, for the status while a config is refused.
+    applied: Option<NodePlan>,
+    /// The plan's problems and skipped peers as last logged (warning or not), to log only
+    /// changes.
+    notes: Vec<(bool, String)>,
     /// Some programmed peer had not completed a handshake at the end of the last round.
     handshakes_pending: bool,
     /// Interfaces that vanished behind the agent's back.
@@ -94,7 +107,9 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             keys: parts.keys,
             scope: parts.scope,
             metrics: parts.metrics,
+            protected: parts.protected,
             limiter: StatusLimiter::new(REFRESH_INTERVAL),
+            applied: None,
             notes: Vec::new(),
             handshakes_pending: false,
             incidents: Incidents::default(),
@@ -139,29 +154,58 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         now: SystemTime,
     ) -> Result<Outcome, ReconcileError> {
         let views = cluster.node_views();
-        let facts = self.local_facts(&views).await?;
-        let snapshot = Snapshot {
-            config: cluster.config.as_ref(),
-            pools: &cluster.pools,
-            nodes: &views,
+        let Some(own) = views.iter().find(|v| v.name == self.node_name) else {
+            let unknown = PlanError::UnknownNode {
+                node: self.node_name.clone(),
+            };
+            tracing::warn!("{unknown}");
+            return Ok(Outcome::UnknownNode);
         };
-        let plan = match plan(&snapshot, &facts) {
+        let host = self
+            .host
+            .probe(&own.internal_ips)
+            .await
+            .map_err(ReconcileError::Facts)?;
+        let scopes = Scopes::of(cluster, &self.scope);
+        // Before planning: of two nodes claiming one key or address, the one the device has
+        // programmed keeps it.
+        let observed = self.observe(&scopes.observe).await?;
+        let facts = self.local_facts(host, &observed);
+        let mut review = review(cluster);
+        let plan = match plan_cluster(cluster, &views, &facts) {
             Ok(plan) => plan,
-            Err(e @ PlanError::UnknownNode { .. }) => {
-                tracing::warn!("{e}");
-                return Ok(Outcome::UnknownNode);
+            Err(e @ PlanError::InvalidConfig { .. }) => {
+                review.refused = true;
+                self.report_refusal(cluster, &observed, &review, now).await;
+                return Err(ReconcileError::Plan(e));
             }
             Err(e) => return Err(ReconcileError::Plan(e)),
         };
+        self.apply_plan(cluster, plan, observed, scopes, &review, now)
+            .await
+    }
+
+    /// Publishes, converges and reports one plan.
+    async fn apply_plan(
+        &mut self,
+        cluster: &ClusterState,
+        plan: NodePlan,
+        observed: Observed,
+        scopes: Scopes,
+        review: &ConfigReview,
+        now: SystemTime,
+    ) -> Result<Outcome, ReconcileError> {
         self.log_notes(&plan);
         self.publish(cluster, &plan).await?;
-        let (observed, report) = self.converge(cluster, &plan, now).await?;
+        let (observed, report) = self.converge(&plan, observed, scopes, now).await?;
         let problems = self.state_problems(&observed);
         let mut errors = report.errors.clone();
         for family in Family::ALL {
             errors.get_mut(family).extend(problems.iter().cloned());
         }
-        self.report(cluster, &plan, &observed, &errors, now).await;
+        self.report(cluster, &plan, &observed, &errors, review, now)
+            .await;
+        self.applied = Some(plan);
         self.metrics.count_changes(report.applied as u64);
         match report.failed {
             0 if problems.is_empty() => Ok(Outcome::Converged {
@@ -182,39 +226,39 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         problems
     }
 
-    async fn local_facts(&self, views: &[NodeView]) -> Result<LocalFacts, ReconcileError> {
-        let own = views.iter().find(|v| v.name == self.node_name);
-        let internal_ips = own.map(|v| v.internal_ips.as_slice()).unwrap_or_default();
-        let host = self
-            .host
-            .probe(internal_ips)
-            .await
-            .map_err(ReconcileError::Facts)?;
-        Ok(LocalFacts {
+    /// The planner's facts: the host's, the agent's keys and protected addresses, and the
+    /// peers the devices have programmed now.
+    fn local_facts(&self, host: HostFacts, observed: &Observed) -> LocalFacts {
+        LocalFacts {
             node_name: self.node_name.clone(),
             wireguard: wireguard_support(&host),
             underlay_mtu: host.underlay_mtu,
             underlay_interfaces: host.underlay_interfaces,
             own_public_keys: self.keys.public().clone(),
-        })
+            local_addresses: host.underlay_addresses,
+            protected: self.protected.clone(),
+            current_peers: PerFamily::from_fn(|f| observed.dataplane.family(f).peers.clone()),
+        }
     }
 
-    /// Logs malformed node data and skipped peers when they differ from the last round's.
+    /// Logs malformed node data and skipped peers when they differ from the last round's: a
+    /// warning for what looks wrong or hostile (malformed data, a refused node), information
+    /// for nodes that simply do not take part.
     fn log_notes(&mut self, plan: &NodePlan) {
         let problems = plan
             .problems
             .iter()
-            .map(|p| format!("malformed node data: {p}"));
-        let skipped = plan
-            .skipped
-            .iter()
-            .map(|s| format!("{} peer {} not encrypted: {}", s.family, s.node, s.reason));
-        let notes: Vec<String> = problems.chain(skipped).collect();
+            .map(|p| (true, format!("malformed node data: {p}")));
+        let skipped = plan.skipped.iter().map(|s| {
+            let note = format!("{} peer {} not encrypted: {}", s.family, s.node, s.reason);
+            (s.refused, note)
+        });
+        let notes: Vec<(bool, String)> = problems.chain(skipped).collect();
         if notes == self.notes {
             return;
         }
-        for note in &notes {
-            if note.starts_with("malformed") {
+        for (warn, note) in &notes {
+            if *warn {
                 tracing::warn!("{note}");
             } else {
                 tracing::info!("{note}");
@@ -239,32 +283,31 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         Ok(())
     }
 
-    /// Observes the dataplane within the current and the remembered scope and applies the
-    /// changes towards the plan; returns the dataplane as it is afterwards.
+    /// Applies the changes from `observed` (made this round, within the current and the
+    /// remembered scope) towards the plan; returns the dataplane as it is afterwards, read
+    /// again from the host when anything was applied.
     async fn converge(
         &mut self,
-        cluster: &ClusterState,
         plan: &NodePlan,
+        observed: Observed,
+        scopes: Scopes,
         now: SystemTime,
     ) -> Result<(Observed, ApplyReport), ReconcileError> {
-        let current = scope_of(cluster.config.as_ref());
-        let scope = union(&current, self.scope.remembered());
-        let observed = self.observe(&scope).await?;
         self.note_vanished(plan, &observed, now);
         let changes = changes_towards(&plan.dataplane, &observed, self.keys.public());
         if changes.is_empty() {
-            self.remember(current);
+            self.remember(scopes.current);
             self.incidents.settled(&observed);
             return Ok((observed, ApplyReport::default()));
         }
         // Remember the wider scope before touching anything, so a crash mid-way still
         // finds every leftover on the next start.
-        self.remember(scope.clone());
+        self.remember(scopes.observe.clone());
         let report = apply_all(&self.driver, &changes, self.keys.private()).await;
         if report.failed == 0 {
-            self.remember(current);
+            self.remember(scopes.current);
         }
-        let after = self.observe(&scope).await?;
+        let after = self.observe(&scopes.observe).await?;
         self.incidents.settled(&after);
         Ok((after, report))
     }
@@ -277,7 +320,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         }
     }
 
-    async fn observe(&self, scope: &crate::dataplane::Scope) -> Result<Observed, ReconcileError> {
+    async fn observe(&self, scope: &Scope) -> Result<Observed, ReconcileError> {
         self.driver
             .observe(scope)
             .await
@@ -286,7 +329,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
 
     /// Remembers the managed scope; a failure is reported with the round, not fatal: the
     /// dataplane is still converged.
-    fn remember(&mut self, scope: crate::dataplane::Scope) {
+    fn remember(&mut self, scope: Scope) {
         self.scope_problem = self.scope.save(scope).err().map(|e| e.to_string());
     }
 
@@ -297,6 +340,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         plan: &NodePlan,
         observed: &Observed,
         errors: &FamilyErrors,
+        review: &ConfigReview,
         now: SystemTime,
     ) {
         self.handshakes_pending = awaiting_handshakes(observed);
@@ -304,7 +348,8 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             configured: PerFamily::from_fn(|f| observed.dataplane.family(f).peers.len()),
             peers: PerFamily::from_fn(|f| peer_samples(plan, observed, f, now)),
         });
-        let mut status = build_status(plan, observed, self.keys.public(), errors, now);
+        let mut status = build_status(plan, observed, self.keys.public(), errors, review, now);
+        self.limiter.settle(&mut status);
         self.add_incident_notes(&mut status);
         let Some(node) = cluster.node(&self.node_name) else {
             return;
@@ -320,6 +365,29 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
                 self.metrics.count_error(Stage::Status);
             }
         }
+    }
+
+    /// Reports a refused config: the dataplane as the last applied plan left it (or as found,
+    /// when this agent applied none), `Degraded` with the rules that refuse it.
+    async fn report_refusal(
+        &mut self,
+        cluster: &ClusterState,
+        observed: &Observed,
+        review: &ConfigReview,
+        now: SystemTime,
+    ) {
+        let plan = self.applied.take();
+        let shown = plan.clone().unwrap_or_else(refused_plan);
+        self.report(
+            cluster,
+            &shown,
+            observed,
+            &FamilyErrors::default(),
+            review,
+            now,
+        )
+        .await;
+        self.applied = plan;
     }
 }
 
@@ -355,8 +423,67 @@ async fn within_api_timeout(
             Err(WriteError {
                 operation: operation.to_owned(),
                 message: format!("no answer from the API server within {API_TIMEOUT:?}"),
+                http_status: None,
             })
         })
+}
+
+/// The current scope and the one to observe: the current plus whatever an earlier config
+/// may have left.
+struct Scopes {
+    current: Scope,
+    observe: Scope,
+}
+
+impl Scopes {
+    fn of(cluster: &ClusterState, memory: &ScopeMemory) -> Self {
+        let current = scope_of(cluster.config.as_ref());
+        let observe = union(&current, memory.remembered());
+        Self { current, observe }
+    }
+}
+
+/// The plan for `cluster` as the watch caches hold it.
+fn plan_cluster(
+    cluster: &ClusterState,
+    views: &[NodeView],
+    facts: &LocalFacts,
+) -> Result<NodePlan, PlanError> {
+    let pools: Vec<IPPoolSpec> = cluster.pools.iter().map(|p| p.spec.clone()).collect();
+    let snapshot = Snapshot {
+        config: cluster.config.as_ref(),
+        pools: &pools,
+        nodes: views,
+    };
+    plan(&snapshot, facts)
+}
+
+/// What the admission rules say about the `default` config as this agent sees it.
+fn review(cluster: &ClusterState) -> ConfigReview {
+    let findings = cluster
+        .config
+        .as_ref()
+        .map(|spec| evaluate_for_agent(spec, &cluster.pools))
+        .unwrap_or_default();
+    ConfigReview {
+        findings,
+        refused: false,
+    }
+}
+
+/// What the status shows for a config refused before this agent applied any.
+fn refused_plan() -> NodePlan {
+    let outcome = FamilyOutcome {
+        state: EncryptionState::Disabled,
+        backend: None,
+        message: "the EncryptionConfig breaks rules the dataplane depends on and is not \
+                  applied (see the Degraded condition); the dataplane is kept as it is"
+            .to_owned(),
+    };
+    NodePlan {
+        families: PerFamily::from_fn(|_| outcome.clone()),
+        ..NodePlan::default()
+    }
 }
 
 /// True when a handshake is under way: a peer of either family has sent (traffic or handshake
@@ -379,4 +506,6 @@ pub struct Parts<D, H, W> {
     pub keys: KeyStore,
     pub scope: ScopeMemory,
     pub metrics: Arc<Metrics>,
+    /// Addresses never to send into a tunnel: the API server's, resolved at start.
+    pub protected: Vec<IpAddr>,
 }

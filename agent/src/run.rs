@@ -16,6 +16,7 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::apiserver;
 use crate::args::{Config, MetricsAddr, Userspace};
 use crate::cluster::{ClusterState, ClusterWriter, KubeWriter};
 use crate::dataplane::{Driver, HostDriver, HostDriverConfig};
@@ -38,7 +39,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None
         }
     };
-    let driver_config = HostDriverConfig::new(config.state_dir.join("dataplane"), userspace);
+    let driver_config = HostDriverConfig {
+        sysctl_root: config.sysctl_dir.clone(),
+        ..HostDriverConfig::new(config.state_dir.join("dataplane"), userspace)
+    };
     let driver = Arc::new(HostDriver::new(driver_config).context("opening the host's dataplane")?);
     run_with(config, driver.clone(), driver).await
 }
@@ -64,7 +68,9 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     let keys =
         KeyStore::load_or_generate(&config.state_dir).context("loading the WireGuard keys")?;
     let scope = ScopeMemory::load(&config.state_dir).context("loading the managed scope")?;
-    let client = kube_client(config.kubeconfig.as_deref()).await?;
+    let kube_config = kube_config(config.kubeconfig.as_deref()).await?;
+    let protected = apiserver::addresses(kube_config.cluster_url.host()).await;
+    let client = Client::try_from(kube_config).context("building the Kubernetes client")?;
     let metrics = Arc::new(Metrics::with_per_peer(config.per_peer_metrics));
     let health = Arc::new(Health::new(3 * config.resync_interval));
     let metrics_addr = metrics_addr(&config, &client).await?;
@@ -75,7 +81,7 @@ pub async fn run_until<D: Driver, H: HostProbe>(
         )
     })?;
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
-    tracing::info!(node = %config.node_name, metrics = %metrics_addr, public_keys = ?keys.public(), "kube-encrypt agent started");
+    tracing::info!(node = %config.node_name, metrics = %metrics_addr, public_keys = ?keys.public(), api_server = ?protected, "kube-encrypt agent started");
 
     let changes = Arc::new(Notify::new());
     let _host_events = match driver.watch(changes.clone()).await {
@@ -93,6 +99,7 @@ pub async fn run_until<D: Driver, H: HostProbe>(
         keys,
         scope,
         metrics,
+        protected,
     });
     let control = ControlLoop {
         reconciler,
@@ -157,6 +164,13 @@ fn internal_ip(node: &Node) -> Option<IpAddr> {
 /// A Kubernetes client from `kubeconfig` (a file or a `:`-separated list), else in-cluster
 /// configuration.
 pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+    let config = kube_config(kubeconfig).await?;
+    Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The client configuration from `kubeconfig` (a file or a `:`-separated list), else
+/// in-cluster configuration.
+pub async fn kube_config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(paths) => {
             let kubeconfig = read_kubeconfigs(paths)?;
@@ -168,7 +182,7 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
             "no --kubeconfig given and no in-cluster service account found; pass --kubeconfig or run the agent as a pod",
         )?,
     };
-    Client::try_from(config).context("building the Kubernetes client")
+    Ok(config)
 }
 
 fn read_kubeconfigs(paths: &Path) -> anyhow::Result<Kubeconfig> {

@@ -17,6 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool, RouteSource, SINGLETON_NAME};
+use kube_encrypt_api::rules::NamedPool;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -140,7 +141,7 @@ impl Caches {
                 .pools
                 .objects()
                 .iter()
-                .map(|p| p.spec.clone())
+                .map(|p| NamedPool::from(p.as_ref()))
                 .collect(),
             nodes: self.nodes.objects(),
             pods,
@@ -190,6 +191,9 @@ where
                 Err(watcher::Error::WatchError(status)) if status.code == 410 => {
                     tracing::debug!(kind, "watch expired; relisting");
                 }
+                Err(e) if http_status(&e) == Some(403) => {
+                    tracing::error!(kind, error = %e, "{}", forbidden_hint(&kind))
+                }
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch failed; retrying with backoff (the dataplane is kept as it is)")
                 }
@@ -202,6 +206,26 @@ where
         synced,
         task,
     }
+}
+
+/// The API server's HTTP status for a failed list or watch, when it answered.
+fn http_status(error: &watcher::Error) -> Option<u16> {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => Some(status.code),
+        watcher::Error::WatchError(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// What to grant when the API server refuses the agent a list or watch of `kind`.
+fn forbidden_hint(kind: &str) -> String {
+    let grant = match kind {
+        "Pod" => "routeSource: WorkloadIPs needs list/watch on pods, which the base install does not grant: add the kustomize component manifests/components/workload-ips (Helm: --set rbac.workloadIPs=true)",
+        _ => "check the ClusterRole kube-encrypt-agent and its binding to the agent's ServiceAccount (manifests/agent/rbac.yaml)",
+    };
+    format!("HTTP 403 Forbidden: the agent may not list/watch {kind}s, so it cannot reconcile (the dataplane is kept as it is); {grant}")
 }
 
 /// Remembers a digest of every object so that updates the planner cannot see (heartbeats,
@@ -293,4 +317,30 @@ pub fn strip_pod(pod: &mut Pod) {
         pod_ips: status.pod_ips,
         ..Default::default()
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        let status = kube::core::Status::failure("refused", "Forbidden").with_code(code);
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn a_refused_list_is_told_apart_and_says_what_to_grant() {
+        let refused = watcher::Error::InitialListFailed(api_error(403));
+        assert_eq!(http_status(&refused), Some(403));
+        let outage = watcher::Error::InitialListFailed(api_error(503));
+        assert_eq!(http_status(&outage), Some(503));
+        let pods = forbidden_hint("Pod");
+        assert!(
+            pods.contains("manifests/components/workload-ips")
+                && pods.contains("rbac.workloadIPs=true"),
+            "{pods}"
+        );
+        let nodes = forbidden_hint("Node");
+        assert!(nodes.contains("ClusterRole kube-encrypt-agent"), "{nodes}");
+    }
 }

@@ -23,6 +23,7 @@ use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::net::{Family, PerFamily};
 use kube_encrypt_api::node::{INTERFACE_IPV4_ANNOTATION, PUBLIC_KEY_ANNOTATION};
 use kube_encrypt_api::plan::{plan, LocalFacts, Snapshot};
+use kube_encrypt_api::rules::NamedPool;
 use serde_json::Value;
 
 const NODE: &str = "node-a";
@@ -50,10 +51,14 @@ fn host_facts() -> HostFacts {
     HostFacts {
         underlay_interfaces: vec!["eth0".into()],
         underlay_mtu: Some(1500),
+        underlay_addresses: vec!["192.0.2.1/24".parse().unwrap()],
         kernel_wireguard: false,
         userspace_wireguard: true,
     }
 }
+
+/// The API server the agent reaches directly.
+const API_SERVER: &str = "192.0.2.100";
 
 fn nodes() -> Vec<Arc<Node>> {
     let own = TestNode::new(NODE)
@@ -70,7 +75,7 @@ fn nodes() -> Vec<Arc<Node>> {
 fn cluster(config: Option<EncryptionConfigSpec>) -> ClusterState {
     ClusterState {
         config,
-        pools: vec![IPPoolSpec::test("198.18.0.0/16")],
+        pools: vec![NamedPool::new("pods", IPPoolSpec::test("198.18.0.0/16"))],
         nodes: nodes(),
         pods: None,
     }
@@ -90,6 +95,7 @@ fn reconciler(
         keys: KeyStore::load_or_generate(dir).unwrap(),
         scope: ScopeMemory::load(dir).unwrap(),
         metrics: metrics.clone(),
+        protected: vec![API_SERVER.parse().unwrap()],
     })
 }
 
@@ -155,12 +161,14 @@ impl Harness {
             .clone()
     }
 
-    /// What the planner wants for the current cluster.
+    /// What the planner wants for the current cluster, on a node whose device has nothing
+    /// contested.
     fn expected(&self) -> Dataplane {
         let views = self.cluster.node_views();
+        let pools: Vec<IPPoolSpec> = self.cluster.pools.iter().map(|p| p.spec.clone()).collect();
         let snapshot = Snapshot {
             config: self.cluster.config.as_ref(),
-            pools: &self.cluster.pools,
+            pools: &pools,
             nodes: &views,
         };
         let facts = LocalFacts {
@@ -169,6 +177,9 @@ impl Harness {
             underlay_interfaces: host_facts().underlay_interfaces,
             wireguard: wireguard_support(&host_facts()),
             own_public_keys: self.own_keys(),
+            local_addresses: host_facts().underlay_addresses,
+            protected: vec![API_SERVER.parse().unwrap()],
+            current_peers: PerFamily::default(),
         };
         plan(&snapshot, &facts).unwrap().dataplane
     }
@@ -329,7 +340,7 @@ async fn an_unpublished_key_with_the_api_down_keeps_the_dataplane_as_it_is() {
         h.driver.dataplane().is_empty(),
         "nothing relies on an unpublished key"
     );
-    assert_eq!(h.driver.observations(), 0);
+    assert!(h.driver.take_applied().is_empty(), "read, never changed");
     assert!(h
         .metrics
         .encode()
@@ -596,6 +607,9 @@ async fn workload_ips_mode_routes_the_pods_of_each_node() {
     let mut config = EncryptionConfigSpec::test();
     config.route_source = RouteSource::WorkloadIps;
     let mut h = Harness::new("workload", Some(config));
+    h.cluster
+        .pools
+        .push(NamedPool::new("vnet", IPPoolSpec::test("198.51.100.0/24")));
     h.cluster.pods = Some(vec![
         Arc::new(TestPod::new("web", "node-b").ip("198.51.100.7").build()),
         Arc::new(
@@ -732,4 +746,201 @@ async fn an_api_server_that_never_answers_fails_the_round_instead_of_hanging_it(
         h.driver.dataplane().is_empty(),
         "nothing relies on an unpublished key"
     );
+}
+
+fn degraded(status: &kube_encrypt_api::crd::NodeEncryptionStatus) -> (String, String, String) {
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("a Degraded condition");
+    (
+        condition.status.clone(),
+        condition.reason.clone(),
+        condition.message.clone(),
+    )
+}
+
+fn breaking_the_dataplane_rules() -> Option<EncryptionConfigSpec> {
+    let mut spec = EncryptionConfigSpec::test();
+    spec.routing_table = 254;
+    spec.ipv4.interface_name = "-wg".into();
+    Some(spec)
+}
+
+#[tokio::test]
+async fn an_invalid_config_keeps_the_last_good_dataplane_until_it_is_fixed() {
+    let mut h = Harness::new("refused", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    let good = h.driver.dataplane();
+    h.driver.take_applied();
+    h.writer.take_statuses();
+
+    h.cluster.config = breaking_the_dataplane_rules();
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Plan(_)), "{err}");
+    assert_eq!(
+        h.driver.dataplane(),
+        good,
+        "nothing of the bad config applied"
+    );
+    assert!(h.driver.take_applied().is_empty());
+    assert!(h.sync_node_patches().is_empty(), "annotations kept");
+    let status = h
+        .writer
+        .take_statuses()
+        .pop()
+        .expect("the refusal is reported");
+    let (state, reason, message) = degraded(&status);
+    assert_eq!((state.as_str(), reason.as_str()), ("True", "InvalidConfig"));
+    assert!(
+        message.contains("breaks interface-name, routing-table and is not applied"),
+        "{message}"
+    );
+    assert!(
+        message.contains("pick an unused table such as 51820"),
+        "{message}"
+    );
+    let findings: Vec<(&str, &str)> = status
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.severity.as_str()))
+        .collect();
+    assert_eq!(
+        findings,
+        [("interface-name", "deny"), ("routing-table", "deny")]
+    );
+    let v4 = status.ipv4.unwrap();
+    assert_eq!(
+        v4.state,
+        EncryptionState::Encrypted,
+        "the kept dataplane still encrypts"
+    );
+
+    h.cluster.config = ipv4_on();
+    assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
+    assert_eq!(h.driver.dataplane(), h.expected());
+    let status = h.writer.take_statuses().pop().expect("the fix is reported");
+    assert_eq!(degraded(&status).0, "False");
+    assert!(status.findings.is_empty(), "{:?}", status.findings);
+}
+
+#[tokio::test]
+async fn a_fresh_agent_refuses_an_invalid_config_and_touches_nothing() {
+    let mut h = Harness::new("refused-fresh", breaking_the_dataplane_rules());
+    assert!(h.round().await.is_err());
+    assert!(h.driver.dataplane().is_empty());
+    assert!(h.writer.take_node_patches().is_empty(), "no key published");
+    let status = h.writer.take_statuses().pop().unwrap();
+    assert_eq!(degraded(&status).1, "InvalidConfig");
+    let v4 = status.ipv4.unwrap();
+    assert_eq!(v4.state, EncryptionState::Disabled);
+    assert!(v4.message.contains("not applied"), "{}", v4.message);
+
+    h.cluster.config = ipv4_on();
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected(), "applied once fixed");
+}
+
+#[tokio::test]
+async fn nat_outgoing_findings_only_warn() {
+    let mut h = Harness::new("nat-warning", ipv4_on());
+    h.cluster.pools = vec![NamedPool::new(
+        "pods",
+        IPPoolSpec::test("198.18.0.0/16").without_nat(),
+    )];
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected());
+    let status = h.writer.take_statuses().pop().unwrap();
+    let (state, _, message) = degraded(&status);
+    assert_eq!(state, "False");
+    assert!(message.contains("warnings: ipv4-nat-outgoing"), "{message}");
+    let findings: Vec<(&str, &str)> = status
+        .findings
+        .iter()
+        .map(|f| (f.rule.as_str(), f.severity.as_str()))
+        .collect();
+    assert_eq!(findings, [("ipv4-nat-outgoing", "warning")]);
+}
+
+#[tokio::test]
+async fn the_status_counts_handshakes_from_the_device_after_applying() {
+    let mut h = Harness::new("fresh-counters", ipv4_on());
+    h.driver.set_peer_stats(
+        Family::V4,
+        vec![PeerStats {
+            public_key: fixtures::key("node-b", Family::V4),
+            last_handshake: Some(h.now),
+            rx_bytes: 92,
+            tx_bytes: 148,
+        }],
+    );
+    h.round().await.unwrap();
+    let v4 = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(
+        v4.peers.ratio, "1/1",
+        "the device had no peer before this round applied it"
+    );
+    assert_eq!((v4.rx_bytes, v4.tx_bytes), (92, 148));
+}
+
+/// node-c, older than node-b, publishes node-b's key.
+fn copier() -> Arc<Node> {
+    let key = fixtures::key("node-b", Family::V4).to_base64();
+    Arc::new(
+        TestNode::new("node-c")
+            .internal_ip("192.0.2.3")
+            .pod_cidr("198.18.3.0/24")
+            .annotation(PUBLIC_KEY_ANNOTATION, &key)
+            .created("2020-01-01T00:00:00Z")
+            .build(),
+    )
+}
+
+fn peer_nodes(h: &Harness) -> Vec<String> {
+    let dataplane = h.driver.dataplane();
+    dataplane
+        .family(Family::V4)
+        .peers
+        .iter()
+        .map(|p| p.node.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_key_copy_never_takes_over_a_peer_the_device_has() {
+    let mut h = Harness::new("copy", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    assert_eq!(peer_nodes(&h), ["node-b"]);
+
+    let mut h = h.restart();
+    h.cluster.nodes.push(copier());
+    h.round().await.unwrap();
+    assert_eq!(
+        peer_nodes(&h),
+        ["node-b"],
+        "the device's peer keeps its key"
+    );
+    let v4 = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(v4.state, EncryptionState::Encrypted);
+    let skipped: Vec<(&str, bool)> = v4
+        .skipped_peers
+        .iter()
+        .map(|s| (s.node.as_str(), s.reason.starts_with("refused")))
+        .collect();
+    assert_eq!(skipped, [("node-c", true)]);
+
+    // The control: a node whose device holds nothing yet goes by age alone.
+    let mut fresh = Harness::new("copy-fresh", ipv4_on());
+    fresh.cluster.nodes.push(copier());
+    fresh.round().await.unwrap();
+    assert_eq!(peer_nodes(&fresh), ["node-c"]);
 }

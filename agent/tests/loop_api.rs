@@ -393,6 +393,7 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
         metrics_addr: MetricsAddr::Fixed(metrics_addr),
         host_ip: None,
         per_peer_metrics: false,
+        sysctl_dir: "/proc/sys".into(),
         userspace: Userspace::None,
         resync_interval: Duration::from_secs(1),
         debounce: Duration::from_millis(50),
@@ -401,6 +402,7 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
     let host = FixedHost(HostFacts {
         underlay_interfaces: vec!["eth0".into()],
         underlay_mtu: Some(1500),
+        underlay_addresses: vec!["192.0.2.1/24".parse().unwrap()],
         kernel_wireguard: false,
         userspace_wireguard: true,
     });

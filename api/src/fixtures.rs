@@ -21,12 +21,15 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeSpec, NodeStatus, Pod, PodIP, PodSpec, PodStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{Backend, EncryptionConfigSpec, IPPoolSpec, RouteSource};
+use crate::dataplane::PeerSpec;
 use crate::key::WireGuardKey;
 use crate::net::{parse_network, Family, PerFamily};
 use crate::node::{
@@ -61,6 +64,11 @@ fn ip(text: &str) -> IpAddr {
         .unwrap_or_else(|_| panic!("fixture: {text:?} is not an IP"))
 }
 
+fn timestamp(text: &str) -> Timestamp {
+    text.parse()
+        .unwrap_or_else(|_| panic!("fixture: {text:?} is not an RFC 3339 time"))
+}
+
 impl NodeView {
     /// A node with a name and nothing else.
     pub fn test(name: &str) -> Self {
@@ -72,6 +80,12 @@ impl NodeView {
 
     pub fn with_internal_ip(mut self, addr: &str) -> Self {
         self.internal_ips.push(ip(addr));
+        self
+    }
+
+    /// Sets `metadata.creationTimestamp` (RFC 3339, such as `2026-01-01T00:00:00Z`).
+    pub fn with_created(mut self, at: &str) -> Self {
+        self.created = Some(timestamp(at));
         self
     }
 
@@ -135,22 +149,22 @@ impl NodeView {
     }
 
     /// `node-<i>`: InternalIP `192.0.2.<10+i>`, pod CIDR `198.18.<i>.0/24`, interface address
-    /// `198.18.<i>.254` and its IPv4 test key.
+    /// `198.18.<i>.0` (the network address, as the planner gives it) and its IPv4 test key.
     pub fn test_v4(i: u8) -> Self {
         Self::test(&format!("node-{i}"))
             .with_internal_ip(&format!("192.0.2.{}", 10 + u16::from(i)))
             .with_pod_cidr(&format!("198.18.{i}.0/24"))
-            .with_interface_addr(&format!("198.18.{i}.254"))
+            .with_interface_addr(&format!("198.18.{i}.0"))
             .with_test_key(Family::V4)
     }
 
     /// [`NodeView::test_v4`] plus InternalIP `2001:db8::<10+i>`, pod CIDR
-    /// `2001:db8:1:<i>::/64`, its IPv6 interface address and IPv6 test key.
+    /// `2001:db8:1:<i>::/64`, its IPv6 interface address `2001:db8:1:<i>::` and IPv6 test key.
     pub fn test_dual(i: u8) -> Self {
         Self::test_v4(i)
             .with_internal_ip(&format!("2001:db8::{:x}", 10 + u16::from(i)))
             .with_pod_cidr(&format!("2001:db8:1:{i:x}::/64"))
-            .with_interface_addr(&format!("2001:db8:1:{i:x}:ffff:ffff:ffff:fffe"))
+            .with_interface_addr(&format!("2001:db8:1:{i:x}::"))
             .with_test_key(Family::V6)
     }
 }
@@ -220,6 +234,15 @@ impl EncryptionConfigSpec {
     }
 }
 
+/// The pools of the test nodes: `198.18.0.0/15` and `2001:db8:1::/48`, enabled, with NAT
+/// outgoing.
+pub fn test_pools() -> Vec<IPPoolSpec> {
+    vec![
+        IPPoolSpec::test("198.18.0.0/15"),
+        IPPoolSpec::test("2001:db8:1::/48"),
+    ]
+}
+
 impl IPPoolSpec {
     /// An enabled pool with NAT outgoing.
     pub fn test(cidr: &str) -> Self {
@@ -243,7 +266,8 @@ impl IPPoolSpec {
 
 impl LocalFacts {
     /// Node `name` with a 1500-byte `eth0` underlay, userspace WireGuard only, and device keys
-    /// equal to [`key`]`(name, family)` (what [`NodeView::with_test_key`] publishes).
+    /// equal to [`key`]`(name, family)` (what [`NodeView::with_test_key`] publishes); no local
+    /// addresses, nothing protected, no peers on the device yet.
     pub fn test(name: &str) -> Self {
         Self {
             node_name: name.to_owned(),
@@ -254,7 +278,29 @@ impl LocalFacts {
                 userspace: true,
             },
             own_public_keys: PerFamily::from_fn(|family| Some(key(name, family))),
+            local_addresses: Vec::new(),
+            protected: Vec::new(),
+            current_peers: PerFamily::default(),
         }
+    }
+
+    /// Adds an underlay address with its prefix length, such as `192.0.2.11/24`.
+    pub fn with_local_address(mut self, net: &str) -> Self {
+        let net: IpNet = net.parse().expect("fixture: local address with prefix");
+        self.local_addresses.push(net);
+        self
+    }
+
+    /// Adds an address that must never go into a tunnel (the API server's).
+    pub fn with_protected(mut self, addr: &str) -> Self {
+        self.protected.push(ip(addr));
+        self
+    }
+
+    /// The peers the device has programmed for `family`.
+    pub fn with_current_peers(mut self, family: Family, peers: Vec<PeerSpec>) -> Self {
+        *self.current_peers.get_mut(family) = peers;
+        self
     }
 
     pub fn with_wireguard(mut self, kernel: bool, userspace: bool) -> Self {
@@ -306,6 +352,12 @@ impl TestNode {
         spec.pod_cidrs
             .get_or_insert_with(Vec::new)
             .push(cidr.to_owned());
+        self
+    }
+
+    /// Sets `metadata.creationTimestamp` (RFC 3339).
+    pub fn created(mut self, at: &str) -> Self {
+        self.0.metadata.creation_timestamp = Some(Time(timestamp(at)));
         self
     }
 
@@ -402,8 +454,9 @@ pub struct Cluster {
 }
 
 /// `nodes` Nodes named `node-00000`…, each with InternalIP `172.16.0.0 + i`, pod CIDR
-/// `10.0.0.0/24 + i`, a published IPv4 key and interface address, and `pods_per_node` running
-/// pods with IPs from its pod CIDR. At most 65,536 nodes and 253 pods per node.
+/// `10.0.0.0/24 + i`, a published IPv4 key and interface address (the CIDR's network
+/// address), and `pods_per_node` running pods with IPs from its pod CIDR. At most 65,536
+/// nodes and 253 pods per node; the pools to plan them with: `10.0.0.0/8`.
 pub fn cluster(nodes: usize, pods_per_node: usize) -> Cluster {
     assert!(
         nodes <= 1 << 16 && pods_per_node <= 253,
@@ -423,7 +476,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize) -> Cluster {
                 .internal_ip(&node_ip.to_string())
                 .pod_cidr(&format!("{}/24", Ipv4Addr::from(cidr_base)))
                 .test_key(Family::V4)
-                .interface_addr(Family::V4, &pod_ip(254))
+                .interface_addr(Family::V4, &pod_ip(0))
                 .build(),
         );
         for p in 0..pods_per_node as u32 {

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::quote::quoted;
+
 /// An IP family; each is planned separately, with its own interface and port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Family {
@@ -105,21 +107,22 @@ pub fn parse_network(text: &str) -> Result<IpNet, NetworkParseError> {
     let net: IpNet = text
         .trim()
         .parse()
-        .map_err(|_| NetworkParseError::NotCidr(text.to_owned()))?;
+        .map_err(|_| NetworkParseError::NotCidr(quoted(text)))?;
     if net.trunc() != net {
         return Err(NetworkParseError::HostBitsSet {
-            text: text.to_owned(),
+            text: quoted(text),
             network: net.trunc(),
         });
     }
     Ok(net)
 }
 
-/// Why a CIDR was refused.
+/// Why a CIDR was refused. The refused text is kept quoted and cut to a bounded length
+/// ([`quoted`]), as it may come from any Node.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetworkParseError {
-    #[error("{0:?} is not a CIDR such as 198.18.0.0/16 or 2001:db8:1::/48")]
+    #[error("{0} is not a CIDR such as 198.18.0.0/16 or 2001:db8:1::/48")]
     NotCidr(String),
-    #[error("{text:?} has host bits set; write the network address {network}")]
+    #[error("{text} has host bits set; write the network address {network}")]
     HostBitsSet { text: String, network: IpNet },
 }

@@ -9,9 +9,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::key::WireGuardKey;
 use crate::net::{parse_network, Family, PerFamily};
+use crate::quote::quoted;
 
 /// Annotation holding a node's IPv4 WireGuard public key.
 pub const PUBLIC_KEY_ANNOTATION: &str = "kube-encrypt.dev/public-key";
@@ -46,6 +48,10 @@ pub fn interface_annotation(family: Family) -> &'static str {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeView {
     pub name: String,
+    /// `metadata.creationTimestamp`: set by the API server, the same for every agent. Of two
+    /// nodes claiming one key or address, the older keeps it (unless the claim of the other
+    /// is what this node has programmed).
+    pub created: Option<Timestamp>,
     pub labels: BTreeMap<String, String>,
     /// `status.addresses` of type `InternalIP`, in the node's order.
     pub internal_ips: Vec<IpAddr>,
@@ -83,6 +89,7 @@ impl NodeView {
         let name = node.metadata.name.clone().unwrap_or_default();
         let labels = node.metadata.labels.clone().unwrap_or_default();
         let mut view = NodeView {
+            created: node.metadata.creation_timestamp.as_ref().map(|t| t.0),
             opted_out: labels.get(ENCRYPTION_LABEL).map(String::as_str) == Some("disabled"),
             control_plane: labels.contains_key(CONTROL_PLANE_LABEL),
             provider_id: node.spec.as_ref().and_then(|s| s.provider_id.clone()),
@@ -135,7 +142,7 @@ impl NodeView {
                 Ok(ip) => self.internal_ips.push(ip),
                 Err(_) => self.problem(
                     format!("status.addresses[{i}].address"),
-                    format!("{:?} is not an IP address", address.address),
+                    format!("{} is not an IP address", quoted(&address.address)),
                 ),
             }
         }
@@ -176,7 +183,7 @@ impl NodeView {
             Ok(key) => *self.keys.get_mut(family) = Some(key),
             Err(e) => self.problem(
                 format!("metadata.annotations[{}]", key_annotation(family)),
-                format!("{text:?} {e}"),
+                format!("{} {e}", quoted(text)),
             ),
         }
     }
@@ -187,8 +194,11 @@ impl NodeView {
             Ok(ip) if Family::of_addr(&ip) == family => {
                 *self.interface_addrs.get_mut(family) = Some(ip)
             }
-            Ok(_) => self.problem(field, format!("{text:?} is not an {family} address")),
-            Err(_) => self.problem(field, format!("{text:?} is not an IP address")),
+            Ok(_) => self.problem(
+                field,
+                format!("{} is not an {family} address", quoted(text)),
+            ),
+            Err(_) => self.problem(field, format!("{} is not an IP address", quoted(text))),
         }
     }
 }
@@ -249,4 +259,54 @@ pub fn node_views<'a>(
     }
     views.sort_by(|a, b| a.name.cmp(&b.name));
     views
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::TestNode;
+    use crate::quote::MAX_QUOTED_CHARS;
+
+    /// Every problem message stays short, whatever the size of the value it quotes.
+    #[test]
+    fn a_megabyte_annotation_is_quoted_cut() {
+        let huge = "A".repeat(1 << 20);
+        let node = TestNode::new("node-9")
+            .internal_ip(&huge)
+            .pod_cidr(&huge)
+            .annotation(PUBLIC_KEY_ANNOTATION, &huge)
+            .annotation(INTERFACE_IPV4_ANNOTATION, &huge)
+            .interface_addr(Family::V6, "198.18.9.0")
+            .build();
+        let view = NodeView::from_node(&node);
+        assert_eq!(view.problems.len(), 5, "{:?}", view.problems);
+        for problem in &view.problems {
+            let text = problem.to_string();
+            assert!(text.len() < 400, "{} bytes: {text:.300}", text.len());
+            if problem.field != "metadata.annotations[kube-encrypt.dev/interface-ipv6]" {
+                let quoted = format!("{:?}…", "A".repeat(MAX_QUOTED_CHARS));
+                assert!(text.contains(&quoted), "{text:.300}");
+                assert!(text.contains("(1048576 bytes)"), "{text:.300}");
+            }
+        }
+        assert!(view.internal_ips.is_empty() && view.pod_cidrs.is_empty());
+        assert_eq!(view.keys, PerFamily::default());
+        assert_eq!(view.interface_addrs, PerFamily::default());
+    }
+
+    #[test]
+    fn the_creation_timestamp_is_kept() {
+        let node = TestNode::new("node-1")
+            .created("2026-01-02T03:04:05Z")
+            .build();
+        let view = NodeView::from_node(&node);
+        assert_eq!(
+            view.created.map(|t| t.to_string()).as_deref(),
+            Some("2026-01-02T03:04:05Z")
+        );
+        assert_eq!(
+            NodeView::from_node(&TestNode::new("x").build()).created,
+            None
+        );
+    }
 }

@@ -18,12 +18,27 @@ fn committed_crds_match_the_types() {
 }
 
 #[test]
+fn committed_kustomization_lists_the_crds() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests/crds")
+        .join(kube_encrypt_api::crd::KUSTOMIZATION_FILE);
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert!(
+        committed == kube_encrypt_api::crd::kustomization(),
+        "{} is stale: run `cargo run -p kube-encrypt-api --bin crdgen -- --out manifests/crds`",
+        path.display()
+    );
+}
+
+#[test]
 fn no_stray_files_in_the_crd_folder() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds");
-    let expected: Vec<&str> = kube_encrypt_api::crd::all()
+    let mut expected: Vec<&str> = kube_encrypt_api::crd::all()
         .iter()
         .map(|(f, _)| *f)
         .collect();
+    expected.push(kube_encrypt_api::crd::KUSTOMIZATION_FILE);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(

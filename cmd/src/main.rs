@@ -1,5 +1,7 @@
-//! `kubectl encrypt`: the kube-encrypt kubectl plugin (enable, disable, status, check).
-fn main() {
-    eprintln!("kubectl-encrypt: not yet implemented");
-    std::process::exit(1);
+//! `kubectl encrypt`: parse the arguments, run the command, exit with its code.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    kubectl_encrypt::main_with_args(std::env::args_os())
 }

@@ -1,5 +1,9 @@
-//! kube-encrypt's lab: a Kubernetes API emulator, a whole cluster in network namespaces,
-//! end-to-end flows and benchmarks. Test infrastructure only.
+//! kube-encrypt's lab: a whole cluster in network namespaces on the real Kubernetes control
+//! plane (or a Kubernetes API emulator), end-to-end flows and benchmarks. Test infrastructure
+//! only.
 
 pub mod apiserver;
+pub mod kube_apiserver;
 pub mod lab;
+pub mod pki;
+pub mod test_cluster;

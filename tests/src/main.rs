@@ -14,10 +14,12 @@ fn colour_stderr() -> bool {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // kube's client logs every refused connection while the API server starts; the lab
+    // reports what matters itself.
     let default_level = if lab::is_daemon(&cli.command) {
         "info"
     } else {
-        "warn"
+        "warn,kube_client::client::builder=off"
     };
     tracing_subscriber::fmt()
         .with_env_filter(

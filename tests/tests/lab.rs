@@ -8,11 +8,15 @@ mod lab {
     pub mod baddata;
     pub mod capture;
     pub mod cluster;
+    pub mod control_plane;
     pub mod dualstack;
     pub mod encryption;
     pub mod faults;
+    pub mod hostile;
     pub mod inspect;
     pub mod lifecycle;
     pub mod mtu;
+    pub mod plugin;
     pub mod support;
+    pub mod webhook;
 }

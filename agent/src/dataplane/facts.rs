@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use ipnet::IpNet;
 use kube_encrypt_api::net::Family;
 use rtnetlink::packet_route::link::InfoKind;
 
@@ -22,6 +23,9 @@ pub struct HostFacts {
     pub underlay_interfaces: Vec<String>,
     /// The smallest MTU among them; `None` when none was found.
     pub underlay_mtu: Option<u32>,
+    /// The global addresses on them with their prefix length (`192.0.2.11/24`), sorted: no
+    /// peer may claim them or their subnets.
+    pub underlay_addresses: Vec<IpNet>,
     /// The kernel can create `wireguard` links.
     pub kernel_wireguard: bool,
     /// The userspace implementation exists and `/dev/net/tun` can be opened.
@@ -52,12 +56,13 @@ impl HostDriver {
                 .map_err(|e| DriverError::netlink(format!("list {family} addresses"), &e))?;
             addresses.extend(found);
         }
-        let (underlay_interfaces, underlay_mtu) = underlay(&all_links, &addresses, node_ips);
+        let underlay = underlay(&all_links, &addresses, node_ips);
         self.interest.lock().expect("interest lock").underlay =
-            underlay_interfaces.iter().cloned().collect();
+            underlay.interfaces.iter().cloned().collect();
         Ok(HostFacts {
-            underlay_interfaces,
-            underlay_mtu,
+            underlay_interfaces: underlay.interfaces,
+            underlay_mtu: underlay.mtu,
+            underlay_addresses: underlay.addresses,
             kernel_wireguard: *self
                 .kernel_wireguard
                 .get_or_try_init(|| self.probe_kernel_wireguard())
@@ -129,12 +134,19 @@ fn leftover_probes(links: &[Link]) -> Vec<&Link> {
         .collect()
 }
 
-/// The up links holding one of `node_ips`, and their smallest MTU.
-pub(crate) fn underlay(
-    links: &[Link],
-    addresses: &[Address],
-    node_ips: &[IpAddr],
-) -> (Vec<String>, Option<u32>) {
+/// The up links carrying the node's InternalIPs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Underlay {
+    /// Names, sorted.
+    pub(crate) interfaces: Vec<String>,
+    /// The smallest MTU among them.
+    pub(crate) mtu: Option<u32>,
+    /// Their global addresses with prefix length, sorted.
+    pub(crate) addresses: Vec<IpNet>,
+}
+
+/// The up links holding one of `node_ips`: names, smallest MTU and global addresses.
+pub(crate) fn underlay(links: &[Link], addresses: &[Address], node_ips: &[IpAddr]) -> Underlay {
     let indexes: BTreeSet<u32> = addresses
         .iter()
         .filter(|a| node_ips.contains(&a.net.addr()))
@@ -145,8 +157,16 @@ pub(crate) fn underlay(
         .filter(|l| l.up && indexes.contains(&l.index))
         .collect();
     let names: BTreeSet<String> = carriers.iter().map(|l| l.name.clone()).collect();
-    let mtu = carriers.iter().map(|l| l.mtu).min();
-    (names.into_iter().collect(), mtu)
+    let on_carriers: BTreeSet<IpNet> = addresses
+        .iter()
+        .filter(|a| a.universe && carriers.iter().any(|l| l.index == a.index))
+        .map(|a| a.net)
+        .collect();
+    Underlay {
+        interfaces: names.into_iter().collect(),
+        mtu: carriers.iter().map(|l| l.mtu).min(),
+        addresses: on_carriers.into_iter().collect(),
+    }
 }
 
 /// True when `implementation` is an executable file and a TUN device can be opened.
@@ -194,28 +214,42 @@ mod tests {
         ];
         let addresses = [
             address(2, "192.0.2.1/24"),
+            address(2, "198.51.100.7/32"),
+            Address {
+                universe: false,
+                ..address(2, "fe80::1/64")
+            },
             address(3, "2001:db8::1/64"),
             address(4, "192.0.2.9/24"),
             address(5, "198.18.1.1/24"),
         ];
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let cases: [(Vec<IpAddr>, Vec<&str>, Option<u32>); 4] = [
-            (vec![ip("192.0.2.1")], vec!["eth0"], Some(9000)),
+        // (node IPs, underlay names, MTU, underlay addresses)
+        type Case<'a> = (&'a [&'a str], &'a [&'a str], Option<u32>, &'a [&'a str]);
+        let cases: [Case<'_>; 4] = [
             (
-                vec![ip("192.0.2.1"), ip("2001:db8::1")],
-                vec!["eth0", "eth1"],
-                Some(1500),
+                &["192.0.2.1"],
+                &["eth0"],
+                Some(9000),
+                &["192.0.2.1/24", "198.51.100.7/32"],
             ),
-            (vec![ip("192.0.2.9")], vec![], None),
-            (vec![ip("203.0.113.1")], vec![], None),
+            (
+                &["192.0.2.1", "2001:db8::1"],
+                &["eth0", "eth1"],
+                Some(1500),
+                &["192.0.2.1/24", "198.51.100.7/32", "2001:db8::1/64"],
+            ),
+            (&["192.0.2.9"], &[], None, &[]),
+            (&["203.0.113.1"], &[], None, &[]),
         ];
-        for (node_ips, names, mtu) in cases {
+        for (node_ips, names, mtu, nets) in cases {
+            let node_ips: Vec<IpAddr> = node_ips.iter().map(|s| s.parse().unwrap()).collect();
             let got = underlay(&links, &addresses, &node_ips);
-            assert_eq!(
-                got,
-                (names.iter().map(|s| s.to_string()).collect(), mtu),
-                "{node_ips:?}"
-            );
+            let expected = Underlay {
+                interfaces: names.iter().map(|s| s.to_string()).collect(),
+                mtu,
+                addresses: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            };
+            assert_eq!(got, expected, "{node_ips:?}");
         }
     }
 

@@ -28,6 +28,7 @@ use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::net::Family;
 use kube_encrypt_api::node::{node_views, INTERFACE_IPV4_ANNOTATION, PUBLIC_KEY_ANNOTATION};
 use kube_encrypt_api::plan::{plan, LocalFacts, Snapshot, WireGuardSupport};
+use kube_encrypt_api::rules::NamedPool;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use wireguard_control::Key;
@@ -125,6 +126,9 @@ fn planned_interface_address(
         underlay_mtu: Some(1500),
         underlay_interfaces: vec!["eth0".into()],
         own_public_keys,
+        local_addresses: Vec::new(),
+        protected: Vec::new(),
+        current_peers: Default::default(),
     };
     plan(&snapshot, &facts).ok()?.publish.v4.interface_addr
 }
@@ -156,12 +160,18 @@ pub async fn run_agent(
         keys: KeyStore::load_or_generate(&state_dir).expect("keys"),
         scope: ScopeMemory::load(&state_dir).expect("scope"),
         metrics: Arc::new(Metrics::new()),
+        protected: Vec::new(),
     });
     let cluster = FixedCluster {
         node_name: run.node_name.clone(),
         state: Mutex::new(ClusterState {
             config: Some(run.config.clone()),
-            pools: run.pools.clone(),
+            pools: run
+                .pools
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| NamedPool::new(format!("pool-{i}"), spec.clone()))
+                .collect(),
             nodes: run.nodes.iter().cloned().map(Arc::new).collect(),
             pods: None,
         }),

@@ -96,6 +96,7 @@ pub struct PeerCounters {
 pub struct Facts {
     pub underlay_interfaces: Vec<String>,
     pub underlay_mtu: Option<u32>,
+    pub underlay_addresses: Vec<String>,
     pub kernel_wireguard: bool,
     pub userspace_wireguard: bool,
 }
@@ -304,6 +305,11 @@ fn facts_of(f: HostFacts) -> Facts {
     Facts {
         underlay_interfaces: f.underlay_interfaces,
         underlay_mtu: f.underlay_mtu,
+        underlay_addresses: f
+            .underlay_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         kernel_wireguard: f.kernel_wireguard,
         userspace_wireguard: f.userspace_wireguard,
     }

@@ -1,6 +1,7 @@
-//! Prints the CRDs, or writes them to a folder: `crdgen [--out manifests/crds]`.
+//! Prints the CRDs, or writes them to a folder with the `kustomization.yaml` listing them:
+//! `crdgen [--out manifests/crds]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -15,14 +16,22 @@ fn main() {
     for (file, crd) in kube_encrypt_api::crd::all() {
         let text = kube_encrypt_api::crd::to_yaml(&crd);
         match &out {
-            Some(dir) => {
-                let path = dir.join(file);
-                if let Err(e) = std::fs::write(&path, text) {
-                    eprintln!("crdgen: writing {}: {e}", path.display());
-                    std::process::exit(1);
-                }
-            }
+            Some(dir) => write(&dir.join(file), &text),
             None => print!("---\n{text}"),
         }
+    }
+    if let Some(dir) = &out {
+        let kustomization = kube_encrypt_api::crd::kustomization();
+        write(
+            &dir.join(kube_encrypt_api::crd::KUSTOMIZATION_FILE),
+            &kustomization,
+        );
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("crdgen: writing {}: {e}", path.display());
+        std::process::exit(1);
     }
 }

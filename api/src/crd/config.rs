@@ -90,7 +90,7 @@ pub struct Ipv4Spec {
     pub mtu: i64,
     /// Linux interface name.
     #[serde(default = "default_interface_v4")]
-    #[x_kube(validation = Rule::new("self.matches('^[!-~]{1,15}$') && !self.matches('[/:]') && !(self in ['.', '..'])").message("interface-name: spec.ipv4.interfaceName must be 1-15 printable ASCII characters without '/', ':' or whitespace, and not '.' or '..'"))]
+    #[x_kube(validation = Rule::new("self.matches('^[!-~]{1,15}$') && !self.matches('[/:]') && !(self in ['.', '..']) && !self.startsWith('-')").message("interface-name: spec.ipv4.interfaceName must be 1-15 printable ASCII characters without '/', ':' or whitespace, not '.' or '..', and not starting with '-'"))]
     pub interface_name: String,
 }
 
@@ -111,7 +111,7 @@ pub struct Ipv6Spec {
     pub mtu: i64,
     /// Linux interface name.
     #[serde(default = "default_interface_v6")]
-    #[x_kube(validation = Rule::new("self.matches('^[!-~]{1,15}$') && !self.matches('[/:]') && !(self in ['.', '..'])").message("interface-name: spec.ipv6.interfaceName must be 1-15 printable ASCII characters without '/', ':' or whitespace, and not '.' or '..'"))]
+    #[x_kube(validation = Rule::new("self.matches('^[!-~]{1,15}$') && !self.matches('[/:]') && !(self in ['.', '..']) && !self.startsWith('-')").message("interface-name: spec.ipv6.interfaceName must be 1-15 printable ASCII characters without '/', ':' or whitespace, not '.' or '..', and not starting with '-'"))]
     pub interface_name: String,
 }
 

@@ -219,7 +219,7 @@ fn diff_table() {
     let cases: Vec<(&str, Dataplane, Dataplane, Vec<String>)> = vec![
         ("enable from nothing: firewall first, rule last", three.clone(), Dataplane::default(), vec![
             "replace firewall: accept udp 51820; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; clamp mss out wg-encrypt".into(),
-            "IPv4 create interface wg-encrypt (userspace) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.254/32".into(),
+            "IPv4 create interface wg-encrypt (userspace) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.0/32".into(),
             // Peers in key order: node-3's test key sorts first.
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24", k(3)),
             format!("IPv4 add peer node-2 (key {}…) endpoint 192.0.2.12:51820 allowed-ips 198.18.2.0/24", k(2)),
@@ -286,7 +286,7 @@ fn diff_table() {
             interface_mut(s, V4).backend = BackendKind::Kernel;
         }), three.clone(), vec![
             "IPv4 delete interface wg-encrypt".into(),
-            "IPv4 create interface wg-encrypt (kernel) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.254/32".into(),
+            "IPv4 create interface wg-encrypt (kernel) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.0/32".into(),
             // Peers in key order: node-3's test key sorts first.
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24", k(3)),
             format!("IPv4 add peer node-2 (key {}…) endpoint 192.0.2.12:51820 allowed-ips 198.18.2.0/24", k(2)),
@@ -298,7 +298,7 @@ fn diff_table() {
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
             "IPv4 delete interface wg-encrypt".into(),
-            "IPv4 create interface wg-new (userspace) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.254/32".into(),
+            "IPv4 create interface wg-new (userspace) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.0/32".into(),
             // Peers in key order: node-3's test key sorts first.
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24", k(3)),
             format!("IPv4 add peer node-2 (key {}…) endpoint 192.0.2.12:51820 allowed-ips 198.18.2.0/24", k(2)),

@@ -1,7 +1,7 @@
 //! Which addresses belong to a node, per family: its workload destinations, its node IPs and
 //! its WireGuard interface address.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -23,30 +23,17 @@ pub(super) fn workload_nets(node: &NodeView, family: Family, source: RouteSource
     }
 }
 
-/// The node's InternalIPs of `family` as host prefixes.
-pub(super) fn node_ip_nets(node: &NodeView, family: Family) -> impl Iterator<Item = IpNet> + '_ {
-    node.internal_ips_of(family).map(host_net)
-}
-
-/// The address this node gives its own interface of `family`: the second-to-last address of
-/// its first pod CIDR of the family (`198.18.1.0/24` → `198.18.1.254/32`), in either route
-/// source mode. `None` without such a CIDR, or when the CIDR holds a single address.
+/// The address this node gives its own interface of `family`: the network address of its
+/// first pod CIDR of the family (`198.18.1.0/24` → `198.18.1.0/32`), in either route source
+/// mode, as Flannel does. IPAM never hands a pod the network address of its range
+/// (host-local starts at the second address), so no pod can ever hold it, and it needs no
+/// IPAM of its own. `None` without such a CIDR, or when the CIDR is a /31, /32, /127 or /128
+/// (whose every address may be a host's).
 pub(super) fn own_interface_address(node: &NodeView, family: Family) -> Option<IpNet> {
     node.pod_cidrs_of(family)
         .next()
-        .and_then(second_to_last)
-        .map(host_net)
-}
-
-/// The address just below the last address of `net`.
-pub(super) fn second_to_last(net: IpNet) -> Option<IpAddr> {
-    if net.prefix_len() == net.max_prefix_len() {
-        return None;
-    }
-    Some(match net.broadcast() {
-        IpAddr::V4(last) => IpAddr::V4(Ipv4Addr::from(u32::from(last) - 1)),
-        IpAddr::V6(last) => IpAddr::V6(Ipv6Addr::from(u128::from(last) - 1)),
-    })
+        .filter(|net| net.prefix_len() + 1 < net.max_prefix_len())
+        .map(|net| host_net(net.network()))
 }
 
 /// Adds `addr` as a host prefix unless one of `nets` already holds it.
@@ -68,18 +55,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn second_to_last_address() {
-        let rows = [
-            ("198.18.1.0/24", Some("198.18.1.254")),
-            ("198.18.0.0/16", Some("198.18.255.254")),
-            ("198.18.1.0/31", Some("198.18.1.0")),
-            ("198.18.1.7/32", None),
-            ("2001:db8:1::/64", Some("2001:db8:1:0:ffff:ffff:ffff:fffe")),
-            ("2001:db8::1/128", None),
+    fn the_interface_takes_the_network_address_of_the_first_pod_cidr() {
+        let rows: [(&[&str], Family, Option<&str>); 8] = [
+            (&["198.18.1.0/24"], Family::V4, Some("198.18.1.0/32")),
+            (&["198.18.0.0/16"], Family::V4, Some("198.18.0.0/32")),
+            (&["198.18.1.0/30"], Family::V4, Some("198.18.1.0/32")),
+            (&["198.18.1.0/31"], Family::V4, None),
+            (&["198.18.1.7/32"], Family::V4, None),
+            (
+                &["2001:db8:1::/64", "198.18.1.0/24"],
+                Family::V6,
+                Some("2001:db8:1::/128"),
+            ),
+            (&["2001:db8::1/128"], Family::V6, None),
+            (&[], Family::V4, None),
         ];
-        for (net, expected) in rows {
-            let expected: Option<IpAddr> = expected.map(|a| a.parse().unwrap());
-            assert_eq!(second_to_last(net.parse().unwrap()), expected, "{net}");
+        for (cidrs, family, expected) in rows {
+            let node = cidrs
+                .iter()
+                .fold(NodeView::test("n"), |n, c| n.with_pod_cidr(c));
+            let expected: Option<IpNet> = expected.map(|a| a.parse().unwrap());
+            assert_eq!(own_interface_address(&node, family), expected, "{cidrs:?}");
         }
     }
 }

@@ -87,14 +87,6 @@ fn plan_active_family(mesh: &Mesh<'_>, family: Family, backend: BackendKind, pla
             (EncryptionState::Encrypted, message)
         }
         OwnKey::Publishing => (EncryptionState::Disabled, PUBLISHING_MESSAGE.to_owned()),
-        OwnKey::DuplicateOf(twin) => (
-            EncryptionState::Error,
-            format!(
-                "node {twin} publishes this node's {family} public key, so no peer programs \
-                 either; traffic stays unencrypted until one of them gets a new key (delete its \
-                 private key in the agent's state dir and restart that agent)"
-            ),
-        ),
     };
     *plan.publish.get_mut(family) = Publication {
         public_key: true,

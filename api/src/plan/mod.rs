@@ -2,16 +2,20 @@
 //! dataplane of one node N. Pure: no I/O, no clock; output sorted and deterministic.
 //!
 //! ```text
-//!  Snapshot (config, pools, NodeViews) ─┐
-//!                                       ├─► plan() ─► NodePlan { dataplane, outcomes, publish,
-//!  LocalFacts (name, MTU, WireGuard, keys) ┘                       skipped, problems }
+//!  Snapshot (config, pools, NodeViews) ─────────┐
+//!                                               ├─► plan() ─► NodePlan { dataplane, outcomes,
+//!  LocalFacts (name, MTU, WireGuard, keys,      ┘                        publish, skipped,
+//!   underlay addresses, API server, device peers)                         problems }
 //! ```
 //!
 //! # Semantics
 //!
 //! - **Fail static.** N absent from the snapshot ([`PlanError::UnknownNode`]), an invalid
-//!   `spec.nodeSelector` or a config value out of range: planning fails and the agent keeps
-//!   its dataplane as it is.
+//!   `spec.nodeSelector`, or a config that breaks a rule guarding the dataplane
+//!   ([`crate::rules::dataplane_blockers`]: port, MTU, interface name, routing table, rule
+//!   priority, firewall mark, keepalive; [`PlanError::InvalidConfig`] carries the findings):
+//!   planning fails and the agent keeps its dataplane as it is. The rules are the only judge
+//!   of a config; every other rule is admission policy and does not stop planning.
 //! - **Off.** No config: every family `Disabled` ("no EncryptionConfig"). N opted out (label
 //!   `kube-encrypt.dev/encryption=disabled`) or not selected by `spec.nodeSelector`: every
 //!   family `Disabled` with that reason. Both: empty dataplane, nothing published. A family
@@ -19,51 +23,89 @@
 //!   could reach it).
 //! - **Backend.** `Auto`: kernel, else userspace, else `Unsupported`; `Kernel` / `Userspace`:
 //!   that one or `Unsupported`. Unsupported: no interface, no key published.
-//! - **Peers** of N for family F: every other node M that is selected, not opted out,
-//!   publishes a valid key for F, has an InternalIP of F (endpoint = the first one : F's port)
-//!   and whose key nobody else publishes (N's device key included): two holders of one key are
-//!   both left out. Allowed IPs: M's pod CIDRs (`PodCIDRs`) or workload IPs as host prefixes
-//!   (`WorkloadIPs`), M's published interface address unless already covered, and with host
-//!   encryption M's InternalIPs of F, except when N or M is a control-plane node and
-//!   `controlPlaneHostEncryption` is off. Sorted, deduplicated. Keepalive when > 0.
+//! - **Candidates** for family F: every other node M that is selected, not opted out,
+//!   publishes a valid key for F and has an InternalIP of F (endpoint = the first one : F's
+//!   port). A key N's device holds is N's: another node publishing it is refused as a copy,
+//!   and N keeps encrypting. Of several nodes publishing one key, the *established* one keeps
+//!   it and the others are refused: established is (1) what N's device has programmed for
+//!   that node now (found by the recorded node name, else by endpoint; the device outlives
+//!   agent restarts, see [`LocalFacts::current_peers`]), else (2) the older Node by
+//!   `metadata.creationTimestamp` (a node without one counts as the newest), else (3) the
+//!   node name.
+//! - **Claims.** Every other node claims its workload destinations (pod CIDRs in `PodCIDRs`,
+//!   pod IPs as host prefixes in `WorkloadIPs`) and its InternalIPs (routed only with host
+//!   encryption, except when N or M is a control-plane node and `controlPlaneHostEncryption`
+//!   is off; otherwise they only reserve the address); a candidate also claims its published
+//!   interface address. A candidate is refused when a claim it would route
+//!   * is wider than /8 (IPv4) or /16 (IPv6), or touches a special range: unspecified,
+//!     loopback, link-local, multicast, broadcast, IPv4-mapped;
+//!   * overlaps what is N's: its InternalIPs and underlay addresses
+//!     ([`LocalFacts::local_addresses`]), its pod CIDRs, workload IPs and interface address,
+//!     the API server ([`LocalFacts::protected`]; allowed only as the InternalIP of a
+//!     control-plane peer with `controlPlaneHostEncryption` on);
+//!   * overlaps an underlay subnet (prefix of an underlay address), except an InternalIP, and
+//!     a pod IP in `WorkloadIPs` (CNIs that give pods addresses of the node network);
+//!   * is a workload destination outside every enabled IPPool of F (the pools describe the
+//!     pod address space and must cover the pod CIDRs), or an interface address outside M's
+//!     own pod CIDRs.
+//!
+//!   Then claims overlapping between nodes (at least one of the two routed; non-candidates
+//!   whose claims pass the same checks, pools aside, take part too) are contests: the
+//!   established claimant (same order as for keys, (1) meaning the device's allowed IPs or
+//!   endpoint for that node cover the claim) keeps it, the other node is refused whole.
+//!   Contests are decided strongest winner first; one against a node that already lost is
+//!   moot. A claim never flips between nodes, and no node can draw another's traffic.
+//! - **Peers**: the candidates not refused. Allowed IPs: M's routed workload and InternalIP
+//!   claims, plus its interface address unless already covered. Sorted, deduplicated.
+//!   Keepalive when > 0.
 //! - **Routes** in table T: `dev <interface>` for every peer allowed IP; `throw` for N's own
-//!   workload destinations and for every destination (workloads, plus node IPs with host
-//!   encryption) of every other node that is not a peer. One route per destination; throw
-//!   wins a conflict. **Rule**: `priority P: not fwmark M/M lookup T`.
+//!   workload destinations and for the routed workload and InternalIP claims of every other
+//!   node that is not a peer, where they pass the checks above (pools aside) and overlap no
+//!   peer's allowed IPs: a throw never carves into a peer's range. One route per destination;
+//!   throw wins a conflict. **Rule**: `priority P: not fwmark M/M lookup T`.
 //! - **Interface**: name, port, fwmark M, the chosen backend, the configured MTU or
-//!   [`crate::mtu::auto`]; address = second-to-last address of N's first pod CIDR of F
-//!   (`198.18.1.0/24` → `198.18.1.254/32`), none without one. Published with the key.
+//!   [`crate::mtu::auto`]; address = the network address of N's first pod CIDR of F
+//!   (`198.18.1.0/24` → `198.18.1.0/32`), which no IPAM hands to a pod (Flannel's choice),
+//!   none without one or for a /31, /32, /127 or /128. Published with the key.
 //! - **Bootstrap lockout.** The family steers traffic (routes + rule, state `Encrypted`) only
 //!   when N's published key equals the device key (`LocalFacts::own_public_keys`). Otherwise
 //!   the interface and peers are planned and the key is published, but no route or rule:
-//!   state `Disabled`, "publishing the new key; …". If another node publishes N's device key,
-//!   no peer programs N: state `Error`, no route or rule either.
+//!   state `Disabled`, "publishing the new key; …".
 //! - **Firewall** (when a family has an interface): accept its WireGuard port; masquerade on
 //!   its interface except N's own allowed IPs; NAT outgoing for the family when an enabled
 //!   pool of it has `natOutgoing`; RPF marking on the underlay interfaces with host encryption
 //!   while a family steers, unless N is an exempt control-plane node.
 //!   **Sysctl** `net.ipv4.conf.all.src_valid_mark = 1` with host encryption while IPv4 steers.
-//! - **Skipped**: one entry per other node left out of a family that has an interface.
-//!   **Problems**: every node's malformed data.
+//! - **Skipped**: one entry per other node left out of a family that has an interface, with
+//!   the reason; `refused` when the node's own data was refused (a copied key, a claim it may
+//!   not make) rather than the node simply not taking part.
+//!   **Problems**: every node's malformed data (values quoted cut, [`crate::quote`]).
 
 mod addresses;
+mod claims;
 mod family;
 mod firewall;
+mod guard;
+mod intervals;
 mod mesh;
 mod selector;
 mod settings;
+mod standing;
 
 #[cfg(test)]
 mod tests;
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::crd::EncryptionConfigSpec;
 use crate::crd::{BackendKind, EncryptionState, IPPoolSpec};
-use crate::dataplane::Dataplane;
+use crate::dataplane::{Dataplane, PeerSpec};
 use crate::key::WireGuardKey;
 use crate::net::{Family, PerFamily};
 use crate::node::{NodeProblem, NodeView};
+use crate::rules::Finding;
 
 pub use firewall::SRC_VALID_MARK;
 pub use selector::{NodeSelector, SelectorError};
@@ -92,6 +134,17 @@ pub struct LocalFacts {
     pub wireguard: WireGuardSupport,
     /// The public key of the agent's actual private key per family (`None`: none yet).
     pub own_public_keys: PerFamily<Option<WireGuardKey>>,
+    /// The addresses on the underlay interfaces, with their prefix length
+    /// (`192.0.2.11/24`): no peer may claim them or anything in their subnets.
+    pub local_addresses: Vec<IpNet>,
+    /// Addresses this node must always reach directly, whatever the cluster says: the API
+    /// server's, as the agent resolved them from its kubeconfig or in-cluster environment.
+    /// Never sent into a tunnel, except as the InternalIP of a control-plane peer with
+    /// `controlPlaneHostEncryption` on.
+    pub protected: Vec<IpAddr>,
+    /// The peers programmed on this node's devices now (the device outlives agent restarts):
+    /// of two nodes claiming one key or address, the one programmed here keeps it.
+    pub current_peers: PerFamily<Vec<PeerSpec>>,
 }
 
 /// Which WireGuard implementations this node can run.
@@ -138,6 +191,10 @@ pub struct SkippedPeer {
     pub node: String,
     pub family: Family,
     pub reason: String,
+    /// The node's own data was refused (a copied key, addresses it may not claim): a sign of
+    /// a misconfigured or hostile node, worth a warning. Otherwise the node simply does not
+    /// take part (opted out, no key yet, not selected).
+    pub refused: bool,
 }
 
 /// Why no plan could be made; the agent keeps the dataplane as it is (fail static).
@@ -150,8 +207,20 @@ pub enum PlanError {
     UnknownNode { node: String },
     #[error("EncryptionConfig spec.nodeSelector is invalid, keeping the dataplane as it is: {0}")]
     InvalidNodeSelector(#[source] SelectorError),
-    #[error("EncryptionConfig {field} is invalid, keeping the dataplane as it is: {message}")]
-    InvalidConfig { field: String, message: String },
+    #[error(
+        "EncryptionConfig breaks rules the dataplane depends on; keeping the dataplane as it is \
+         until it is fixed: {}",
+        findings_text(.findings)
+    )]
+    InvalidConfig { findings: Vec<Finding> },
+}
+
+fn findings_text(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Plans node `facts.node_name`'s dataplane from `snapshot`. See the module doc.
@@ -167,14 +236,15 @@ pub fn plan(snapshot: &Snapshot<'_>, facts: &LocalFacts) -> Result<NodePlan, Pla
     let Some(config) = snapshot.config else {
         return Ok(NodePlan::off("no EncryptionConfig", problems));
     };
-    let settings = Settings::from_spec(config)?;
+    let settings =
+        Settings::from_spec(config).map_err(|findings| PlanError::InvalidConfig { findings })?;
     let selector = NodeSelector::compile(config.node_selector.as_ref())
         .map_err(PlanError::InvalidNodeSelector)?;
     if let Some(exclusion) = Exclusion::of(own, &selector) {
         let message = format!("this node is {}", exclusion.reason());
         return Ok(NodePlan::off(&message, problems));
     }
-    let mesh = Mesh::new(&settings, snapshot.nodes, own, facts, &selector);
+    let mesh = Mesh::new(&settings, snapshot, own, facts, &selector);
     let mut plan = NodePlan {
         problems,
         ..NodePlan::default()

@@ -1,11 +1,10 @@
-//! The config's numbers converted once into the types the dataplane uses. The CRD schema and
-//! the admission rules keep bad values out; should one slip through anyway, planning fails
-//! with [`PlanError::InvalidConfig`] and the agent keeps its dataplane as it is.
+//! The config's numbers converted once into the types the dataplane uses. Whether a config can
+//! be applied at all is decided by the admission rules alone
+//! ([`crate::rules::dataplane_blockers`]); this module only converts what they admitted.
 
 use crate::crd::{Backend, EncryptionConfigSpec, RouteSource};
 use crate::net::{Family, PerFamily};
-
-use super::PlanError;
+use crate::rules::{dataplane_blockers, Finding};
 
 /// The validated settings of one config.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,17 +31,18 @@ pub(super) struct FamilySettings {
 }
 
 impl Settings {
-    pub fn from_spec(spec: &EncryptionConfigSpec) -> Result<Self, PlanError> {
-        let families = PerFamily {
-            v4: FamilySettings::from_spec(spec, Family::V4)?,
-            v6: FamilySettings::from_spec(spec, Family::V6)?,
-        };
-        let keepalive: u16 = convert("spec.persistentKeepalive", spec.persistent_keepalive)?;
+    /// The settings of `spec`, or the findings of the rules that keep it off the dataplane.
+    pub fn from_spec(spec: &EncryptionConfigSpec) -> Result<Self, Vec<Finding>> {
+        let blockers = dataplane_blockers(spec);
+        if !blockers.is_empty() {
+            return Err(blockers);
+        }
+        let keepalive: u16 = admitted(spec.persistent_keepalive);
         Ok(Self {
-            families,
-            table: non_zero("spec.routingTable", spec.routing_table)?,
-            rule_priority: non_zero("spec.routingRulePriority", spec.routing_rule_priority)?,
-            firewall_mark: non_zero("spec.firewallMark", spec.firewall_mark)?,
+            families: PerFamily::from_fn(|family| FamilySettings::from_spec(spec, family)),
+            table: admitted(spec.routing_table),
+            rule_priority: admitted(spec.routing_rule_priority),
+            firewall_mark: admitted(spec.firewall_mark),
             keepalive: (keepalive > 0).then_some(keepalive),
             host_encryption: spec.host_encryption,
             control_plane_host_encryption: spec.control_plane_host_encryption,
@@ -63,32 +63,20 @@ impl Settings {
 }
 
 impl FamilySettings {
-    fn from_spec(spec: &EncryptionConfigSpec, family: Family) -> Result<Self, PlanError> {
+    fn from_spec(spec: &EncryptionConfigSpec, family: Family) -> Self {
         let s = spec.family(family);
-        let field = |name: &str| format!("spec.{}.{name}", family.field());
-        let mtu: u32 = convert(&field("mtu"), s.mtu)?;
-        Ok(Self {
+        let mtu: u32 = admitted(s.mtu);
+        Self {
             enabled: s.enabled,
-            port: non_zero(&field("port"), s.port)?,
+            port: admitted(s.port),
             mtu: (mtu > 0).then_some(mtu),
             interface: s.interface_name,
-        })
+        }
     }
 }
 
-fn convert<T: TryFrom<i64>>(field: &str, value: i64) -> Result<T, PlanError> {
-    T::try_from(value).map_err(|_| PlanError::InvalidConfig {
-        field: field.to_owned(),
-        message: format!("{value} is out of range"),
-    })
-}
-
-fn non_zero<T: TryFrom<i64>>(field: &str, value: i64) -> Result<T, PlanError> {
-    if value == 0 {
-        return Err(PlanError::InvalidConfig {
-            field: field.to_owned(),
-            message: "must not be 0".to_owned(),
-        });
-    }
-    convert(field, value)
+/// `value` in the type the dataplane uses. Only called on values the range rules admitted,
+/// which all fit; the planner tests run every row of the rules table to prove it.
+fn admitted<T: TryFrom<i64> + Default>(value: i64) -> T {
+    T::try_from(value).unwrap_or_default()
 }

@@ -99,7 +99,8 @@ fn mtu_range(s: &FamilySettings) -> Option<Finding> {
 /// Why `name` is not an interface name the agent can create, if it is not.
 ///
 /// Linux accepts 1-15 bytes without `/`, `:` or whitespace and not `.` or `..`; the rule also
-/// keeps to printable ASCII, so byte and character counts agree (the CRD's CEL regex counts
+/// refuses a leading `-` (command-line tools would take the name for an option) and keeps to
+/// printable ASCII, so byte and character counts agree (the CRD's CEL regex counts
 /// characters) and no name carries a byte the kernel treats as space (0xA0 inside UTF-8).
 pub fn interface_name_problem(name: &str) -> Option<String> {
     let bad = |c: char| !c.is_ascii_graphic() || c == '/' || c == ':';
@@ -114,6 +115,8 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
         Some(format!("contains {c:?}"))
     } else if name == "." || name == ".." {
         Some("is reserved by Linux".into())
+    } else if name.starts_with('-') {
+        Some("starts with '-', which ip, wg and nft read as an option".into())
     } else {
         None
     }
@@ -125,7 +128,7 @@ fn interface_name(s: &FamilySettings) -> Option<Finding> {
             Rule::InterfaceName,
             field(s.family, "interfaceName"),
             format!(
-                "interface name {:?} {problem}; use 1-15 printable ASCII characters without '/', ':' or whitespace, such as 'wg-encrypt'",
+                "interface name {:?} {problem}; use 1-15 printable ASCII characters without '/', ':' or whitespace, not starting with '-', such as 'wg-encrypt'",
                 s.interface_name
             ),
         )

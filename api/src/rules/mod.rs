@@ -17,11 +17,11 @@ mod pool;
 mod rule;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::fmt;
 
-use crate::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec};
+use crate::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec, SINGLETON_NAME};
 
 pub use config::interface_name_problem;
 pub use pool::{network as pool_network, PoolCidrError};
@@ -133,6 +133,33 @@ pub fn evaluate_config(
 ) -> Vec<Finding> {
     let mut findings = config::check(name, spec);
     findings.extend(nat::check_config(spec, pools));
+    sorted(findings)
+}
+
+/// The findings of the rules that guard the dataplane ([`Rule::guards_dataplane`]) about
+/// `spec`, sorted. The planner refuses a config with any of them, and the agent keeps its
+/// dataplane as it is until the config is fixed.
+pub fn dataplane_blockers(spec: &EncryptionConfigSpec) -> Vec<Finding> {
+    let mut findings = config::check(SINGLETON_NAME, spec);
+    findings.retain(|f| f.rule.guards_dataplane());
+    sorted(findings)
+}
+
+/// Every finding about the `default` config as the agent sees it, sorted: the rules that guard
+/// the dataplane deny (the agent does not apply the config), every other rule only warns (it
+/// is admission policy, which an admin may relax; the agent applies the config anyway).
+pub fn evaluate_for_agent(spec: &EncryptionConfigSpec, pools: &[NamedPool]) -> Vec<Finding> {
+    let findings = evaluate_config(SINGLETON_NAME, spec, pools)
+        .into_iter()
+        .map(|f| Finding {
+            severity: if f.rule.guards_dataplane() {
+                Severity::Deny
+            } else {
+                Severity::Warning
+            },
+            ..f
+        })
+        .collect();
     sorted(findings)
 }
 

@@ -77,6 +77,24 @@ impl Rule {
         }
     }
 
+    /// Whether a config breaking the rule cannot be applied safely, or at all: such a config
+    /// never reaches the dataplane, whatever admission let through (webhook off, failing open,
+    /// policy `warn`/`off`, or the object older than the rule). The other rules are admission
+    /// policy; the agent reports their findings as warnings and applies the config.
+    pub fn guards_dataplane(self) -> bool {
+        matches!(
+            self,
+            Rule::PortRange
+                | Rule::PortConflict
+                | Rule::MtuRange
+                | Rule::InterfaceName
+                | Rule::RoutingTable
+                | Rule::RulePriority
+                | Rule::FirewallMark
+                | Rule::PersistentKeepalive
+        )
+    }
+
     /// Whether the rule also lives in the CRD schema as a CEL `x-kubernetes-validations` rule
     /// (single-object denials), so a cluster without the webhook still enforces it.
     pub fn in_crd_schema(self) -> bool {

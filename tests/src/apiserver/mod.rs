@@ -20,6 +20,17 @@
 //! and ServiceAccount; unknown-field detection for built-in kinds; `/openapi/v2`
 //! (`kubectl apply` uses v3); watches of a resource restored from the on-disk snapshot
 //! cannot resume from before the restart (410, clients relist).
+//!
+//! The API suites (`tests/tests/apiserver`) run against this emulator and against a real
+//! kube-apiserver ([`crate::kube_apiserver`]). Where they differ, and the suites accept both:
+//! kube-apiserver deletes a CRD through a finalizer and drops it from discovery a moment
+//! later (here: at once); it publishes CRD schemas in OpenAPI v3 asynchronously and redirects
+//! a stale `?hash=` (here: at once, any hash); its garbage collector and namespace controller
+//! act within seconds, for a new custom resource after up to 30 s of rediscovery (here: at
+//! once); it refuses a Pod until its namespace's `default` ServiceAccount exists and refuses
+//! most Pod spec changes after creation (here: neither — no admission plugins, no
+//! immutability rules for built-in kinds). Fixed after the comparison: an apply without
+//! `fieldManager` is a 422 `Invalid` (was 400).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

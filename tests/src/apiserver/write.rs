@@ -125,8 +125,10 @@ pub async fn patch(req: &Req, body: bytes::Bytes) -> Result<Response<Body>, ApiE
         return update(req, Change::Patch { media, body }).await;
     }
     if req.query.get("fieldManager").is_none() {
-        return Err(ApiError::bad_request(
-            "PATCH, application/apply-patch+yaml requires fieldManager parameter",
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
         ));
     }
     let applied = http::decode_object(&body, "yaml")?;

@@ -1,18 +1,19 @@
-//! The lab's Kubernetes objects, written to the API emulator as a real cluster would have
+//! The lab's Kubernetes objects, written to the API server as a real cluster would have
 //! them: the CRDs, the install namespace, one `Node` per node and one `Pod` per pod.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::json;
 
-use super::topology::{NodePlan, PodPlan, Topology};
+use super::topology::{ApiServerKind, NodePlan, PodPlan, Topology};
 use kube_encrypt_api::net::Family;
+use kube_encrypt_api::node::CONTROL_PLANE_LABEL;
 
 /// The CRDs of `manifests/crds`, embedded so the lab binary works from anywhere.
 pub const CRDS: [(&str, &str); 3] = [
@@ -29,14 +30,19 @@ pub const CRDS: [(&str, &str); 3] = [
         include_str!("../../../manifests/crds/nodeencryptions.yaml"),
     ),
 ];
+/// The install manifests as `kubectl kustomize manifests` renders them (the file the kubectl
+/// plugin embeds; a test keeps it equal to the rendering).
+pub const INSTALL_BASE: &str = include_str!("../../../cmd/src/install/manifests.yaml");
 /// The install namespace (SPEC §1).
 pub const INSTALL_NAMESPACE: &str = "kube-encrypt";
 /// The namespace of the lab's pods.
 pub const POD_NAMESPACE: &str = "default";
 /// The lab's field manager when it writes objects.
-const FIELD_MANAGER: &str = "kube-encrypt-lab";
+pub const FIELD_MANAGER: &str = "kube-encrypt-lab";
+/// How long CRDs may take to be served after they are created.
+const CRD_ESTABLISHED: Duration = Duration::from_secs(30);
 
-/// Talking to the emulator failed.
+/// Talking to the API server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("cannot read kubeconfig {path}: {source}")]
@@ -47,30 +53,53 @@ pub enum ClusterError {
     },
     #[error("kubeconfig {path} is unusable: {message}")]
     Config { path: String, message: String },
-    #[error("{action}: {source}")]
-    Api {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("the API emulator did not answer within {0:?}; see its log {1}")]
+    #[error("{action}: {}", kube_error_text(error))]
+    Api { action: String, error: kube::Error },
+    #[error("the API server did not answer within {0:?}; see its log {1}")]
     NotReady(Duration, String),
     #[error("embedded CRD {0} is not a CustomResourceDefinition: {1}")]
     BadCrd(&'static str, serde_yaml::Error),
+    #[error("a manifest is not valid YAML of Kubernetes objects: {0}")]
+    BadManifest(serde_yaml::Error),
+    #[error("a manifest is unusable: {0}")]
+    Manifest(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("the API server answered unexpectedly: {0}")]
+    Unexpected(String),
+    #[error("CRD {0} was not established within {CRD_ESTABLISHED:?}")]
+    NotEstablished(String),
+    #[error(transparent)]
+    Files(#[from] super::control_plane::ControlPlaneError),
 }
 
-fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ClusterError {
+/// Now, as Kubernetes writes times (`2026-01-02T03:04:05Z`).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Maps a kube error to [`ClusterError::Api`] with what the lab was doing.
+pub fn api_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ClusterError {
     let action = action.into();
-    move |source| ClusterError::Api { action, source }
+    move |error| ClusterError::Api { action, error }
+}
+
+/// A kube error in one line: the API server's message with its HTTP code and reason.
+pub fn kube_error_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => format!(
+            "{} (HTTP {} {})",
+            status.message, status.code, status.reason
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The text of a kubeconfig pointing at `server` without credentials (the emulator has no auth).
 pub fn kubeconfig_text(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-encrypt-lab\n  cluster:\n    server: {server}\n\
-         users:\n- name: lab-admin\n  user: {{}}\ncontexts:\n- name: kube-encrypt-lab\n  context:\n    cluster: kube-encrypt-lab\n    user: lab-admin\n\
-         current-context: kube-encrypt-lab\n"
-    )
+    super::kubeconfig::anonymous(server)
 }
 
 /// A client for the lab's kubeconfig.
@@ -114,10 +143,15 @@ pub async fn wait_ready(
 }
 
 /// Installs the CRDs and namespaces, then registers every node and pod of `topo`.
-pub async fn seed(client: &Client, topo: &Topology) -> Result<(), ClusterError> {
-    install_crds(client).await?;
-    for ns in [INSTALL_NAMESPACE, POD_NAMESPACE] {
-        create_namespace(client, ns).await?;
+/// Installs kube-encrypt as a user would (the rendered base, server-side applied; without
+/// the webhook configuration when `webhook` is off), then registers every node and pod.
+pub async fn seed(client: &Client, topo: &Topology, webhook: bool) -> Result<(), ClusterError> {
+    install_base(client, webhook).await?;
+    create_namespace(client, POD_NAMESPACE).await?;
+    if topo.spec.apiserver == ApiServerKind::Kube {
+        // Pods need their namespace's `default` ServiceAccount, which the controller-manager
+        // creates shortly after the namespace (as in any cluster).
+        wait_service_account(client, POD_NAMESPACE, "default").await?;
     }
     for node in &topo.nodes {
         create_node(client, topo, node).await?;
@@ -128,18 +162,77 @@ pub async fn seed(client: &Client, topo: &Topology) -> Result<(), ClusterError> 
     Ok(())
 }
 
-async fn install_crds(client: &Client) -> Result<(), ClusterError> {
+/// Applies [`INSTALL_BASE`] and waits until its CRDs are served.
+async fn install_base(client: &Client, webhook: bool) -> Result<(), ClusterError> {
+    let objects = super::apply::parse_documents(INSTALL_BASE)?;
+    let wanted: Vec<_> = objects
+        .into_iter()
+        .filter(|o| webhook || kind_of(o) != "ValidatingWebhookConfiguration")
+        .collect();
+    super::apply::apply_objects(client, &wanted).await?;
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (file, text) in CRDS {
-        let crd: CustomResourceDefinition =
-            serde_yaml::from_str(text).map_err(|e| ClusterError::BadCrd(file, e))?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .map_err(api_err(format!("install CRD {name}")))?;
+    for crd in wanted
+        .iter()
+        .filter(|o| kind_of(o) == "CustomResourceDefinition")
+    {
+        wait_established(&api, crd.metadata.name.as_deref().unwrap_or_default()).await?;
     }
     Ok(())
+}
+
+fn kind_of(object: &kube::api::DynamicObject) -> &str {
+    object.types.as_ref().map_or("", |t| t.kind.as_str())
+}
+
+/// How long the controller-manager may take to create a namespace's `default` ServiceAccount.
+const SERVICE_ACCOUNT_CREATED: Duration = Duration::from_secs(30);
+
+async fn wait_service_account(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), ClusterError> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + SERVICE_ACCOUNT_CREATED;
+    loop {
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(api_err(format!("read ServiceAccount {namespace}/{name}")))?;
+        if found.is_some() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Timeout(format!(
+                "ServiceAccount {namespace}/{name} was not created within \
+                 {SERVICE_ACCOUNT_CREATED:?}; see the controller-manager's log"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the API server serves the CRD's resource (condition `Established`).
+async fn wait_established(
+    api: &Api<CustomResourceDefinition>,
+    name: &str,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + CRD_ESTABLISHED;
+    while Instant::now() < deadline {
+        let crd = api
+            .get(name)
+            .await
+            .map_err(api_err(format!("read CRD {name}")))?;
+        let conditions = crd.status.and_then(|s| s.conditions).unwrap_or_default();
+        if conditions
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(ClusterError::NotEstablished(name.to_owned()))
 }
 
 async fn create_namespace(client: &Client, name: &str) -> Result<(), ClusterError> {
@@ -175,13 +268,18 @@ fn node_object(topo: &Topology, node: &NodePlan) -> serde_json::Value {
         .iter()
         .map(|f| node.pod_cidr(*f).to_string())
         .collect();
+    let mut labels = json!({
+        "kubernetes.io/hostname": node.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": go_arch(),
+    });
+    if topo.spec.control_plane_on == Some(node.index) {
+        labels[CONTROL_PLANE_LABEL] = json!("");
+    }
     json!({
         "metadata": {
             "name": node.name,
-            "labels": {
-                "kubernetes.io/hostname": node.name,
-                "kubernetes.io/os": "linux",
-            },
+            "labels": labels,
         },
         "spec": {"podCIDR": pod_cidrs[0], "podCIDRs": pod_cidrs},
     })
@@ -201,19 +299,23 @@ fn node_status(topo: &Topology, node: &NodePlan) -> serde_json::Value {
     }})
 }
 
-/// What a kubelet would report; the lab's nodes are network namespaces on this host.
-fn node_info() -> serde_json::Value {
-    let arch = match std::env::consts::ARCH {
+/// The machine's architecture as Kubernetes names it.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
-    };
+    }
+}
+
+/// What a kubelet would report; the lab's nodes are network namespaces on this host.
+fn node_info() -> serde_json::Value {
     json!({
-        "architecture": arch,
+        "architecture": go_arch(),
         "operatingSystem": "linux",
         "osImage": "kube-encrypt-lab network namespace",
         "kernelVersion": "",
-        "kubeletVersion": "v1.32.0-lab",
+        "kubeletVersion": "v1.35.4",
         "kubeProxyVersion": "",
         "containerRuntimeVersion": "netns://kube-encrypt-lab",
         "bootID": "",

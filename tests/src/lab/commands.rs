@@ -10,7 +10,7 @@ use super::services::{self, APISERVER};
 use super::state::{LabLock, Paths, Store};
 use super::sys::describe;
 use super::teardown::teardown;
-use super::topology::{parse_node_ref, Topology, EXT_NETNS, LAB_NETNS};
+use super::topology::{parse_node_ref, ApiServerKind, Topology, EXT_NETNS, LAB_NETNS};
 use super::{cluster, preflight, say, LabStateError};
 
 /// Loads the lab that is up, or says that none is.
@@ -77,36 +77,64 @@ fn resolve(topo: &Topology, target: &str) -> anyhow::Result<Target> {
     }
 }
 
-/// `apiserver stop`: stops the emulator; its data stays on disk.
+/// `apiserver stop`: stops kube-apiserver (etcd keeps the state) or the emulator (its data
+/// stays on disk).
 pub fn apiserver_stop(paths: &Paths) -> anyhow::Result<()> {
     let _lock = LabLock::acquire(Duration::from_secs(60))?;
     let mut store = require_lab(paths)?;
+    let name = api_server_name(&store);
     if services::stop(&mut store, APISERVER)? {
-        println!(
-            "kube-encrypt-lab: API emulator stopped (state kept in {})",
-            paths.apiserver_dir().display()
-        );
+        let kept = match store.state.spec.apiserver {
+            ApiServerKind::Kube => "etcd keeps the state".to_owned(),
+            ApiServerKind::Emulator => format!("state kept in {}", paths.apiserver_dir().display()),
+        };
+        println!("kube-encrypt-lab: {name} stopped ({kept})");
     } else {
-        println!("kube-encrypt-lab: API emulator was not running");
+        println!("kube-encrypt-lab: {name} was not running");
     }
     Ok(())
 }
 
-/// `apiserver start`: starts the emulator again on its data and waits until it answers.
+fn api_server_name(store: &Store) -> &'static str {
+    match store.state.spec.apiserver {
+        ApiServerKind::Kube => "kube-apiserver",
+        ApiServerKind::Emulator => "API emulator",
+    }
+}
+
+/// `apiserver start`: starts the API server again on its data and waits until it answers.
 pub fn apiserver_start(paths: &Paths, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let _lock = LabLock::acquire(Duration::from_secs(60))?;
     let mut store = require_lab(paths)?;
+    let name = api_server_name(&store);
     if store.process(APISERVER).is_some_and(|p| p.is_alive()) {
-        println!("kube-encrypt-lab: API emulator is already running");
+        println!("kube-encrypt-lab: {name} is already running");
         return Ok(());
     }
     services::start_apiserver(&mut store)?;
     let log = paths.log(APISERVER);
     rt.block_on(async {
         let client = cluster::client(&paths.kubeconfig()).await?;
-        cluster::wait_ready(&client, Duration::from_secs(30), &log).await
-    })?;
-    println!("kube-encrypt-lab: API emulator started");
+        cluster::wait_ready(&client, Duration::from_secs(60), &log).await
+    })
+    .map_err(|e| services::explain_dead(&store, e.into()))?;
+    println!("kube-encrypt-lab: {name} started");
+    Ok(())
+}
+
+/// `reimage NODE`: the node as from a fresh install, with a fresh agent.
+pub fn reimage(paths: &Paths, node: &str) -> anyhow::Result<()> {
+    let _lock = LabLock::acquire(Duration::from_secs(60))?;
+    let store = require_lab(paths)?;
+    let topo = store.state.topology();
+    let plan = parse_node_ref(node, topo.spec.nodes)
+        .and_then(|i| topo.node(i))
+        .with_context(|| format!("unknown node {node}: use node-1 … node-{}", topo.spec.nodes))?;
+    super::reimage::reimage(&store, plan)?;
+    println!(
+        "kube-encrypt-lab: {} reimaged; a fresh agent runs",
+        plan.name
+    );
     Ok(())
 }
 
@@ -126,10 +154,15 @@ pub fn status(paths: &Paths) -> anyhow::Result<()> {
             " (not ready: `up` did not finish)"
         }
     ))?;
+    say(format!(
+        "API server: {} at {}",
+        state.spec.apiserver.describe(),
+        topo.api_addr()
+    ))?;
     say(format!("kubeconfig: {}", paths.kubeconfig().display()))?;
     for process in &state.processes {
         say(format!(
-            "{:<14} pid {:<8} {}",
+            "{:<18} pid {:<8} {}",
             process.role,
             process.pid,
             if process.is_alive() {

@@ -12,15 +12,20 @@
 //! learn they are in a lab. Traffic only flows between the lab's own namespaces, on the
 //! documentation ranges 192.0.2.0/24, 198.18.0.0/15 and 2001:db8::/32.
 
+pub mod apply;
 pub mod cluster;
 pub mod commands;
+pub mod control_plane;
 pub mod demo;
 pub mod flows;
 pub mod forward;
+pub mod identities;
+pub mod kubeconfig;
 pub mod mounts;
 pub mod network;
 pub mod preflight;
 pub mod process;
+pub mod reimage;
 pub mod services;
 pub mod signals;
 pub mod state;
@@ -30,6 +35,8 @@ pub mod teardown;
 pub mod testing;
 pub mod topology;
 pub mod up;
+pub mod webhook;
+pub mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,7 +44,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use state::{Paths, DEFAULT_STATE_DIR};
-use topology::{LabSpec, DEFAULT_MTU};
+use topology::{ApiServerKind, LabSpec, DEFAULT_MTU};
 
 /// Exit codes of `kube-encrypt-lab`.
 pub mod exit {
@@ -87,18 +94,25 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Stop or start the API emulator (its state stays on disk).
+    /// Stop or start the API server (kube-apiserver: etcd keeps the state; the emulator keeps
+    /// it on disk).
     Apiserver {
         #[command(subcommand)]
         action: ApiserverAction,
     },
     /// Run the flow matrix against the live config; exit 4 on any mismatch.
     Flows,
+    /// Reinstall a node: its agent's state (keys) and the kernel state it made are wiped, and
+    /// a fresh agent starts, as on a replaced machine.
+    Reimage {
+        /// node-1 (or 1).
+        node: String,
+    },
     /// Show the lab's nodes, processes and kubeconfig.
     Status,
     /// Up, enable encryption with kubectl, show status and flows, down.
     Demo(DemoArgs),
-    /// (internal) Forward connections, so host clients reach the emulator.
+    /// (internal) Forward connections, so host clients reach the API server.
     #[command(hide = true)]
     Forward {
         #[arg(long)]
@@ -129,18 +143,35 @@ pub struct UpArgs {
     /// A node without a usable WireGuard (its agent gets `--userspace-implementation none`).
     #[arg(long = "no-wireguard", value_name = "NODE")]
     pub no_wireguard: Vec<String>,
-    /// Network and emulator only, no agents (for tests of the lab itself).
+    /// Network and API server only, no agents (for tests of the lab itself).
     #[arg(long)]
     pub no_agents: bool,
+    /// The API server: `kube` (etcd, kube-apiserver, kube-controller-manager built by
+    /// scripts/build-control-plane.sh) or `emulator`. Default: kube when it is built.
+    #[arg(long, value_enum)]
+    pub apiserver: Option<ApiServerKind>,
+    /// Run etcd and kube-apiserver in this node's namespaces (labelled control-plane), as
+    /// most clusters do, instead of in ke-lab.
+    #[arg(long, value_name = "NODE")]
+    pub control_plane_on: Option<String>,
     /// The kube-encrypt-agent binary (default: next to this binary).
     #[arg(long, env = "KE_LAB_AGENT_BIN")]
     pub agent_bin: Option<PathBuf>,
+    /// No admission webhook (config writes are then checked by the CRDs' CEL rules only).
+    #[arg(long)]
+    pub no_webhook: bool,
+    /// The kube-encrypt-webhook binary (default: next to this binary).
+    #[arg(long, env = "KE_LAB_WEBHOOK_BIN")]
+    pub webhook_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: u8,
+    /// The API server (default: kube when it is built, else the emulator).
+    #[arg(long, value_enum)]
+    pub apiserver: Option<ApiServerKind>,
     /// IPv4 only (the default demo is dual stack).
     #[arg(long)]
     pub ipv4_only: bool,
@@ -167,11 +198,18 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let paths = Paths::new(DEFAULT_STATE_DIR);
     match cli.command {
         Command::Up(args) => {
-            let spec = LabSpec::new(args.nodes, args.ipv6, args.mtu, &args.no_wireguard)?;
+            let spec = LabSpec::new(args.nodes, args.ipv6, args.mtu, &args.no_wireguard)?
+                .with_apiserver(choose_apiserver(args.apiserver));
+            let spec = match &args.control_plane_on {
+                Some(node) => spec.with_control_plane_on(node)?,
+                None => spec,
+            };
             let options = up::UpOptions {
                 spec,
                 agents: !args.no_agents,
                 agent_bin: args.agent_bin,
+                webhook: !args.no_webhook,
+                webhook_bin: args.webhook_bin,
             };
             let kubeconfig = up::up(&paths, options, rt)?;
             println!("{}", kubeconfig.display());
@@ -200,8 +238,10 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Status => commands::status(&paths)?,
+        Command::Reimage { node } => commands::reimage(&paths, &node)?,
         Command::Demo(args) => {
-            let spec = LabSpec::new(args.nodes, !args.ipv4_only, DEFAULT_MTU, &[])?;
+            let spec = LabSpec::new(args.nodes, !args.ipv4_only, DEFAULT_MTU, &[])?
+                .with_apiserver(choose_apiserver(args.apiserver));
             if !demo::demo(&paths, spec, args.agent_bin, rt)? {
                 return Ok(ExitCode::from(exit::FLOWS_MISMATCH));
             }
@@ -216,6 +256,21 @@ pub fn run(cli: Cli, rt: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// The API server asked for, or the real control plane when it is built, else the emulator
+/// (saying why on stderr).
+pub fn choose_apiserver(asked: Option<ApiServerKind>) -> ApiServerKind {
+    if let Some(kind) = asked {
+        return kind;
+    }
+    match control_plane::KubeBinaries::locate() {
+        Ok(_) => ApiServerKind::Kube,
+        Err(e) => {
+            eprintln!("kube-encrypt-lab: using the API emulator: {e}");
+            ApiServerKind::Emulator
+        }
+    }
 }
 
 /// Writes a line to stdout; a closed pipe (`flows | head`) becomes an error that

@@ -1,14 +1,16 @@
-//! The lab's background processes: the API emulator in `ke-lab`, the two forwarders that let
-//! host clients reach it, and the agent supervisor. All are this binary re-executed.
+//! The lab's background processes: the API server (the emulator, or the real control plane of
+//! [`super::control_plane`]), the two forwarders that let host clients reach it, and the agent
+//! supervisor. The emulator, the forwarders and the supervisor are this binary re-executed.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::control_plane;
 use super::process::{spawn_daemon, SpawnError};
 use super::state::{StateError, Store};
 use super::sys;
-use super::topology::{api_addr, LAB_NETNS};
+use super::topology::{ApiServerKind, Topology, LAB_NETNS};
 
 pub const APISERVER: &str = "apiserver";
 pub const FORWARD_LAB: &str = "forward-lab";
@@ -30,7 +32,12 @@ pub enum ServiceError {
     },
 }
 
-fn start(store: &mut Store, role: &'static str, mut cmd: Command) -> Result<(), ServiceError> {
+/// Starts `cmd` as the lab service `role`, its output in the role's log.
+pub(super) fn start(
+    store: &mut Store,
+    role: &'static str,
+    mut cmd: Command,
+) -> Result<(), ServiceError> {
     let log = store.paths.log(role);
     let record = spawn_daemon(role, &mut cmd, &log)?;
     store.record_process(record)?;
@@ -43,11 +50,35 @@ fn lab_command(store: &Store, args: &[String]) -> Command {
     cmd
 }
 
-/// Starts the emulator inside `ke-lab`, keeping its data in the lab's state dir.
+/// Starts the lab's API server: kube-apiserver (its etcd keeps running across a stop), or
+/// the emulator keeping its data in the lab's state dir.
 pub fn start_apiserver(store: &mut Store) -> Result<(), ServiceError> {
+    let topo = store.state.topology();
+    match store.state.spec.apiserver {
+        ApiServerKind::Kube => control_plane::start_apiserver(store, &topo),
+        ApiServerKind::Emulator => start_emulator(store, &topo),
+    }
+}
+
+/// Starts the real control plane's etcd and kube-apiserver; the controller-manager follows
+/// once the API server is ready ([`start_controller_manager`]).
+pub fn start_control_plane(store: &mut Store) -> Result<(), ServiceError> {
+    let topo = store.state.topology();
+    control_plane::start_etcd(store, &topo)?;
+    control_plane::start_apiserver(store, &topo)
+}
+
+/// Starts kube-controller-manager. Only after kube-apiserver is ready: before its RBAC
+/// bootstrap, the controller-manager is refused and gives up.
+pub fn start_controller_manager(store: &mut Store) -> Result<(), ServiceError> {
+    let topo = store.state.topology();
+    control_plane::start_controller_manager(store, &topo)
+}
+
+fn start_emulator(store: &mut Store, topo: &Topology) -> Result<(), ServiceError> {
     let lab_bin = store.state.lab_bin.to_string_lossy().to_string();
     let state_dir = store.paths.apiserver_dir().to_string_lossy().to_string();
-    let listen = api_addr().to_string();
+    let listen = topo.api_addr().to_string();
     let cmd = sys::in_netns(
         LAB_NETNS,
         &[
@@ -75,7 +106,7 @@ pub fn start_forwarders(store: &mut Store) -> Result<u16, ServiceError> {
             "--listen",
             &socket,
             "--to",
-            &format!("tcp:{}", api_addr()),
+            &format!("tcp:{}", store.state.topology().api_addr()),
         ],
     );
     start(store, FORWARD_LAB, in_lab)?;
@@ -139,4 +170,35 @@ pub fn stop(store: &mut Store, role: &str) -> Result<bool, StateError> {
     record.stop(Duration::from_secs(5));
     store.forget_process(role)?;
     Ok(true)
+}
+
+/// Adds to `error` which recorded services have died, with the last lines of their logs
+/// (a half-started control plane says why it stopped).
+pub fn explain_dead(store: &Store, error: anyhow::Error) -> anyhow::Error {
+    let dead: Vec<String> = store
+        .state
+        .processes
+        .iter()
+        .filter(|p| !p.is_alive())
+        .map(|p| {
+            let log = store.paths.log(&p.role);
+            format!(
+                "{} exited; the end of {}:\n{}",
+                p.role,
+                log.display(),
+                log_tail(&log, 8)
+            )
+        })
+        .collect();
+    if dead.is_empty() {
+        return error;
+    }
+    error.context(dead.join("\n"))
+}
+
+/// The last `lines` lines of a log file.
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

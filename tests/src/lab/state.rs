@@ -38,6 +38,12 @@ pub struct LabState {
     /// The lab binary, re-executed for the emulator, the forwarders and the supervisor.
     pub lab_bin: PathBuf,
     pub agent_bin: Option<PathBuf>,
+    /// The admission webhook binary, when the lab runs the webhook.
+    #[serde(default)]
+    pub webhook_bin: Option<PathBuf>,
+    /// The directory of etcd, kube-apiserver and kube-controller-manager (real control plane).
+    #[serde(default)]
+    pub kube_bin: Option<PathBuf>,
     /// The loopback port of the host-side forwarder to the emulator.
     pub api_port: Option<u16>,
     /// True once `up` has finished.
@@ -70,9 +76,23 @@ impl Paths {
     pub fn kubeconfig(&self) -> PathBuf {
         self.root.join("kubeconfig")
     }
-    /// Kubeconfig for the agents inside the nodes: the emulator's underlay address.
-    pub fn node_kubeconfig(&self) -> PathBuf {
-        self.root.join("kubeconfig-nodes")
+    /// Kubeconfig of `node`'s agent: the API server's underlay address and, with the real
+    /// control plane, the token of the agent's ServiceAccount bound to its Pod on that node.
+    pub fn node_kubeconfig(&self, node: &str) -> PathBuf {
+        self.root.join("nodes").join(format!("{node}.kubeconfig"))
+    }
+    /// The webhook's kubeconfig (its ServiceAccount's token on the real control plane).
+    pub fn webhook_kubeconfig(&self) -> PathBuf {
+        self.root.join("webhook").join("kubeconfig")
+    }
+    /// The webhook's policy file (the example policy; tests rewrite it, the webhook reloads).
+    pub fn webhook_policy(&self) -> PathBuf {
+        self.root.join("webhook").join("policy.yaml")
+    }
+    /// Admin kubeconfig for lab processes inside the lab's namespaces (the API server's
+    /// underlay address).
+    pub fn lab_kubeconfig(&self) -> PathBuf {
+        self.root.join("kubeconfig-lab")
     }
     pub fn apiserver_dir(&self) -> PathBuf {
         self.root.join("apiserver")
@@ -99,6 +119,10 @@ impl Paths {
     /// The node's agent state dir, bind-mounted on the agent's state dir inside the node.
     pub fn node_state(&self, node: &str) -> PathBuf {
         self.root.join("nodes").join(node)
+    }
+    /// While this file exists the supervisor does not start `node`'s agent (`reimage`).
+    pub fn agent_hold_file(&self, node: &str) -> PathBuf {
+        self.root.join("nodes").join(format!("{node}.hold"))
     }
     /// Written by the supervisor: the PID record of the node's running agent.
     pub fn agent_pid_file(&self, node: &str) -> PathBuf {
@@ -259,6 +283,8 @@ mod tests {
             agents: false,
             lab_bin: "/bin/true".into(),
             agent_bin: None,
+            webhook_bin: None,
+            kube_bin: None,
             api_port: None,
             ready: false,
             resources: vec![],

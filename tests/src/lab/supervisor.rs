@@ -94,7 +94,7 @@ fn agent_command(paths: &Paths, node: &NodePlan, agent_bin: &Path) -> Command {
     .arg(agent_bin)
     .args(["--node-name", &node.name])
     .arg("--kubeconfig")
-    .arg(paths.node_kubeconfig())
+    .arg(paths.node_kubeconfig(&node.name))
     .args(["--state-dir", AGENT_STATE_DIR]);
     if !node.wireguard {
         cmd.args(["--userspace-implementation", "none"]);
@@ -111,6 +111,9 @@ async fn keep_running(
     let mut backoff = Duration::from_secs(1);
     let mut restarts = 0u32;
     loop {
+        if !wait_while_held(&paths, &node.name, &mut stop).await {
+            return;
+        }
         let started = Instant::now();
         match spawn_agent(&paths, &node, &agent_bin, restarts) {
             Ok(mut child) => {
@@ -136,6 +139,17 @@ async fn keep_running(
         backoff = (backoff * 2).min(MAX_BACKOFF);
         restarts += 1;
     }
+}
+
+/// Waits while `reimage` holds the node's agent; false when the supervisor is stopping.
+async fn wait_while_held(paths: &Paths, node: &str, stop: &mut watch::Receiver<bool>) -> bool {
+    while paths.agent_hold_file(node).exists() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {},
+            _ = stop.changed() => return false,
+        }
+    }
+    true
 }
 
 fn spawn_agent(

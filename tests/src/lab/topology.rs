@@ -42,12 +42,41 @@ pub const DEFAULT_MTU: u32 = 1500;
 
 /// What `up` was asked to build.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LabSpec {
     pub nodes: u8,
     pub ipv6: bool,
     pub mtu: u32,
     /// Indexes of the nodes without a usable WireGuard.
     pub no_wireguard: BTreeSet<u8>,
+    /// Which API server the lab runs.
+    #[serde(default)]
+    pub apiserver: ApiServerKind,
+    /// The node whose namespaces hold etcd and kube-apiserver (labelled control-plane);
+    /// `None`: they run in `ke-lab`.
+    #[serde(default)]
+    pub control_plane_on: Option<u8>,
+}
+
+/// The lab's API server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "camelCase")]
+pub enum ApiServerKind {
+    /// The real control plane: etcd, kube-apiserver and kube-controller-manager built from
+    /// their Go modules (`scripts/build-control-plane.sh`).
+    Kube,
+    /// The project's own Kubernetes API emulator (no Go needed).
+    #[default]
+    Emulator,
+}
+
+impl ApiServerKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Kube => "kube-apiserver (etcd, kube-apiserver, kube-controller-manager)",
+            Self::Emulator => "API emulator",
+        }
+    }
 }
 
 /// Names and addresses of one node.
@@ -97,6 +126,10 @@ pub enum SpecError {
     Mtu(u32),
     #[error("--no-wireguard {0}: no such node; nodes are node-1 … node-{1}")]
     UnknownNode(String, u8),
+    #[error("--control-plane-on {0}: no such node; nodes are node-1 … node-{1}")]
+    UnknownControlPlaneNode(String, u8),
+    #[error("--control-plane-on needs the real control plane (--apiserver kube)")]
+    ControlPlaneNeedsKube,
 }
 
 impl LabSpec {
@@ -125,7 +158,26 @@ impl LabSpec {
             ipv6,
             mtu,
             no_wireguard,
+            apiserver: ApiServerKind::default(),
+            control_plane_on: None,
         })
+    }
+
+    /// The same spec with `apiserver` as API server.
+    pub fn with_apiserver(mut self, apiserver: ApiServerKind) -> Self {
+        self.apiserver = apiserver;
+        self
+    }
+
+    /// The same spec with the control plane on node `node` (`node-1` or `1`).
+    pub fn with_control_plane_on(mut self, node: &str) -> Result<Self, SpecError> {
+        if self.apiserver != ApiServerKind::Kube {
+            return Err(SpecError::ControlPlaneNeedsKube);
+        }
+        let index = parse_node_ref(node, self.nodes)
+            .ok_or_else(|| SpecError::UnknownControlPlaneNode(node.to_owned(), self.nodes))?;
+        self.control_plane_on = Some(index);
+        Ok(self)
     }
 }
 
@@ -146,6 +198,27 @@ impl Topology {
 
     pub fn node(&self, index: u8) -> Option<&NodePlan> {
         self.nodes.iter().find(|n| n.index == index)
+    }
+
+    /// The node holding the control plane, if it runs on a node.
+    pub fn control_plane_node(&self) -> Option<&NodePlan> {
+        self.spec.control_plane_on.and_then(|i| self.node(i))
+    }
+
+    /// Where the API server listens, as nodes and `ke-lab` reach it: `192.0.2.1:6443`, or
+    /// the control-plane node's address.
+    pub fn api_addr(&self) -> SocketAddr {
+        let ip = match self.control_plane_node() {
+            Some(node) => IpAddr::V4(node.v4),
+            None => lab_addr(Family::V4),
+        };
+        SocketAddr::new(ip, API_PORT)
+    }
+
+    /// The network namespace the API server runs in.
+    pub fn api_netns(&self) -> &str {
+        self.control_plane_node()
+            .map_or(LAB_NETNS, |node| node.netns.as_str())
     }
 
     /// The families the lab carries: IPv4, plus IPv6 with `--ipv6`.
@@ -259,9 +332,9 @@ pub fn underlay_prefix(family: Family) -> u8 {
     }
 }
 
-/// Where the API emulator listens, as the nodes reach it.
-pub fn api_addr() -> SocketAddr {
-    SocketAddr::new(lab_addr(Family::V4), API_PORT)
+/// Where the webhook listens (in `ke-lab`), as the API server reaches it.
+pub fn webhook_addr() -> SocketAddr {
+    SocketAddr::new(lab_addr(Family::V4), WEBHOOK_PORT)
 }
 
 fn nth_host(net: IpNet, n: u8) -> IpAddr {
@@ -358,6 +431,26 @@ mod tests {
             spec.no_wireguard.into_iter().collect::<Vec<_>>(),
             vec![1, 3]
         );
+    }
+
+    #[test]
+    fn the_control_plane_runs_on_a_node_only_with_kube() {
+        let base = LabSpec::new(3, false, DEFAULT_MTU, &[]).unwrap();
+        assert_eq!(
+            base.clone().with_control_plane_on("node-1").err(),
+            Some(SpecError::ControlPlaneNeedsKube)
+        );
+        let kube = base.with_apiserver(ApiServerKind::Kube);
+        assert_eq!(
+            kube.clone().with_control_plane_on("node-4").err(),
+            Some(SpecError::UnknownControlPlaneNode("node-4".into(), 3))
+        );
+        let topo = Topology::new(kube.clone().with_control_plane_on("2").unwrap());
+        assert_eq!(topo.api_addr().to_string(), "192.0.2.12:6443");
+        assert_eq!(topo.api_netns(), "ke-node-2");
+        let in_lab = Topology::new(kube);
+        assert_eq!(in_lab.api_addr().to_string(), "192.0.2.1:6443");
+        assert_eq!(in_lab.api_netns(), LAB_NETNS);
     }
 
     #[test]

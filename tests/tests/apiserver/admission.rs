@@ -15,7 +15,7 @@ use kube::api::{DeleteParams, PostParams};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{json, Value};
 
-use crate::support::{api_error, bounded, install_crds, kube_encrypt_api, TestServer};
+use crate::support::{api_error, bounded, install_crds, kube_encrypt_api, Backend, TestServer};
 
 /// An HTTPS webhook on 127.0.0.1 that denies objects labelled `deny: "yes"` and records
 /// each request it gets.
@@ -145,10 +145,10 @@ fn pool(name: &str, deny: bool) -> kube::api::DynamicObject {
     .unwrap()
 }
 
-#[tokio::test]
-async fn webhooks_admit_or_deny_writes() {
+kube_encrypt_tests::on_both_servers!(webhooks_admit_or_deny_writes);
+async fn webhooks_admit_or_deny_writes(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let webhook = Webhook::start().await;
         let configs: kube::Api<ValidatingWebhookConfiguration> = kube::Api::all(s.client.clone());

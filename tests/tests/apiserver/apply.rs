@@ -8,7 +8,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::{json, Value};
 
-use crate::support::{api_error, bounded, TestServer};
+use crate::support::{api_error, bounded, Backend, TestServer};
 
 fn applied(data: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})
@@ -23,10 +23,10 @@ fn managers(cm: &ConfigMap) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn conflicts_force_and_removal() {
+kube_encrypt_tests::on_both_servers!(conflicts_force_and_removal);
+async fn conflicts_force_and_removal(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let one = PatchParams::apply("one");
         let created = cms
@@ -108,10 +108,10 @@ async fn conflicts_force_and_removal() {
     .await;
 }
 
-#[tokio::test]
-async fn repeated_apply_is_a_no_op_and_manager_is_required() {
+kube_encrypt_tests::on_both_servers!(repeated_apply_is_a_no_op_and_manager_is_required);
+async fn repeated_apply_is_a_no_op_and_manager_is_required(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let pp = PatchParams::apply("one");
         let first = cms
@@ -126,7 +126,7 @@ async fn repeated_apply_is_a_no_op_and_manager_is_required() {
             first.metadata.resource_version,
             again.metadata.resource_version
         );
-        let (code, _, _) = api_error(
+        let (code, reason, message) = api_error(
             cms.patch(
                 "c",
                 &PatchParams::default(),
@@ -134,7 +134,11 @@ async fn repeated_apply_is_a_no_op_and_manager_is_required() {
             )
             .await,
         );
-        assert_eq!(code, 400);
+        assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
+        assert_eq!(
+            message,
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+        );
         let created = cms
             .create(
                 &PostParams::default(),

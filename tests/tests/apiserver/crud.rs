@@ -9,16 +9,18 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::support::{api_error, bounded, install_crds, kube_encrypt_api, node, TestServer};
+use crate::support::{
+    api_error, bounded, install_crds, kube_encrypt_api, node, Backend, TestServer,
+};
 
 fn configmap(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
 }
 
-#[tokio::test]
-async fn create_get_list_delete_with_server_metadata() {
+kube_encrypt_tests::on_both_servers!(create_get_list_delete_with_server_metadata);
+async fn create_get_list_delete_with_server_metadata(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let nodes: Api<Node> = Api::all(s.client.clone());
         let created = nodes
             .create(&PostParams::default(), &node("n1"))
@@ -54,10 +56,10 @@ async fn create_get_list_delete_with_server_metadata() {
     .await;
 }
 
-#[tokio::test]
-async fn errors_use_the_servers_wording() {
+kube_encrypt_tests::on_both_servers!(errors_use_the_servers_wording);
+async fn errors_use_the_servers_wording(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let configs = kube_encrypt_api(&s.client, "EncryptionConfig", "encryptionconfigs");
         let config = serde_json::from_value(json!({
@@ -114,10 +116,10 @@ async fn errors_use_the_servers_wording() {
     .await;
 }
 
-#[tokio::test]
-async fn generate_name_and_default_namespaces() {
+kube_encrypt_tests::on_both_servers!(generate_name_and_default_namespaces);
+async fn generate_name_and_default_namespaces(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::namespaced(s.client.clone(), "kube-system");
         let mut cm = configmap("");
         cm.metadata.name = None;
@@ -134,10 +136,10 @@ async fn generate_name_and_default_namespaces() {
     .await;
 }
 
-#[tokio::test]
-async fn dry_run_persists_nothing() {
+kube_encrypt_tests::on_both_servers!(dry_run_persists_nothing);
+async fn dry_run_persists_nothing(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let pp = PostParams {
             dry_run: true,
@@ -163,12 +165,12 @@ async fn dry_run_persists_nothing() {
     .await;
 }
 
+kube_encrypt_tests::on_both_servers!(resource_versions_conflicts_and_generation);
 /// resourceVersion is one global counter; a stale one is a 409 Conflict; an update that
 /// changes nothing keeps it; generation moves only on spec changes.
-#[tokio::test]
-async fn resource_versions_conflicts_and_generation() {
+async fn resource_versions_conflicts_and_generation(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let a = cms.create(&PostParams::default(), &configmap("a")).await.unwrap();
         let b = cms.create(&PostParams::default(), &configmap("b")).await.unwrap();
@@ -208,10 +210,10 @@ async fn resource_versions_conflicts_and_generation() {
     .await;
 }
 
-#[tokio::test]
-async fn delete_collection_with_a_selector() {
+kube_encrypt_tests::on_both_servers!(delete_collection_with_a_selector);
+async fn delete_collection_with_a_selector(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
             let mut cm = configmap(name);

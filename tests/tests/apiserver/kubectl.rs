@@ -15,20 +15,12 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::support::{bounded, kube_encrypt_api, StateDir, TestServer};
+use crate::support::{bounded, kube_encrypt_api, Backend, StateDir, TestServer};
 
-/// `$KUBECTL`, else `kubectl` on `PATH`.
+/// The lab's kubectl (`$KUBECTL`, the control plane's build, or `kubectl` on `PATH`).
 fn kubectl_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        return path.into();
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("kubectl is not installed: put kubectl 1.32 on PATH (or set KUBECTL) to run the kubectl tests")
+    kube_encrypt_tests::lab::control_plane::kubectl().unwrap_or_else(|| {
+        panic!("kubectl is not installed: run `make deps` (it builds kubectl with the control plane) or set KUBECTL")
     })
 }
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,10 +42,7 @@ impl Kubectl {
     fn new(server: &TestServer) -> Self {
         let binary = kubectl_binary();
         let dir = StateDir::new();
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {}\ncontexts:\n- name: emulator\n  context: {{cluster: emulator, user: admin}}\ncurrent-context: emulator\nusers:\n- name: admin\n  user: {{token: any}}\n",
-            server.url()
-        );
+        let kubeconfig = server.kubeconfig_text();
         std::fs::write(dir.path().join("kubeconfig"), kubeconfig).unwrap();
         Self { binary, dir }
     }
@@ -102,12 +91,12 @@ fn crds_dir() -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn api_resources_lists_the_crds_after_apply() {
+kube_encrypt_tests::on_both_servers!(api_resources_lists_the_crds_after_apply);
+async fn api_resources_lists_the_crds_after_apply(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
-        let applied = k.ok(&["apply", "-f", &crds_dir()]).await;
+        let applied = k.ok(&["apply", "-k", &crds_dir()]).await;
         assert!(applied.contains("customresourcedefinition.apiextensions.k8s.io/encryptionconfigs.kube-encrypt.dev created"), "{applied}");
         let resources = k.ok(&["api-resources", "--api-group=kube-encrypt.dev", "--no-headers"]).await;
         for (plural, short) in [("encryptionconfigs", "encconf"), ("ippools", "ippool"), ("nodeencryptions", "nodeenc")] {
@@ -118,12 +107,12 @@ async fn api_resources_lists_the_crds_after_apply() {
     .await;
 }
 
-#[tokio::test]
-async fn apply_twice_reports_unchanged() {
+kube_encrypt_tests::on_both_servers!(apply_twice_reports_unchanged);
+async fn apply_twice_reports_unchanged(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
-        k.ok(&["apply", "-f", &crds_dir()]).await;
+        k.ok(&["apply", "-k", &crds_dir()]).await;
         let manifest = k.write(
             "objects.yaml",
             "apiVersion: kube-encrypt.dev/v1alpha1\nkind: EncryptionConfig\nmetadata:\n  name: default\nspec:\n  ipv4:\n    enabled: true\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  mode: strict\n",
@@ -141,10 +130,10 @@ async fn apply_twice_reports_unchanged() {
     .await;
 }
 
-#[tokio::test]
-async fn get_watch_delivers_a_change() {
+kube_encrypt_tests::on_both_servers!(get_watch_delivers_a_change);
+async fn get_watch_delivers_a_change(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
         let mut child = k
             .command(&["get", "configmaps", "--watch", "--request-timeout=25s"])
@@ -185,10 +174,10 @@ async fn get_watch_delivers_a_change() {
     .await;
 }
 
-#[tokio::test]
-async fn server_side_apply_conflicts_and_force() {
+kube_encrypt_tests::on_both_servers!(server_side_apply_conflicts_and_force);
+async fn server_side_apply_conflicts_and_force(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
         let first = k.write("first.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: default\ndata:\n  owner: first\n");
         let second = k.write("second.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n  namespace: default\ndata:\n  owner: second\n");
@@ -204,12 +193,12 @@ async fn server_side_apply_conflicts_and_force() {
     .await;
 }
 
-#[tokio::test]
-async fn wait_for_ready_condition() {
+kube_encrypt_tests::on_both_servers!(wait_for_ready_condition);
+async fn wait_for_ready_condition(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
-        k.ok(&["apply", "-f", &crds_dir()]).await;
+        k.ok(&["apply", "-k", &crds_dir()]).await;
         let manifest = k.write("config.yaml", "apiVersion: kube-encrypt.dev/v1alpha1\nkind: EncryptionConfig\nmetadata:\n  name: default\nspec: {}\n");
         k.ok(&["apply", "-f", &manifest.display().to_string()]).await;
         let waiting = k.command(&["wait", "--for=condition=Ready", "encryptionconfig/default", "--timeout=20s"]).output();
@@ -231,10 +220,10 @@ async fn wait_for_ready_condition() {
     .await;
 }
 
-#[tokio::test]
-async fn create_sends_protobuf_bodies() {
+kube_encrypt_tests::on_both_servers!(create_sends_protobuf_bodies);
+async fn create_sends_protobuf_bodies(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let k = Kubectl::new(&s);
         assert!(k
             .ok(&["create", "namespace", "kube-encrypt"])

@@ -14,7 +14,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::support::{bounded, TestServer};
+use crate::support::{bounded, Backend, TestServer};
 
 fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap()
@@ -50,10 +50,10 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn watch_from_list_and_resume() {
+kube_encrypt_tests::on_both_servers!(watch_from_list_and_resume);
+async fn watch_from_list_and_resume(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         cms.create(&PostParams::default(), &cm("before", json!({})))
             .await
@@ -103,10 +103,10 @@ async fn watch_from_list_and_resume() {
     .await;
 }
 
-#[tokio::test]
-async fn selector_watch_sees_objects_leave() {
+kube_encrypt_tests::on_both_servers!(selector_watch_sees_objects_leave);
+async fn selector_watch_sees_objects_leave(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let wp = WatchParams::default().labels("app=web");
         let mut stream = cms.watch(&wp, "0").await.unwrap().boxed();
@@ -130,10 +130,10 @@ async fn selector_watch_sees_objects_leave() {
     .await;
 }
 
-#[tokio::test]
-async fn compacted_history_is_gone() {
+kube_encrypt_tests::on_both_servers!(compacted_history_is_gone);
+async fn compacted_history_is_gone(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         let first = cms
             .create(&PostParams::default(), &cm("a", json!({})))
@@ -164,10 +164,10 @@ async fn compacted_history_is_gone() {
     .await;
 }
 
-#[tokio::test]
-async fn lists_page_with_limit_and_continue() {
+kube_encrypt_tests::on_both_servers!(lists_page_with_limit_and_continue);
+async fn lists_page_with_limit_and_continue(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         for i in 0..5 {
             cms.create(&PostParams::default(), &cm(&format!("c{i}"), json!({})))
@@ -192,11 +192,11 @@ async fn lists_page_with_limit_and_continue() {
     .await;
 }
 
+kube_encrypt_tests::on_both_servers!(kube_runtime_watcher_converges);
 /// kube-runtime's watcher (list, then watch from the list's resourceVersion) converges.
-#[tokio::test]
-async fn kube_runtime_watcher_converges() {
+async fn kube_runtime_watcher_converges(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         cms.create(&PostParams::default(), &cm("w1", json!({})))
             .await
@@ -225,12 +225,12 @@ async fn kube_runtime_watcher_converges() {
     .await;
 }
 
+kube_encrypt_tests::on_both_servers!(streaming_list_watcher_converges);
 /// Streaming lists (`sendInitialEvents=true`): the current state as ADDED events, then a
 /// bookmark annotated `k8s.io/initial-events-end`, which kube-runtime's watcher waits for.
-#[tokio::test]
-async fn streaming_list_watcher_converges() {
+async fn streaming_list_watcher_converges(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         cms.create(&PostParams::default(), &cm("s1", json!({})))
             .await

@@ -2,27 +2,35 @@
 //! are 422), strategic merge patch for built-in kinds (lists merge by their key, e.g.
 //! containers by name; refused with 415 for custom resources, as on a real server).
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::json;
 
-use crate::support::{api_error, bounded, install_crds, kube_encrypt_api, TestServer};
+use crate::support::{api_error, bounded, install_crds, kube_encrypt_api, Backend, TestServer};
 
-fn pod() -> Pod {
+/// A Deployment: its pod template's containers are a list merged by name, and unlike a Pod's
+/// they may change after creation.
+fn deployment() -> Deployment {
     serde_json::from_value(json!({
         "metadata": {"name": "p", "labels": {"a": "1", "b": "2"}},
-        "spec": {"containers": [{"name": "c1", "image": "i1"}, {"name": "c2", "image": "i2"}], "tolerations": [{"key": "t"}]}
+        "spec": {
+            "selector": {"matchLabels": {"app": "p"}},
+            "template": {
+                "metadata": {"labels": {"app": "p"}},
+                "spec": {"containers": [{"name": "c1", "image": "i1"}, {"name": "c2", "image": "i2"}]},
+            },
+        },
     }))
     .unwrap()
 }
 
-#[tokio::test]
-async fn merge_json_and_strategic_patches() {
+kube_encrypt_tests::on_both_servers!(merge_json_and_strategic_patches);
+async fn merge_json_and_strategic_patches(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
-        let pods: Api<Pod> = Api::default_namespaced(s.client.clone());
-        pods.create(&PostParams::default(), &pod()).await.unwrap();
+        let s = TestServer::start(backend).await;
+        let pods: Api<Deployment> = Api::default_namespaced(s.client.clone());
+        pods.create(&PostParams::default(), &deployment()).await.unwrap();
         let pp = PatchParams::default();
 
         let merged = pods
@@ -39,12 +47,9 @@ async fn merge_json_and_strategic_patches() {
         );
 
         let strategic =
-            Patch::Strategic(json!({"spec": {"containers": [{"name": "c2", "image": "new"}]}}));
+            Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "c2", "image": "new"}]}}}}));
         let patched = pods.patch("p", &pp, &strategic).await.unwrap();
-        let images: Vec<_> = patched
-            .spec
-            .unwrap()
-            .containers
+        let images: Vec<_> = containers(patched)
             .iter()
             .map(|c| c.image.clone().unwrap())
             .collect();
@@ -55,20 +60,20 @@ async fn merge_json_and_strategic_patches() {
             .patch(
                 "p",
                 &pp,
-                &Patch::Merge(json!({"spec": {"containers": [{"name": "c3", "image": "x"}]}})),
+                &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "c3", "image": "x"}]}}}})),
             )
             .await
             .unwrap();
-        assert_eq!(replaced.spec.unwrap().containers.len(), 1);
+        assert_eq!(containers(replaced).len(), 1);
 
         let ops: json_patch::Patch = serde_json::from_value(json!([
             {"op": "add", "path": "/metadata/annotations", "value": {"x": "y"}},
-            {"op": "replace", "path": "/spec/containers/0/image", "value": "jp"}
+            {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "jp"}
         ]))
         .unwrap();
         let jp = pods.patch("p", &pp, &Patch::<()>::Json(ops)).await.unwrap();
-        assert_eq!(jp.spec.unwrap().containers[0].image.as_deref(), Some("jp"));
-        assert_eq!(jp.metadata.annotations.unwrap()["x"], "y");
+        assert_eq!(jp.metadata.annotations.clone().unwrap()["x"], "y");
+        assert_eq!(containers(jp)[0].image.as_deref(), Some("jp"));
 
         let failing: json_patch::Patch = serde_json::from_value(
             json!([{"op": "test", "path": "/metadata/name", "value": "other"}]),
@@ -82,10 +87,19 @@ async fn merge_json_and_strategic_patches() {
     .await;
 }
 
-#[tokio::test]
-async fn strategic_merge_is_refused_for_custom_resources() {
+fn containers(deployment: Deployment) -> Vec<k8s_openapi::api::core::v1::Container> {
+    deployment
+        .spec
+        .template
+        .spec
+        .map(|s| s.containers)
+        .unwrap_or_default()
+}
+
+kube_encrypt_tests::on_both_servers!(strategic_merge_is_refused_for_custom_resources);
+async fn strategic_merge_is_refused_for_custom_resources(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let pools = kube_encrypt_api(&s.client, "IPPool", "ippools");
         let pool = serde_json::from_value(json!({

@@ -6,12 +6,12 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::support::{bounded, install_crds, kube_encrypt_api, node, TestServer};
+use crate::support::{bounded, install_crds, kube_encrypt_api, node, Backend, TestServer};
 
-#[tokio::test]
-async fn stop_and_start_keeps_everything() {
+kube_encrypt_tests::on_both_servers!(stop_and_start_keeps_everything);
+async fn stop_and_start_keeps_everything(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let nodes: Api<Node> = Api::all(s.client.clone());
         for i in 0..20 {

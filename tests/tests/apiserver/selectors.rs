@@ -6,7 +6,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::support::{api_error, bounded, TestServer};
+use crate::support::{api_error, bounded, Backend, TestServer};
 
 async fn names<K>(api: &Api<K>, lp: ListParams) -> Vec<String>
 where
@@ -24,10 +24,10 @@ where
     names
 }
 
-#[tokio::test]
-async fn label_selectors() {
+kube_encrypt_tests::on_both_servers!(label_selectors);
+async fn label_selectors(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let cms: Api<ConfigMap> = Api::default_namespaced(s.client.clone());
         for (name, labels) in [
             ("a", json!({"app": "web", "tier": "front"})),
@@ -62,10 +62,10 @@ async fn label_selectors() {
     .await;
 }
 
-#[tokio::test]
-async fn field_selectors() {
+kube_encrypt_tests::on_both_servers!(field_selectors);
+async fn field_selectors(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         let pods: Api<Pod> = Api::default_namespaced(s.client.clone());
         for (name, node) in [("p1", "n1"), ("p2", "n2"), ("p3", "n1")] {
             let pod = serde_json::from_value(json!({

@@ -7,12 +7,12 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::json;
 
-use crate::support::{bounded, install_crds, kube_encrypt_api, TestServer};
+use crate::support::{bounded, install_crds, kube_encrypt_api, Backend, TestServer};
 
-#[tokio::test]
-async fn status_and_spec_are_written_separately() {
+kube_encrypt_tests::on_both_servers!(status_and_spec_are_written_separately);
+async fn status_and_spec_are_written_separately(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let configs = kube_encrypt_api(&s.client, "EncryptionConfig", "encryptionconfigs");
         let obj = serde_json::from_value(json!({
@@ -59,10 +59,10 @@ async fn status_and_spec_are_written_separately() {
     .await;
 }
 
-#[tokio::test]
-async fn crds_are_established() {
+kube_encrypt_tests::on_both_servers!(crds_are_established);
+async fn crds_are_established(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let crds: Api<CustomResourceDefinition> = Api::all(s.client.clone());
         let crd = crds
@@ -82,11 +82,11 @@ async fn crds_are_established() {
     .await;
 }
 
+kube_encrypt_tests::on_both_servers!(custom_resources_are_validated);
 /// A schema violation of a custom resource is a 422 in the server's wording.
-#[tokio::test]
-async fn custom_resources_are_validated() {
+async fn custom_resources_are_validated(backend: Backend) {
     bounded(async {
-        let s = TestServer::start().await;
+        let s = TestServer::start(backend).await;
         install_crds(&s.client).await;
         let configs = kube_encrypt_api(&s.client, "EncryptionConfig", "encryptionconfigs");
         let bad = serde_json::from_value(json!({

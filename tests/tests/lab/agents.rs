@@ -45,14 +45,22 @@ fn a_killed_agent_is_restarted_and_down_stops_every_agent() {
     ]);
     let paths = Paths::new(DEFAULT_STATE_DIR);
     let first = wait_for_agent(&paths, "node-1", None, Duration::from_secs(10));
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", first.process.pid)).unwrap_or_default();
-    let args: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).to_string())
-        .collect();
-    assert!(
-        args.contains(&"--node-name".to_string()) && args.contains(&"node-1".to_string()),
-        "{args:?}"
+    // The supervisor records nsenter's PID, which then execs the agent: its command line is
+    // the agent's once the exec is done.
+    wait_until(
+        "node-1's agent runs with its node name",
+        Duration::from_secs(10),
+        || {
+            let cmdline =
+                std::fs::read(format!("/proc/{}/cmdline", first.process.pid)).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).to_string())
+                .collect();
+            let named =
+                args.contains(&"--node-name".to_string()) && args.contains(&"node-1".to_string());
+            named.then_some(()).ok_or_else(|| format!("{args:?}"))
+        },
     );
     let _ = kill(Pid::from_raw(first.process.pid as i32), Signal::SIGKILL);
     let second = wait_for_agent(

@@ -1,10 +1,14 @@
-//! The objects `up` registers in the emulator, reached from the host through the lab's
-//! kubeconfig; the emulator keeps its state across `apiserver stop` / `start`.
+//! The objects `up` registers in the API server, reached from the host through the lab's
+//! kubeconfig; the API server keeps its state across `apiserver stop` / `start` (etcd, or the
+//! emulator's files); on the real control plane each agent is its ServiceAccount, bound to
+//! its node and to the RBAC of the install manifests.
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+use kube_encrypt_tests::lab::state::{Paths, DEFAULT_STATE_DIR};
 
 use super::support::*;
 
@@ -92,9 +96,18 @@ fn nodes_and_pods_are_registered_like_a_real_cluster() {
 }
 
 #[test]
+fn kube_apiserver_keeps_its_state_across_stop_and_start() {
+    keeps_its_state_across_stop_and_start("kube");
+}
+
+#[test]
 fn the_emulator_keeps_its_state_across_stop_and_start() {
+    keeps_its_state_across_stop_and_start("emulator");
+}
+
+fn keeps_its_state_across_stop_and_start(apiserver: &str) {
     let session = session();
-    let lab = session.up(&["--nodes", "2", "--no-agents"]);
+    let lab = session.up(&["--nodes", "2", "--no-agents", "--apiserver", apiserver]);
     let rt = runtime();
     let kubeconfig = lab.kubeconfig();
     let before = rt.block_on(async {
@@ -115,7 +128,7 @@ fn the_emulator_keeps_its_state_across_stop_and_start() {
             .list(&ListParams::default())
             .await
     });
-    assert!(down.is_err(), "the emulator is stopped");
+    assert!(down.is_err(), "the API server is stopped");
     let start = session.run(&["apiserver", "start"]);
     assert!(start.status.success(), "{}", text(&start));
     let (names, after) = rt.block_on(async {
@@ -142,4 +155,76 @@ fn the_emulator_keeps_its_state_across_stop_and_start() {
         after >= before,
         "resource versions continue: {before} → {after}"
     );
+}
+
+/// `kubectl` run inside `node`'s namespaces with that node's agent kubeconfig.
+fn agent_kubectl(
+    session: &kube_encrypt_tests::lab::testing::LabSession,
+    node: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let kubeconfig = Paths::new(DEFAULT_STATE_DIR).node_kubeconfig(node);
+    let kubeconfig = kubeconfig.to_string_lossy().into_owned();
+    let kubectl = kubectl_bin();
+    let mut command = vec![
+        "exec",
+        node,
+        "--",
+        kubectl.as_str(),
+        "--kubeconfig",
+        kubeconfig.as_str(),
+    ];
+    command.extend_from_slice(args);
+    session.run(&command)
+}
+
+#[test]
+fn agents_are_their_service_account_bound_to_their_node_and_rbac() {
+    let session = session();
+    let _lab = session.up(&["--nodes", "2", "--no-agents", "--apiserver", "kube"]);
+    let whoami = agent_kubectl(&session, "node-1", &["auth", "whoami", "-o", "json"]);
+    assert!(whoami.status.success(), "{}", text(&whoami));
+    let review: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap();
+    let user = &review["status"]["userInfo"];
+    assert_eq!(
+        user["username"],
+        "system:serviceaccount:kube-encrypt:kube-encrypt-agent"
+    );
+    assert_eq!(
+        user["extra"]["authentication.kubernetes.io/node-name"][0],
+        "node-1"
+    );
+    assert_eq!(
+        user["extra"]["authentication.kubernetes.io/pod-name"][0],
+        "kube-encrypt-agent-node-1"
+    );
+    let can = |args: &[&str]| {
+        let mut full = vec!["auth", "can-i"];
+        full.extend_from_slice(args);
+        stdout(&agent_kubectl(&session, "node-2", &full))
+            .trim()
+            .to_owned()
+    };
+    let cases: [(&[&str], &str); 7] = [
+        (&["watch", "nodes"], "yes"),
+        (&["patch", "nodes"], "yes"),
+        (&["list", "ippools.kube-encrypt.dev"], "yes"),
+        (
+            &[
+                "patch",
+                "nodeencryptions.kube-encrypt.dev",
+                "--subresource=status",
+            ],
+            "yes",
+        ),
+        (&["delete", "nodes"], "no"),
+        (&["get", "secrets", "-n", "kube-system"], "no"),
+        (&["update", "encryptionconfigs.kube-encrypt.dev"], "no"),
+    ];
+    for (args, want) in cases {
+        assert_eq!(can(args), want, "can-i {args:?}");
+    }
+    let denied = agent_kubectl(&session, "node-2", &["delete", "node", "node-1"]);
+    assert!(!denied.status.success());
+    assert!(stderr(&denied).contains("Forbidden"), "{}", text(&denied));
 }

@@ -90,6 +90,14 @@ pub fn agent_bin() -> String {
     agent.to_string_lossy().into_owned()
 }
 
+/// The lab's kubectl (`$KUBECTL`, the control plane's build, or `kubectl` on `PATH`).
+pub fn kubectl_bin() -> String {
+    kube_encrypt_tests::lab::control_plane::kubectl()
+        .expect("kubectl is not installed: run `make deps`")
+        .to_string_lossy()
+        .into_owned()
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,8 +120,19 @@ pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
 /// IPPools with natOutgoing for both families, and an EncryptionConfig enabling IPv4 (and
 /// IPv6 when `ipv6`).
 pub async fn enable_encryption_for(client: &kube::Client, ipv6: bool) {
+    let mut spec = kube_encrypt_api::crd::EncryptionConfigSpec::default();
+    spec.ipv4.enabled = true;
+    spec.ipv6.enabled = ipv6;
+    enable_encryption_spec(client, spec).await
+}
+
+/// IPPools with natOutgoing for both families, and the EncryptionConfig `spec`.
+pub async fn enable_encryption_spec(
+    client: &kube::Client,
+    spec: kube_encrypt_api::crd::EncryptionConfigSpec,
+) {
     use kube::api::{Api, PostParams};
-    use kube_encrypt_api::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec};
+    use kube_encrypt_api::crd::{EncryptionConfig, IPPool, IPPoolSpec};
     let pools: Api<IPPool> = Api::all(client.clone());
     for (name, cidr) in [("v4", "198.18.0.0/16"), ("v6", "2001:db8:1::/48")] {
         let spec = IPPoolSpec {
@@ -126,9 +145,6 @@ pub async fn enable_encryption_for(client: &kube::Client, ipv6: bool) {
             .await
             .unwrap_or_else(|e| panic!("create IPPool {cidr}: {e}"));
     }
-    let mut spec = EncryptionConfigSpec::default();
-    spec.ipv4.enabled = true;
-    spec.ipv6.enabled = ipv6;
     Api::<EncryptionConfig>::all(client.clone())
         .create(
             &PostParams::default(),

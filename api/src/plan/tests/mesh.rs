@@ -2,7 +2,7 @@
 
 use crate::crd::{EncryptionConfigSpec, RouteSource};
 use crate::dataplane::{RouteKind, UNREACHABLE_METRIC};
-use crate::fixtures::{key, TestNode};
+use crate::fixtures::{key, test_pools, TestNode};
 use crate::net::Family::{self, V4, V6};
 use crate::node::{NodeView, PUBLIC_KEY_ANNOTATION};
 use crate::plan::LocalFacts;
@@ -29,10 +29,6 @@ fn with_third(third: NodeView) -> Vec<NodeView> {
 
 fn bare(name: &str) -> NodeView {
     NodeView::test(name)
-}
-
-fn shared_key(node: NodeView) -> NodeView {
-    node.with_key(V4, key("shared", V4))
 }
 
 fn workload(i: u8) -> NodeView {
@@ -136,59 +132,21 @@ fn rows() -> Vec<Row> {
             skipped: &[("node-3", "not selected by spec.nodeSelector")],
         },
         Row {
-            name: "two nodes with the same key: neither programmed, both thrown",
-            config: EncryptionConfigSpec::test(),
-            nodes: vec![
-                NodeView::test_v4(1),
-                shared_key(NodeView::test_v4(2)),
-                shared_key(NodeView::test_v4(3)),
-            ],
-            facts: facts(),
-            family: V4,
-            routes: &[
-                "throw 198.18.1.0/24",
-                "throw 198.18.2.0/24",
-                "throw 198.18.3.0/24",
-            ],
-            peers: &[],
-            skipped: &[
-                ("node-2", "same IPv4 public key as node node-3"),
-                ("node-3", "same IPv4 public key as node node-2"),
-            ],
-        },
-        Row {
-            name: "three holders of one key name the first other holder by name",
-            config: EncryptionConfigSpec::test(),
-            nodes: vec![
-                NodeView::test_v4(1),
-                shared_key(NodeView::test_v4(4)),
-                shared_key(NodeView::test_v4(2)),
-                shared_key(NodeView::test_v4(3)),
-            ],
-            facts: facts(),
-            family: V4,
-            routes: &[
-                "throw 198.18.1.0/24",
-                "throw 198.18.2.0/24",
-                "throw 198.18.3.0/24",
-                "throw 198.18.4.0/24",
-            ],
-            peers: &[],
-            skipped: &[
-                ("node-2", "as node node-3"),
-                ("node-3", "as node node-2"),
-                ("node-4", "as node node-2"),
-            ],
-        },
-        Row {
-            name: "node publishing this node's key: skipped, and this node stops steering",
+            name: "node publishing this node's key: refused; this node keeps encrypting",
             config: EncryptionConfigSpec::test(),
             nodes: with_third(NodeView::test_v4(3).with_key(V4, key(OWN, V4))),
             facts: facts(),
             family: V4,
-            routes: &[],
+            routes: &[
+                "throw 198.18.1.0/24",
+                "198.18.2.0/24 dev wg-encrypt",
+                "throw 198.18.3.0/24",
+            ],
             peers: &["node-2 192.0.2.12:51820 198.18.2.0/24"],
-            skipped: &[("node-3", "this node's own IPv4 public key")],
+            skipped: &[(
+                "node-3",
+                "refused: publishes this node's own IPv4 public key",
+            )],
         },
         Row {
             name: "malformed key annotation: that node skipped, the rest intact",
@@ -232,20 +190,16 @@ fn rows() -> Vec<Row> {
             skipped: &[("node-3", "has no IPv4 InternalIP")],
         },
         Row {
-            name: "interface address outside the pod CIDR is added as a host prefix",
+            name: "interface address inside the pod CIDR adds nothing",
             config: EncryptionConfigSpec::test(),
             nodes: vec![
                 NodeView::test_v4(1),
-                NodeView::test_v4(2).with_interface_addr("198.18.200.1"),
+                NodeView::test_v4(2).with_interface_addr("198.18.2.77"),
             ],
             facts: facts(),
             family: V4,
-            routes: &[
-                "throw 198.18.1.0/24",
-                "198.18.2.0/24 dev wg-encrypt",
-                "198.18.200.1/32 dev wg-encrypt",
-            ],
-            peers: &["node-2 192.0.2.12:51820 198.18.2.0/24,198.18.200.1/32"],
+            routes: &["throw 198.18.1.0/24", "198.18.2.0/24 dev wg-encrypt"],
+            peers: &["node-2 192.0.2.12:51820 198.18.2.0/24"],
             skipped: &[],
         },
         Row {
@@ -266,7 +220,8 @@ fn rows() -> Vec<Row> {
             skipped: &[],
         },
         Row {
-            name: "a destination both routed and thrown is thrown",
+            name:
+                "a keyless node claiming a peer's CIDR: the peer keeps it, nothing thrown over it",
             config: EncryptionConfigSpec::test(),
             nodes: with_third(
                 bare("node-3")
@@ -275,7 +230,7 @@ fn rows() -> Vec<Row> {
             ),
             facts: facts(),
             family: V4,
-            routes: &["throw 198.18.1.0/24", "throw 198.18.2.0/24"],
+            routes: &["throw 198.18.1.0/24", "198.18.2.0/24 dev wg-encrypt"],
             peers: &["node-2 192.0.2.12:51820 198.18.2.0/24"],
             skipped: &[("node-3", "publishes no IPv4 public key")],
         },
@@ -359,11 +314,11 @@ fn rows() -> Vec<Row> {
             routes: &[
                 "throw 198.18.1.5/32",
                 "throw 198.18.1.6/32",
+                "198.18.2.0/32 dev wg-encrypt",
                 "198.18.2.5/32 dev wg-encrypt",
                 "198.18.2.6/32 dev wg-encrypt",
-                "198.18.2.254/32 dev wg-encrypt",
             ],
-            peers: &["node-2 192.0.2.12:51820 198.18.2.5/32,198.18.2.6/32,198.18.2.254/32"],
+            peers: &["node-2 192.0.2.12:51820 198.18.2.0/32,198.18.2.5/32,198.18.2.6/32"],
             skipped: &[],
         },
         Row {
@@ -488,7 +443,7 @@ fn rows() -> Vec<Row> {
 #[test]
 fn mesh_table() {
     for row in rows() {
-        let plan = run(Some(&row.config), &[], &row.nodes, &row.facts);
+        let plan = run(Some(&row.config), &test_pools(), &row.nodes, &row.facts);
         assert_eq!(
             routes(&plan, row.family),
             strings(row.routes),
@@ -509,7 +464,7 @@ fn mesh_table() {
 fn every_device_route_has_an_unreachable_fallback_and_thrown_ones_do_not() {
     let plan = run(
         Some(&EncryptionConfigSpec::test()),
-        &[],
+        &test_pools(),
         &three_nodes(),
         &facts(),
     );
@@ -545,7 +500,7 @@ fn routes_use_the_configured_table_and_rule() {
     config.routing_table = 4242;
     config.routing_rule_priority = 77;
     config.firewall_mark = 0x20000;
-    let plan = run(Some(&config), &[], &three_nodes(), &facts());
+    let plan = run(Some(&config), &test_pools(), &three_nodes(), &facts());
     let dp = plan.dataplane.family(V4);
     assert!(dp.routes.iter().all(|r| r.table == 4242), "{:?}", dp.routes);
     let rule = dp.rule.clone().expect("rule");
@@ -566,7 +521,7 @@ fn routes_use_the_configured_table_and_rule() {
 fn persistent_keepalive_only_when_positive() {
     for (seconds, expected) in [(0, None), (25, Some(25))] {
         let config = EncryptionConfigSpec::test().with_keepalive(seconds);
-        let plan = run(Some(&config), &[], &three_nodes(), &facts());
+        let plan = run(Some(&config), &test_pools(), &three_nodes(), &facts());
         let keepalives: Vec<_> = plan
             .dataplane
             .family(V4)
@@ -590,7 +545,12 @@ fn malformed_data_of_every_node_is_reported_sorted() {
         )
     };
     let nodes = vec![NodeView::test_v4(1), broken("node-9"), broken("node-5")];
-    let plan = run(Some(&EncryptionConfigSpec::test()), &[], &nodes, &facts());
+    let plan = run(
+        Some(&EncryptionConfigSpec::test()),
+        &test_pools(),
+        &nodes,
+        &facts(),
+    );
     let fields: Vec<String> = plan
         .problems
         .iter()

@@ -1,7 +1,10 @@
 //! Table-driven planner tests. Every plan made here is also checked for the output invariants
 //! (sorted, deduplicated, one route per destination) and for independence from node order.
 
+mod config;
 mod firewall;
+mod hijack;
+mod keys;
 mod mesh;
 mod mtu;
 mod outcome;
@@ -115,6 +118,13 @@ fn assert_invariants(plan: &NodePlan) {
         plan.skipped.windows(2).all(|w| w[0] <= w[1]),
         "skipped not sorted"
     );
+    for skipped in &plan.skipped {
+        assert_eq!(
+            skipped.refused,
+            skipped.reason.starts_with("refused: "),
+            "{skipped:?}"
+        );
+    }
     if let Some(fw) = &plan.dataplane.firewall {
         assert!(strictly_sorted(&fw.wireguard_ports), "firewall ports");
     }

@@ -4,7 +4,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use crate::crd::{Backend, BackendKind, EncryptionConfigSpec, EncryptionState};
-use crate::fixtures::key;
+use crate::fixtures::{key, test_pools};
 use crate::net::Family::{self, V4, V6};
 use crate::node::NodeView;
 use crate::plan::family::PUBLISHING_MESSAGE;
@@ -13,7 +13,7 @@ use crate::plan::{plan, LocalFacts, PlanError, Snapshot};
 use super::{facts, run, three_dual_nodes, three_nodes, OWN};
 
 use BackendKind::{Kernel, Userspace};
-use EncryptionState::{Disabled, Encrypted, Error, Unsupported};
+use EncryptionState::{Disabled, Encrypted, Unsupported};
 
 struct Row {
     name: &'static str,
@@ -58,7 +58,7 @@ fn encrypted(name: &'static str, config: Option<EncryptionConfigSpec>, facts: Lo
         interface: true,
         steering: true,
         publish_key: true,
-        publish_addr: Some("198.18.1.254"),
+        publish_addr: Some("198.18.1.0"),
     }
 }
 
@@ -261,17 +261,19 @@ fn rows() -> Vec<Row> {
             Disabled,
             PUBLISHING_MESSAGE,
         ),
-        waiting(
-            "own device key published by another node",
-            vec![
+        Row {
+            message: "encrypting to 1 peer; 1 node left unencrypted",
+            nodes: vec![
                 NodeView::test_v4(1),
                 NodeView::test_v4(2),
                 NodeView::test_v4(3).with_key(V4, key(OWN, V4)),
             ],
-            facts(),
-            Error,
-            "node node-3 publishes this node's IPv4 public key",
-        ),
+            ..encrypted(
+                "own device key copied by another node: the copy is refused, not this node",
+                v4(),
+                facts(),
+            )
+        },
         Row {
             publish_addr: None,
             nodes: own_replaced(
@@ -288,7 +290,7 @@ fn rows() -> Vec<Row> {
         Row {
             family: V6,
             nodes: three_dual_nodes(),
-            publish_addr: Some("2001:db8:1:1:ffff:ffff:ffff:fffe"),
+            publish_addr: Some("2001:db8:1:1::"),
             ..encrypted(
                 "IPv6 publishes its own interface address",
                 Some(dual),
@@ -302,7 +304,7 @@ fn rows() -> Vec<Row> {
 fn outcome_table() {
     for row in rows() {
         let name = row.name;
-        let plan = run(row.config.as_ref(), &[], &row.nodes, &row.facts);
+        let plan = run(row.config.as_ref(), &test_pools(), &row.nodes, &row.facts);
         let outcome = plan.families.get(row.family);
         assert_eq!(outcome.state, row.state, "{name}: {outcome:?}");
         assert_eq!(outcome.backend, row.backend, "{name}");
@@ -346,7 +348,7 @@ fn nothing_at_all_when_off() {
         ("unsupported", v4(), three_nodes(), unsupported),
     ];
     for (name, config, nodes, facts) in cases {
-        let plan = run(config.as_ref(), &[], &nodes, &facts);
+        let plan = run(config.as_ref(), &test_pools(), &nodes, &facts);
         assert!(plan.dataplane.is_empty(), "{name}: {:?}", plan.dataplane);
         assert_eq!(plan.publish, Default::default(), "{name}");
         assert!(plan.skipped.is_empty(), "{name}: {:?}", plan.skipped);
@@ -395,37 +397,37 @@ fn fail_static_errors() {
             "port 0",
             with(|s| s.ipv4.port = 0),
             OWN,
-            "spec.ipv4.port is invalid",
+            "port-range: spec.ipv4.port: 0 is not a UDP port",
         ),
         (
             "port too large",
             with(|s| s.ipv6.port = 70_000),
             OWN,
-            "spec.ipv6.port is invalid",
+            "port-range: spec.ipv6.port: 70000 is not a UDP port",
         ),
         (
             "negative MTU",
             with(|s| s.ipv4.mtu = -1),
             OWN,
-            "spec.ipv4.mtu is invalid",
+            "mtu-range: spec.ipv4.mtu",
         ),
         (
             "routing table 0",
             with(|s| s.routing_table = 0),
             OWN,
-            "spec.routingTable is invalid",
+            "routing-table: spec.routingTable: table 0",
         ),
         (
             "firewall mark too large",
             with(|s| s.firewall_mark = 1 << 33),
             OWN,
-            "spec.firewallMark is invalid",
+            "firewall-mark: spec.firewallMark",
         ),
         (
             "keepalive too large",
             with(|s| s.persistent_keepalive = 70_000),
             OWN,
-            "spec.persistentKeepalive is invalid",
+            "persistent-keepalive: spec.persistentKeepalive",
         ),
     ];
     for (name, config, node, message) in cases {

@@ -1,8 +1,8 @@
 //! The whole path from Kubernetes Nodes and Pods: conversion, then planning.
 
-use crate::crd::{EncryptionConfigSpec, RouteSource};
+use crate::crd::{EncryptionConfigSpec, IPPoolSpec, RouteSource};
 use crate::dataplane::RouteKind;
-use crate::fixtures::{cluster, TestNode, TestPod};
+use crate::fixtures::{cluster, test_pools, TestNode, TestPod};
 use crate::net::Family::V4;
 use crate::node::{node_views, workload_ips_by_node};
 use crate::plan::LocalFacts;
@@ -19,8 +19,13 @@ fn workload_ips_are_the_pod_ips_of_each_node() {
             .build(),
         TestNode::new("node-2")
             .internal_ip("192.0.2.12")
+            .pod_cidr("198.18.2.0/24")
             .test_key(V4)
-            .interface_addr(V4, "198.18.2.254")
+            .interface_addr(V4, "198.18.2.0")
+            .build(),
+        TestNode::new("node-3")
+            .internal_ip("192.0.2.13")
+            .test_key(V4)
             .build(),
     ];
     let pods = [
@@ -42,21 +47,26 @@ fn workload_ips_are_the_pod_ips_of_each_node() {
             .phase("Failed")
             .build(),
         TestPod::new("local", "node-1").ip("198.18.1.7").build(),
+        TestPod::new("vnet", "node-3").ip("198.18.3.9").build(),
     ];
     let views = node_views(&nodes, Some(&workload_ips_by_node(&pods)));
     let config = EncryptionConfigSpec::test().with_route_source(RouteSource::WorkloadIps);
-    let plan = run(Some(&config), &[], &views, &facts());
+    let plan = run(Some(&config), &test_pools(), &views, &facts());
     assert_eq!(
         peers(&plan, V4),
-        strings(&["node-2 192.0.2.12:51820 198.18.2.10/32,198.18.2.11/32,198.18.2.254/32"])
+        strings(&[
+            "node-2 192.0.2.12:51820 198.18.2.0/32,198.18.2.10/32,198.18.2.11/32",
+            "node-3 192.0.2.13:51820 198.18.3.9/32",
+        ])
     );
     assert_eq!(
         routes(&plan, V4),
         strings(&[
             "throw 198.18.1.7/32",
+            "198.18.2.0/32 dev wg-encrypt",
             "198.18.2.10/32 dev wg-encrypt",
             "198.18.2.11/32 dev wg-encrypt",
-            "198.18.2.254/32 dev wg-encrypt",
+            "198.18.3.9/32 dev wg-encrypt",
         ])
     );
 }
@@ -70,7 +80,13 @@ fn a_generated_cluster_plans_every_other_node() {
             (source == RouteSource::WorkloadIps).then(|| workload_ips_by_node(&generated.pods));
         let views = node_views(&generated.nodes, pods.as_ref());
         let config = EncryptionConfigSpec::test().with_route_source(source);
-        let plan = run(Some(&config), &[], &views, &LocalFacts::test("node-00007"));
+        let pools = [IPPoolSpec::test("10.0.0.0/8")];
+        let plan = run(
+            Some(&config),
+            &pools,
+            &views,
+            &LocalFacts::test("node-00007"),
+        );
         let dp = plan.dataplane.family(V4);
         assert_eq!(dp.peers.len(), 299, "{source:?}");
         assert!(

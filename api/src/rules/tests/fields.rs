@@ -11,7 +11,7 @@ use crate::rules::{
 
 /// An EncryptionConfig named `name` with `spec` (JSON, defaults left out), and the rule ids it
 /// must produce.
-pub(super) struct ConfigRow {
+pub(crate) struct ConfigRow {
     pub name: &'static str,
     pub object_name: &'static str,
     pub spec: Value,
@@ -48,7 +48,7 @@ fn top(field: &'static str, value: i64, expect: &'static [Rule]) -> ConfigRow {
 }
 
 #[rustfmt::skip]
-pub(super) fn config_rows() -> Vec<ConfigRow> {
+pub(crate) fn config_rows() -> Vec<ConfigRow> {
     vec![
         row("all defaults", json!({}), &[]),
         // port-range
@@ -97,6 +97,10 @@ pub(super) fn config_rows() -> Vec<ConfigRow> {
         ifname("ipv4", "..", &[InterfaceName]),
         ifname("ipv4", "...", &[]),
         ifname("ipv4", "wg.encrypt_1-a", &[]),
+        ifname("ipv4", "-wg", &[InterfaceName]),
+        ifname("ipv4", "-", &[InterfaceName]),
+        ifname("ipv4", "wg-", &[]),
+        ifname("ipv6", "--help", &[InterfaceName]),
         ifname("ipv4", "wgé", &[InterfaceName]),
         ifname("ipv4", "ééééééé", &[InterfaceName]),
         ifname("ipv6", "abcdefghijklmnop", &[InterfaceName]),

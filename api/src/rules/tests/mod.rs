@@ -2,7 +2,7 @@
 
 mod cel;
 mod change;
-mod fields;
+pub(crate) mod fields;
 mod nat;
 mod objects;
 mod overlap;

@@ -87,3 +87,50 @@ fn crd_cel_rules_are_exactly_the_single_object_rules() {
         .collect();
     assert_eq!(in_crds, expected);
 }
+
+#[test]
+fn the_range_and_name_rules_guard_the_dataplane() {
+    let guarding: Vec<Rule> = Rule::ALL
+        .into_iter()
+        .filter(|r| r.guards_dataplane())
+        .collect();
+    assert_eq!(
+        guarding,
+        [
+            Rule::PortRange,
+            Rule::PortConflict,
+            Rule::MtuRange,
+            Rule::InterfaceName,
+            Rule::RoutingTable,
+            Rule::RulePriority,
+            Rule::FirewallMark,
+            Rule::PersistentKeepalive,
+        ]
+    );
+}
+
+#[test]
+fn the_agent_refuses_on_guards_and_warns_on_policy() {
+    use crate::rules::{dataplane_blockers, evaluate_for_agent};
+    let spec = super::spec(serde_json::json!({
+        "ipv4": {"enabled": true, "port": 0},
+        "ipv6": {"enabled": true},
+        "hostEncryption": true,
+    }));
+    let pools = [super::pool("v4", "198.18.0.0/16", false)];
+    let seen: Vec<(Rule, Severity)> = evaluate_for_agent(&spec, &pools)
+        .iter()
+        .map(|f| (f.rule, f.severity))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Rule::Ipv4NatOutgoing, Severity::Warning),
+            (Rule::Ipv6NatOutgoing, Severity::Warning),
+            (Rule::PortRange, Severity::Deny),
+            (Rule::HostEncryptionRouteSource, Severity::Warning),
+        ]
+    );
+    let blockers: Vec<Rule> = dataplane_blockers(&spec).iter().map(|f| f.rule).collect();
+    assert_eq!(blockers, [Rule::PortRange]);
+}

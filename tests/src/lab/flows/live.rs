@@ -19,10 +19,7 @@ use crate::lab::cluster::ClusterError;
 use crate::lab::topology::{parse_node_ref, Topology};
 
 fn api_err(action: &str) -> impl FnOnce(kube::Error) -> ClusterError + '_ {
-    move |source| ClusterError::Api {
-        action: action.to_string(),
-        source,
-    }
+    crate::lab::cluster::api_err(action)
 }
 
 /// Reads the live view; `no_wireguard` are the lab's nodes started without WireGuard.

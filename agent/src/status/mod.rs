@@ -1,10 +1,12 @@
-//! The node's `NodeEncryption` status, built from the plan and what the device reports, and
+//! The node's `NodeEncryption` status, built from the plan, what the device reports (read
+//! after applying, in the same round) and what the admission rules say about the config, and
 //! the limiter that writes it on a change of anything but counters, else at most every
 //! five minutes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube_encrypt_api::crd::{
     EncryptionState, FamilyStatus, NodeEncryptionStatus, PeerCounts, PeerHealth, SkippedPeerStatus,
     MAX_REPORTED_SKIPPED,
@@ -14,6 +16,11 @@ use kube_encrypt_api::net::{Family, PerFamily};
 use kube_encrypt_api::plan::NodePlan;
 
 use crate::dataplane::Observed;
+
+mod review;
+
+use review::{config_finding, degraded};
+pub use review::{ConfigReview, DEGRADED, INVALID_CONFIG};
 
 /// A handshake older than this is stale (WireGuard's REJECT_AFTER_TIME: the session is dead).
 pub const STALE_HANDSHAKE: Duration = Duration::from_secs(180);
@@ -75,6 +82,7 @@ pub fn build_status(
     observed: &Observed,
     keys: &PerFamily<Option<WireGuardKey>>,
     errors: &FamilyErrors,
+    review: &ConfigReview,
     now: SystemTime,
 ) -> NodeEncryptionStatus {
     let family = |f| family_status(plan, observed, keys, errors.get(f), f, now);
@@ -82,7 +90,8 @@ pub fn build_status(
         ipv4: Some(family(Family::V4)),
         ipv6: Some(family(Family::V6)),
         last_update: Some(rfc3339(now)),
-        ..Default::default()
+        conditions: vec![degraded(review, now)],
+        findings: review.findings.iter().map(config_finding).collect(),
     }
 }
 
@@ -187,6 +196,8 @@ fn worst_peers(samples: &[PeerSample]) -> Vec<PeerHealth> {
 pub struct StatusLimiter {
     interval: Duration,
     last: Option<(NodeEncryptionStatus, SystemTime)>,
+    /// The conditions last written, with their transition times.
+    conditions: Vec<Condition>,
 }
 
 impl StatusLimiter {
@@ -194,6 +205,7 @@ impl StatusLimiter {
         Self {
             interval,
             last: None,
+            conditions: Vec::new(),
         }
     }
 
@@ -209,10 +221,26 @@ impl StatusLimiter {
     /// Records a successful write.
     pub fn written(&mut self, status: &NodeEncryptionStatus, now: SystemTime) {
         self.last = Some((without_counters(status), now));
+        self.conditions = status.conditions.clone();
+    }
+
+    /// Keeps the `lastTransitionTime` of every condition whose status is the one last written:
+    /// the time says when it last changed, not when it was last computed.
+    pub fn settle(&self, status: &mut NodeEncryptionStatus) {
+        for condition in &mut status.conditions {
+            let before = self
+                .conditions
+                .iter()
+                .find(|c| c.type_ == condition.type_ && c.status == condition.status);
+            if let Some(before) = before {
+                condition.last_transition_time = before.last_transition_time.clone();
+            }
+        }
     }
 }
 
-/// The status with everything that moves on its own (bytes, ages, timestamp) zeroed.
+/// The status with everything that moves on its own (bytes, ages, timestamps) zeroed. A
+/// condition's transition time moves only with its status, which is compared.
 fn without_counters(status: &NodeEncryptionStatus) -> NodeEncryptionStatus {
     let strip = |family: &Option<FamilyStatus>| {
         family.clone().map(|mut f| {
@@ -225,18 +253,33 @@ fn without_counters(status: &NodeEncryptionStatus) -> NodeEncryptionStatus {
             f
         })
     };
+    let mut conditions = status.conditions.clone();
+    for condition in &mut conditions {
+        condition.last_transition_time = Time(Default::default());
+    }
     NodeEncryptionStatus {
         ipv4: strip(&status.ipv4),
         ipv6: strip(&status.ipv6),
         last_update: None,
+        conditions,
         ..status.clone()
     }
 }
 
 /// `2026-01-02T03:04:05Z`, as Kubernetes writes times.
 pub fn rfc3339(time: SystemTime) -> String {
-    k8s_openapi::jiff::Timestamp::try_from(time)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    whole_seconds(time)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `time` cut to whole seconds, the precision of Kubernetes times.
+pub(crate) fn whole_seconds(time: SystemTime) -> k8s_openapi::jiff::Timestamp {
+    let seconds = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    k8s_openapi::jiff::Timestamp::from_second(i64::try_from(seconds).unwrap_or_default())
         .unwrap_or_default()
 }
 
@@ -259,6 +302,7 @@ mod tests {
     use kube_encrypt_api::crd::BackendKind;
     use kube_encrypt_api::dataplane::{InterfaceSpec, PeerSpec};
     use kube_encrypt_api::plan::{FamilyOutcome, Publication};
+    use kube_encrypt_api::rules::{Finding, Rule, Severity};
 
     const T0: Duration = Duration::from_secs(1_800_000_000);
 
@@ -343,6 +387,7 @@ mod tests {
             &observed,
             &own_keys(),
             &FamilyErrors::default(),
+            &ConfigReview::default(),
             at(1000),
         );
         let v4 = status.ipv4.unwrap();
@@ -375,7 +420,8 @@ mod tests {
             v4: vec!["add peer: boom".into(), "add route: boom".into()],
             v6: vec![],
         };
-        let status = build_status(&plan, &observed, &own_keys(), &errors, at(1000));
+        let none = ConfigReview::default();
+        let status = build_status(&plan, &observed, &own_keys(), &errors, &none, at(1000));
         let v4 = status.ipv4.unwrap();
         assert_eq!(v4.state, EncryptionState::Error);
         assert_eq!(
@@ -390,6 +436,7 @@ mod tests {
             &gone,
             &own_keys(),
             &FamilyErrors::default(),
+            &none,
             at(1000),
         );
         let v4 = status.ipv4.unwrap();
@@ -406,8 +453,10 @@ mod tests {
         let (plan, observed) = encrypted();
         let keys = own_keys();
         let none = FamilyErrors::default();
-        let status_at =
-            |observed: &Observed, secs| build_status(&plan, observed, &keys, &none, at(secs));
+        let review = ConfigReview::default();
+        let status_at = |observed: &Observed, secs| {
+            build_status(&plan, observed, &keys, &none, &review, at(secs))
+        };
         let mut busier = observed.clone();
         busier.peer_stats.v4[0].rx_bytes += 5000;
         busier.peer_stats.v4[0].last_handshake = Some(at(1050));
@@ -437,5 +486,104 @@ mod tests {
         for (name, status, secs, want) in cases {
             assert_eq!(limiter.due(&status, at(secs)), want, "{name}");
         }
+    }
+
+    #[test]
+    fn an_idle_healthy_mesh_reads_all_handshaken() {
+        let (plan, mut observed) = encrypted();
+        for stats in &mut observed.peer_stats.v4 {
+            stats.last_handshake = Some(at(100));
+        }
+        let status = build_status(
+            &plan,
+            &observed,
+            &own_keys(),
+            &FamilyErrors::default(),
+            &ConfigReview::default(),
+            at(7200),
+        );
+        let v4 = status.ipv4.unwrap();
+        assert_eq!(v4.peers, PeerCounts::new(3, 3));
+        assert_eq!(v4.peers.ratio, "3/3");
+        let v6 = status.ipv6.unwrap();
+        assert_eq!(v6.peers.ratio, "0/0", "IPv6 reports its own counts");
+    }
+
+    fn review(findings: Vec<Finding>, refused: bool) -> ConfigReview {
+        ConfigReview { findings, refused }
+    }
+
+    fn finding(rule: Rule, severity: Severity, field: &str, message: &str) -> Finding {
+        Finding {
+            severity,
+            ..Finding::new(rule, field, message)
+        }
+    }
+
+    #[test]
+    fn the_status_carries_the_condition_and_the_findings() {
+        let (plan, observed) = encrypted();
+        let findings = vec![finding(
+            Rule::PortRange,
+            Severity::Deny,
+            "spec.ipv4.port",
+            "fix",
+        )];
+        let status = build_status(
+            &plan,
+            &observed,
+            &own_keys(),
+            &FamilyErrors::default(),
+            &review(findings, true),
+            at(1000),
+        );
+        let condition = &status.conditions[0];
+        assert_eq!(
+            (condition.type_.as_str(), condition.status.as_str()),
+            (DEGRADED, "True")
+        );
+        assert_eq!(condition.reason, INVALID_CONFIG);
+        let rules: Vec<&str> = status.findings.iter().map(|f| f.rule.as_str()).collect();
+        assert_eq!(rules, ["port-range"]);
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_until_it_changes() {
+        let (plan, observed) = encrypted();
+        let keys = own_keys();
+        let none = FamilyErrors::default();
+        let at_review = |refused: bool, secs| {
+            let findings = vec![finding(
+                Rule::PortRange,
+                Severity::Deny,
+                "spec.ipv4.port",
+                "fix",
+            )];
+            build_status(
+                &plan,
+                &observed,
+                &keys,
+                &none,
+                &review(findings, refused),
+                at(secs),
+            )
+        };
+        let mut limiter = StatusLimiter::new(REFRESH_INTERVAL);
+        let first = at_review(true, 1000);
+        limiter.written(&first, at(1000));
+        let transition = |s: &NodeEncryptionStatus| s.conditions[0].last_transition_time.clone();
+
+        let mut same = at_review(true, 1060);
+        limiter.settle(&mut same);
+        assert_eq!(transition(&same), transition(&first));
+        assert!(!limiter.due(&same, at(1060)), "nothing changed");
+
+        let mut fixed = at_review(false, 1100);
+        limiter.settle(&mut fixed);
+        assert_eq!(
+            rfc3339(SystemTime::from(transition(&fixed).0)),
+            rfc3339(at(1100))
+        );
+        assert!(limiter.due(&fixed, at(1100)), "the condition changed");
     }
 }

@@ -1,0 +1,544 @@
+//! The admission webhook over TLS with keep-alive on loopback, side by side with a bare
+//! hyper + rustls server answering a fixed body, in the same run: latency at a steady
+//! 1,000 requests/s (p99 target ≤ 2 ms) and the most requests/s each answers (webhook ≥ 0.8 ×
+//! bare), then the webhook's RSS with 1,000 IPPools in its caches (≤ 30 MiB).
+//!
+//! The real `kube-encrypt-webhook` binary runs as its own process against the API emulator
+//! (in this process), with `--self-signed`; the bare server is this bench binary re-run with
+//! `--serve-bare`, also its own process. Each review is an EncryptionConfig UPDATE judged
+//! against the cached pools: 4 pools for latency and throughput (a typical cluster; the
+//! median of three alternating rounds per server), then 1,000 pools for RSS, with the
+//! throughput at 1,000 pools shown for information (the NAT rule reads every pool per
+//! review). Missing a target prints MISSED; only a broken function fails the bench.
+//!
+//! Run: `cargo build --release -p kube-encrypt-webhook && cargo bench -p kube-encrypt-tests --bench webhook`
+//! (`KEB_WEBHOOK_BIN` overrides the binary's path).
+
+#[allow(dead_code)]
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::PostParams;
+use kube::Api;
+use kube_encrypt_webhook::tls::self_signed::Authority;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use common::cluster::{create_config, create_pool, ipv4_config, Emulator};
+use common::process::Spawned;
+use common::report::{render, Goal, Row};
+
+const FEW_POOLS: usize = 4;
+const POOLS: usize = 1_000;
+const RATE: u32 = 1_000;
+const RATE_CONNECTIONS: u32 = 4;
+const RATE_SECONDS: u64 = 10;
+const THROUGHPUT_CONNECTIONS: usize = 16;
+const THROUGHPUT_SECONDS: u64 = 4;
+const ROUNDS: usize = 3;
+const P99_TARGET_MS: f64 = 2.0;
+const RATIO_TARGET: f64 = 0.8;
+const RSS_TARGET_MIB: f64 = 30.0;
+const READY_LIMIT: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if args.get(1).map(String::as_str) == Some("--serve-bare") {
+        return match runtime.block_on(bare::serve(&args[2..])) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bare server: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match runtime.block_on(bench()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webhook bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The webhook binary: `KEB_WEBHOOK_BIN`, else next to the lab binary of this build.
+fn webhook_binary() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("KEB_WEBHOOK_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            Path::new(env!("CARGO_BIN_EXE_kube-encrypt-lab")).with_file_name("kube-encrypt-webhook")
+        }
+    };
+    if !path.is_file() {
+        bail!(
+            "webhook binary {} not found: build it first with `cargo build --release -p kube-encrypt-webhook` \
+             (same CARGO_TARGET_DIR as the bench), or set KEB_WEBHOOK_BIN",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+async fn bench() -> anyhow::Result<()> {
+    let binary = webhook_binary()?;
+    let scratch = Scratch(std::env::temp_dir().join(format!("keb-webhook-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0)?;
+    let emulator = Emulator::start("127.0.0.1:0".parse()?, &scratch.0).await?;
+    emulator.install_crds().await?;
+    let namespaces: Api<Namespace> = Api::all(emulator.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "kube-encrypt"}}))?,
+        )
+        .await?;
+    create_config(&emulator.client, &ipv4_config()).await?;
+    create_pools(&emulator, 0..FEW_POOLS).await?;
+
+    let webhook_addr = free_addr()?;
+    let mut webhook = start_webhook(&binary, webhook_addr, &emulator.kubeconfig, &scratch.0)?;
+    let ca = webhook_ca(&emulator).await?;
+    wait_ready(webhook_addr, &ca, &mut webhook).await?;
+
+    let bare_ca = Authority::generate()?;
+    let issued = bare_ca.issue(&["127.0.0.1".to_owned()])?;
+    let (cert, key) = (scratch.0.join("bare.crt"), scratch.0.join("bare.key"));
+    std::fs::write(&cert, &issued.cert_pem)?;
+    std::fs::write(&key, &issued.key_pem)?;
+    let bare_addr = free_addr()?;
+    let mut bare = Spawned::start_logged(
+        "bare server",
+        Command::new(std::env::current_exe()?)
+            .args(["--serve-bare", &bare_addr.to_string()])
+            .arg(&cert)
+            .arg(&key),
+        &scratch.0.join("bare.log"),
+    )?;
+    wait_ready(bare_addr, bare_ca.cert_pem(), &mut bare).await?;
+
+    let review = review_body();
+    let webhook_target = Target {
+        addr: webhook_addr,
+        ca: ca.clone(),
+        body: review.clone(),
+    };
+    let bare_target = Target {
+        addr: bare_addr,
+        ca: bare_ca.cert_pem().to_owned(),
+        body: review,
+    };
+    check_answer(&webhook_target).await?;
+
+    let webhook_latency = steady_rate(&webhook_target).await?;
+    let bare_latency = steady_rate(&bare_target).await?;
+    let (mut webhook_rates, mut bare_rates) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        bare_rates.push(throughput(&bare_target).await?);
+        webhook_rates.push(throughput(&webhook_target).await?);
+    }
+    let (webhook_rate, bare_rate) = (common::median(&webhook_rates), common::median(&bare_rates));
+
+    create_pools(&emulator, FEW_POOLS..POOLS).await?;
+    wait_cached(&webhook_target, &pool_cidr(POOLS - 1)).await?;
+    let (rss_cached, _) = rss_kib(webhook.pid())?;
+    let many_rate = throughput(&webhook_target).await?;
+    webhook.check_alive()?;
+    bare.check_alive()?;
+    let (rss_after, hwm) = rss_kib(webhook.pid())?;
+
+    let rows = vec![
+        Row::new("p99 at 1,000 req/s, webhook", webhook_latency.p99, "ms", Goal::AtMost(P99_TARGET_MS))
+            .note(format!("p50 {:.3} ms, max {:.2} ms; baseline bare p99 {:.3} ms (ratio {:.2})",
+                webhook_latency.p50, webhook_latency.max, bare_latency.p99, webhook_latency.p99 / bare_latency.p99)),
+        Row::new("p99 at 1,000 req/s, bare", bare_latency.p99, "ms", Goal::Info).note(format!("p50 {:.3} ms", bare_latency.p50)),
+        Row::new("throughput, webhook", webhook_rate, "req/s", Goal::Info)
+            .note(format!("rounds {}", rates(&webhook_rates))),
+        Row::new("throughput, bare", bare_rate, "req/s", Goal::Info).note(format!("rounds {}", rates(&bare_rates))),
+        Row::new("throughput webhook / bare", webhook_rate / bare_rate, "x", Goal::AtLeast(RATIO_TARGET))
+            .note(format!("{FEW_POOLS} pools cached, {THROUGHPUT_CONNECTIONS} keep-alive connections, {THROUGHPUT_SECONDS} s per round")),
+        Row::new(format!("throughput, webhook, {POOLS} pools"), many_rate, "req/s", Goal::Info)
+            .note(format!("{:.2} x bare", many_rate / bare_rate)),
+        Row::new(format!("RSS with {POOLS} pools cached"), kib_to_mib(rss_after), "MiB", Goal::AtMost(RSS_TARGET_MIB))
+            .note(format!("before load {:.1} MiB, peak {:.1} MiB", kib_to_mib(rss_cached), kib_to_mib(hwm))),
+    ];
+    println!(
+        "{}",
+        render(
+            "kube-encrypt-webhook over TLS on loopback (keep-alive)",
+            &rows
+        )
+    );
+    println!("  load average: {}", common::load_average());
+    drop(webhook);
+    drop(bare);
+    emulator.stop().await?;
+    Ok(())
+}
+
+/// Disjoint /26s of 198.18.0.0/15.
+fn pool_cidr(i: usize) -> String {
+    format!(
+        "198.{}.{}.{}/26",
+        18 + i / 1024,
+        (i / 4) % 256,
+        (i % 4) * 64
+    )
+}
+
+async fn create_pools(emulator: &Emulator, range: std::ops::Range<usize>) -> anyhow::Result<()> {
+    for i in range {
+        create_pool(&emulator.client, &format!("pool-{i:04}"), &pool_cidr(i)).await?;
+    }
+    Ok(())
+}
+
+/// Waits until the webhook's cache holds the pool with `cidr`: a new pool on that range is
+/// then refused (pool-overlap).
+async fn wait_cached(target: &Target, cidr: &str) -> anyhow::Result<()> {
+    let gvk = json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "kind": "IPPool"});
+    let probe = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "probe", "kind": gvk, "name": "probe", "operation": "CREATE",
+            "object": {"metadata": {"name": "probe"}, "spec": {"cidr": cidr, "natOutgoing": true}}}
+    });
+    let body = Bytes::from(serde_json::to_vec(&probe)?);
+    let mut conn = connect(target.addr, &target.ca).await?;
+    let deadline = Instant::now() + READY_LIMIT;
+    loop {
+        let (_, answer) = request(&mut conn, "POST", "/validate", body.clone()).await?;
+        let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+        if answer["response"]["allowed"] == false {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the webhook did not cache pool {cidr} within {READY_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn rates(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn start_webhook(
+    binary: &Path,
+    addr: SocketAddr,
+    kubeconfig: &Path,
+    dir: &Path,
+) -> anyhow::Result<Spawned> {
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "--self-signed",
+            "--self-signed-san",
+            "127.0.0.1",
+            "--pod-name",
+            "bench-0",
+            "--listen",
+        ])
+        .arg(addr.to_string())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env("RUST_LOG", "warn");
+    Spawned::start_logged(
+        "kube-encrypt-webhook",
+        &mut command,
+        &dir.join("webhook.log"),
+    )
+}
+
+/// The self-signed CA the webhook keeps in its Secret (created at its start).
+async fn webhook_ca(emulator: &Emulator) -> anyhow::Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(emulator.client.clone(), "kube-encrypt");
+    let deadline = Instant::now() + READY_LIMIT;
+    loop {
+        if let Some(secret) = secrets.get_opt("kube-encrypt-webhook-ca").await? {
+            let cert = secret
+                .data
+                .and_then(|d| d.get("tls.crt").cloned())
+                .context("CA Secret without tls.crt")?;
+            return Ok(String::from_utf8(cert.0)?);
+        }
+        if Instant::now() > deadline {
+            bail!("the webhook created no CA Secret within {READY_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for `GET /readyz` to answer 200.
+async fn wait_ready(addr: SocketAddr, ca: &str, process: &mut Spawned) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_LIMIT;
+    loop {
+        process.check_alive()?;
+        if let Ok(mut conn) = connect(addr, ca).await {
+            if let Ok((200, _)) = request(&mut conn, "GET", "/readyz", Bytes::new()).await {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{addr} not ready within {READY_LIMIT:?}; log:\n{}",
+                process.log_tail(20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// An EncryptionConfig UPDATE as the API server sends it (IPv4 on, MTU changed).
+fn review_body() -> Bytes {
+    let gvk =
+        json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "kind": "EncryptionConfig"});
+    let gvr = json!({"group": "kube-encrypt.dev", "version": "v1alpha1", "resource": "encryptionconfigs"});
+    let object = |mtu: i64| {
+        json!({
+            "apiVersion": "kube-encrypt.dev/v1alpha1", "kind": "EncryptionConfig",
+            "metadata": {"name": "default", "uid": "7d0a", "generation": 3, "resourceVersion": "1042"},
+            "spec": {"ipv4": {"enabled": true, "mtu": mtu, "port": 51820, "interfaceName": "wg-encrypt"},
+                     "ipv6": {"enabled": false, "port": 51821, "interfaceName": "wg-encrypt-v6", "mtu": 0},
+                     "routingTable": 51820, "routingRulePriority": 99, "firewallMark": 1048576}
+        })
+    };
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "5f1e2c3a-8f5e-4a43-9d59-0cfb9f3c1d77", "kind": gvk, "resource": gvr,
+            "requestKind": gvk, "requestResource": gvr, "name": "default", "operation": "UPDATE",
+            "userInfo": {"username": "system:serviceaccount:argocd:argocd-application-controller", "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "object": object(1400), "oldObject": object(0), "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}
+        }
+    });
+    Bytes::from(serde_json::to_vec(&review).expect("a review serializes"))
+}
+
+/// Where the load goes.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    ca: String,
+    body: Bytes,
+}
+
+type Conn = SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr, ca_pem: &str) -> anyhow::Result<Conn> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn request(
+    conn: &mut Conn,
+    method: &str,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<(u16, Bytes)> {
+    conn.ready().await?;
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(body))?;
+    let response = conn.send_request(req).await?;
+    let status = response.status().as_u16();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+/// The webhook judges the review (admitted, against the 1,000 pools), so load measures work.
+async fn check_answer(target: &Target) -> anyhow::Result<()> {
+    let mut conn = connect(target.addr, &target.ca).await?;
+    let (status, body) = request(&mut conn, "POST", "/validate", target.body.clone()).await?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)?;
+    if status != 200 || answer["response"]["allowed"] != true {
+        bail!("unexpected answer {status}: {answer}");
+    }
+    Ok(())
+}
+
+/// Latency percentiles, in ms.
+struct Latency {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+/// Sends at a steady [`RATE`] over [`RATE_CONNECTIONS`] connections for [`RATE_SECONDS`];
+/// latency counts from each request's scheduled time (so a stall is not hidden).
+async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
+    let interval = Duration::from_secs(1) * RATE_CONNECTIONS / RATE;
+    let per_connection = RATE_SECONDS * u64::from(RATE / RATE_CONNECTIONS);
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut tasks = Vec::new();
+    for c in 0..RATE_CONNECTIONS {
+        let target = target.clone();
+        let offset = Duration::from_secs(1) * c / RATE;
+        tasks.push(tokio::spawn(async move {
+            let mut conn = connect(target.addr, &target.ca).await?;
+            let mut samples = Vec::new();
+            for i in 0..per_connection {
+                let due = start + offset + interval * u32::try_from(i)?;
+                tokio::time::sleep_until(due.into()).await;
+                let (status, _) =
+                    request(&mut conn, "POST", "/validate", target.body.clone()).await?;
+                if status != 200 {
+                    bail!("status {status} under load");
+                }
+                samples.push(due.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    all.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |p: f64| ms(all[((all.len() - 1) as f64 * p).round() as usize]);
+    Ok(Latency {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: ms(*all.last().context("no samples")?),
+    })
+}
+
+/// Requests per second answered by [`THROUGHPUT_CONNECTIONS`] connections sending back to
+/// back for [`THROUGHPUT_SECONDS`].
+async fn throughput(target: &Target) -> anyhow::Result<f64> {
+    let until = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
+    let mut tasks = Vec::new();
+    for _ in 0..THROUGHPUT_CONNECTIONS {
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = connect(target.addr, &target.ca).await?;
+            let mut done = 0u64;
+            while Instant::now() < until {
+                let (status, _) =
+                    request(&mut conn, "POST", "/validate", target.body.clone()).await?;
+                if status != 200 {
+                    bail!("status {status} under load");
+                }
+                done += 1;
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let started = Instant::now();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The baseline: hyper + rustls answering every request with a fixed AdmissionReview after
+/// reading its body, with the same TLS and HTTP settings as the webhook.
+mod bare {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use kube_encrypt_webhook::tls::{certified_key, server_config, CertStore};
+
+    const ANSWER: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"5f1e2c3a-8f5e-4a43-9d59-0cfb9f3c1d77","allowed":true,"status":{}}}"#;
+
+    /// `ADDR CERT KEY`: serves until killed.
+    pub async fn serve(args: &[String]) -> anyhow::Result<()> {
+        let [addr, cert, key] = args else {
+            anyhow::bail!("usage: --serve-bare ADDR CERT KEY");
+        };
+        let key = certified_key(&std::fs::read(cert)?, &std::fs::read(key)?)?;
+        let tls =
+            tokio_rustls::TlsAcceptor::from(Arc::new(server_config(Arc::new(CertStore::new(key)))));
+        let listener = tokio::net::TcpListener::bind(addr).await.context("bind")?;
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            let _ = tcp.set_nodelay(true);
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = tls.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let _ = req.into_body().collect().await;
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            ANSWER,
+                        ))))
+                    },
+                );
+                let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}
