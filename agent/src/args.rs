@@ -1,7 +1,8 @@
 //! Command line and environment of the agent, parsed once into one validated [`Config`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -22,9 +23,21 @@ pub struct Args {
     #[arg(long, default_value = "/var/lib/kube-encrypt")]
     pub state_dir: PathBuf,
 
-    /// Address of the HTTP server for `/metrics`, `/healthz` and `/readyz`.
-    #[arg(long, default_value = "0.0.0.0:9105")]
-    pub metrics_addr: SocketAddr,
+    /// Address of the HTTP server for `/metrics`, `/healthz` and `/readyz`: `node:PORT` binds
+    /// to this node's address (`--host-ip`, else its Node's first InternalIP), `IP:PORT` to
+    /// exactly that (`0.0.0.0:9105` for every address of the host).
+    #[arg(long, env = "METRICS_ADDR", default_value = "node:9105")]
+    pub metrics_addr: MetricsAddr,
+
+    /// This node's address, from the downward API (`status.hostIP`); where `--metrics-addr
+    /// node:PORT` binds. When absent the agent reads its Node's InternalIP from the API server.
+    #[arg(long, env = "HOST_IP")]
+    pub host_ip: Option<IpAddr>,
+
+    /// Export handshake age and bytes for every peer, labelled by node. Off by default: in an
+    /// N-node cluster every agent would export 3·N series (3·N² in all).
+    #[arg(long, env = "PER_PEER_METRICS")]
+    pub per_peer_metrics: bool,
 
     /// Root of the sysctl tree the agent writes (`net.ipv4.conf.all.src_valid_mark` with host
     /// encryption). In a pod the container's own `/proc/sys` is read-only: mount the host's
@@ -58,17 +71,65 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the metrics server listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddr {
+    /// `node:PORT`: the node's own address on this port.
+    Node(u16),
+    /// `IP:PORT`: exactly this address.
+    Fixed(SocketAddr),
+}
+
+impl FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Some(port) = text.strip_prefix("node:") {
+            return port
+                .parse()
+                .map(MetricsAddr::Node)
+                .map_err(|_| format!("{text:?}: node:PORT needs a port number such as node:9105"));
+        }
+        text.parse().map(MetricsAddr::Fixed).map_err(|_| {
+            format!("{text:?} is not node:PORT or IP:PORT (such as node:9105 or 0.0.0.0:9105)")
+        })
+    }
+}
+
+impl std::fmt::Display for MetricsAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsAddr::Node(port) => write!(f, "node:{port}"),
+            MetricsAddr::Fixed(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
 /// The agent's settings after validation; shared read-only by every part of the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub node_name: String,
     pub kubeconfig: Option<PathBuf>,
     pub state_dir: PathBuf,
-    pub metrics_addr: SocketAddr,
+    pub metrics_addr: MetricsAddr,
+    /// The node's address when the downward API gave it.
+    pub host_ip: Option<IpAddr>,
+    pub per_peer_metrics: bool,
     pub sysctl_dir: PathBuf,
     pub userspace: Userspace,
     pub resync_interval: Duration,
     pub debounce: Duration,
+}
+
+impl Config {
+    /// The metrics server's address when it is known without the API server.
+    pub fn known_metrics_addr(&self) -> Option<SocketAddr> {
+        match self.metrics_addr {
+            MetricsAddr::Fixed(addr) => Some(addr),
+            MetricsAddr::Node(port) => self.host_ip.map(|ip| SocketAddr::new(ip, port)),
+        }
+    }
 }
 
 /// The userspace WireGuard implementation this node may use.
@@ -127,6 +188,8 @@ impl Args {
             kubeconfig: self.kubeconfig.filter(|p| !p.as_os_str().is_empty()),
             state_dir: self.state_dir,
             metrics_addr: self.metrics_addr,
+            host_ip: self.host_ip,
+            per_peer_metrics: self.per_peer_metrics,
             sysctl_dir: self.sysctl_dir,
             userspace: resolve_userspace(&self.userspace_implementation, path_var),
             resync_interval: self.resync_interval,
@@ -199,7 +262,8 @@ mod tests {
     fn defaults_follow_the_spec() {
         let config = parse(&["--userspace-implementation", "none"]).unwrap();
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube-encrypt"));
-        assert_eq!(config.metrics_addr, "0.0.0.0:9105".parse().unwrap());
+        assert_eq!(config.metrics_addr, MetricsAddr::Node(9105));
+        assert!(!config.per_peer_metrics, "per-peer series are opt-in");
         assert_eq!(config.sysctl_dir, PathBuf::from("/proc/sys"));
         assert_eq!(config.resync_interval, Duration::from_secs(60));
         assert_eq!(config.debounce, Duration::from_millis(50));
@@ -220,6 +284,34 @@ mod tests {
             let err = parse(extra).unwrap_err();
             assert!(err.contains(reason), "{extra:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_metrics_address_is_the_nodes_unless_given() {
+        let cases: [(&[&str], Option<&str>); 4] = [
+            (&[], None),
+            (&["--host-ip", "192.0.2.11"], Some("192.0.2.11:9105")),
+            (
+                &["--host-ip", "2001:db8::11", "--metrics-addr", "node:9200"],
+                Some("[2001:db8::11]:9200"),
+            ),
+            (
+                &["--host-ip", "192.0.2.11", "--metrics-addr", "0.0.0.0:9105"],
+                Some("0.0.0.0:9105"),
+            ),
+        ];
+        for (extra, want) in cases {
+            let mut argv = vec!["--userspace-implementation", "none"];
+            argv.extend_from_slice(extra);
+            let config = parse(&argv).unwrap();
+            let want = want.map(|a| a.parse().unwrap());
+            assert_eq!(config.known_metrics_addr(), want, "{extra:?}");
+        }
+        for bad in ["node:", "node:http", "localhost:9105"] {
+            let err = parse(&["--metrics-addr", bad]).unwrap_err();
+            assert!(err.contains("node:9105"), "{bad}: {err}");
+        }
+        assert_eq!(MetricsAddr::Node(9105).to_string(), "node:9105");
     }
 
     #[test]

@@ -27,6 +27,7 @@ struct HostState {
     observations: usize,
     fail_observe: bool,
     fail_change: Option<ChangePredicate>,
+    state_problems: Vec<String>,
 }
 
 /// A host whose dataplane is a value.
@@ -96,6 +97,22 @@ impl FakeDriver {
         self.lock().fail_change = predicate;
     }
 
+    /// Makes every observation report these unsaved records (a read-only state dir).
+    pub fn set_state_problems(&self, problems: Vec<String>) {
+        self.lock().state_problems = problems;
+    }
+
+    /// The family's interface disappears as when its userspace daemon dies: the kernel
+    /// removes the link and every route through it.
+    pub fn vanish_interface(&self, family: Family) {
+        let mut state = self.lock();
+        let slot = state.dataplane.families.get_mut(family);
+        if let Some(name) = slot.interface.as_ref().map(|i| i.name.clone()) {
+            delete_interface(slot, &name);
+        }
+        *state.device_keys.get_mut(family) = None;
+    }
+
     /// Sets the counters the device reports for `family`'s peers.
     pub fn set_peer_stats(&self, family: Family, stats: Vec<PeerStats>) {
         *self.lock().peer_stats.get_mut(family) = stats;
@@ -134,6 +151,7 @@ fn visible(state: &HostState, scope: &Scope) -> Observed {
             firewall: state.dataplane.firewall.clone(),
             sysctls: state.dataplane.sysctls.clone(),
         },
+        state_problems: state.state_problems.clone(),
         ..Default::default()
     };
     for family in Family::ALL {
@@ -180,7 +198,7 @@ fn apply_change(
                 return Err(refuse(change, "File exists"));
             }
             slot.interface = Some(spec.clone());
-            *state.device_keys.get_mut(*family) = Some(public_key_of(key));
+            *state.device_keys.get_mut(*family) = Some(public_key_of(key.expose()));
         }
         Change::UpdateInterface { family, to, .. } => {
             let slot = state.dataplane.families.get_mut(*family);
@@ -242,10 +260,12 @@ fn apply_content_change(dataplane: &mut Dataplane, change: &Change) -> Result<()
                 device(dataplane, *family, dev, change)?;
             }
             let routes = &mut dataplane.families.get_mut(*family).routes;
-            if routes
-                .iter()
-                .any(|r| r.table == route.table && r.destination == route.destination)
-            {
+            // The kernel keeps one route per table, destination and metric.
+            if routes.iter().any(|r| {
+                r.table == route.table
+                    && r.destination == route.destination
+                    && r.kind.metric() == route.kind.metric()
+            }) {
                 return Err(refuse(change, "File exists"));
             }
             routes.push(route.clone());
@@ -303,6 +323,7 @@ struct WriterState {
     node_patches: Vec<Value>,
     statuses: Vec<NodeEncryptionStatus>,
     down: bool,
+    hanging: bool,
 }
 
 impl FakeWriter {
@@ -315,6 +336,11 @@ impl FakeWriter {
         self.lock().down = down;
     }
 
+    /// Makes every write wait forever, as behind a black-holed connection.
+    pub fn set_hanging(&self, hanging: bool) {
+        self.lock().hanging = hanging;
+    }
+
     /// The node patches written so far, and forgets them.
     pub fn take_node_patches(&self) -> Vec<Value> {
         std::mem::take(&mut self.lock().node_patches)
@@ -325,7 +351,10 @@ impl FakeWriter {
         std::mem::take(&mut self.lock().statuses)
     }
 
-    fn refuse_when_down(&self, operation: &str) -> Result<(), WriteError> {
+    async fn refuse_when_down(&self, operation: &str) -> Result<(), WriteError> {
+        if self.lock().hanging {
+            std::future::pending::<()>().await;
+        }
         if self.lock().down {
             return Err(WriteError {
                 operation: operation.into(),
@@ -339,7 +368,7 @@ impl FakeWriter {
 
 impl ClusterWriter for FakeWriter {
     async fn patch_node(&self, _node: &str, patch: &Value) -> Result<(), WriteError> {
-        self.refuse_when_down("patch node")?;
+        self.refuse_when_down("patch node").await?;
         self.lock().node_patches.push(patch.clone());
         Ok(())
     }
@@ -349,7 +378,7 @@ impl ClusterWriter for FakeWriter {
         _node: &Node,
         status: &NodeEncryptionStatus,
     ) -> Result<(), WriteError> {
-        self.refuse_when_down("write status")?;
+        self.refuse_when_down("write status").await?;
         self.lock().statuses.push(status.clone());
         Ok(())
     }

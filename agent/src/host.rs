@@ -65,4 +65,11 @@ impl<T: Driver> Driver for std::sync::Arc<T> {
     ) -> Vec<Result<(), DriverError>> {
         self.as_ref().apply_batch(changes, keys).await
     }
+
+    async fn watch(
+        &self,
+        changes: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Result<Option<crate::dataplane::Watch>, DriverError> {
+        self.as_ref().watch(changes).await
+    }
 }

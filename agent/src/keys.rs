@@ -2,16 +2,18 @@
 //! directory with mode 0600 and reused across restarts. Only public keys ever leave this
 //! module in a printable form.
 
-use std::fs::{self, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, Permissions};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::net::{Family, PerFamily};
 use wireguard_control::Key;
+use zeroize::Zeroizing;
 
-use crate::dataplane::PrivateKeys;
+use crate::dataplane::{PrivateKeys, SecretKey};
+use crate::durable;
 
 /// A failed read or write of a key file, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,7 @@ impl KeyStore {
     /// A store holding the given private keys (tests and the loader).
     pub fn from_private(keys: PerFamily<Option<Key>>) -> Self {
         let public = PerFamily::from_fn(|family| keys.get(family).as_ref().map(public_key_of));
+        let keys = PerFamily::from_fn(|family| keys.get(family).clone().map(SecretKey::new));
         Self {
             private: PrivateKeys { keys },
             public,
@@ -98,7 +101,7 @@ pub fn public_key_of(private: &Key) -> WireGuardKey {
 }
 
 fn load_or_generate_key(path: &Path) -> Result<Key, KeyError> {
-    match fs::read_to_string(path) {
+    match fs::read_to_string(path).map(Zeroizing::new) {
         Ok(text) => {
             tighten_permissions(path)?;
             parse_key(path, &text)
@@ -142,29 +145,18 @@ fn tighten_permissions(path: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Writes the key to a temporary file created with mode 0600, then renames it into place, so
-/// a crash never leaves a half-written key.
+/// Writes the key to a temporary file created with mode 0600, renames it into place and
+/// flushes the directory, so a crash never leaves a half-written or vanished key.
 fn write_key(path: &Path, key: &Key) -> Result<(), KeyError> {
-    let err = |error| KeyError::Write {
+    let text = Zeroizing::new(format!("{}\n", key.to_base64()));
+    durable::replace_file(path, text.as_bytes(), 0o600).map_err(|error| KeyError::Write {
         path: path.to_path_buf(),
         error,
-    };
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    file.write_all(format!("{}\n", key.to_base64()).as_bytes())
-        .map_err(err)?;
-    file.sync_all().map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -214,16 +206,34 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Every way the private key could be spelled in a debug line.
+    pub(crate) fn spellings(key: &Key) -> [String; 3] {
+        [
+            key.to_base64(),
+            key.0.iter().map(|b| format!("{b:02x}")).collect(),
+            format!("{:?}", key.0).trim_matches(['[', ']']).to_owned(),
+        ]
+    }
+
     #[test]
-    fn debug_output_never_shows_the_private_key() {
+    fn debug_output_of_every_type_holding_keys_never_shows_the_private_key() {
         let key = Key::generate_private();
-        let private_b64 = key.to_base64();
         let store = KeyStore::from_private(PerFamily {
-            v4: Some(key),
-            v6: None,
+            v4: Some(key.clone()),
+            v6: Some(Key::generate_private()),
         });
-        let printed = format!("{store:?} {:?}", store.private());
-        assert!(!printed.contains(&private_b64), "{printed}");
-        assert!(printed.contains(&store.public().v4.unwrap().to_base64()));
+        let secret = SecretKey::new(key.clone());
+        let printed = [
+            format!("{store:?}"),
+            format!("{:?}", store.private()),
+            format!("{:#?}", store.private().keys),
+            format!("{secret:?}"),
+        ];
+        for line in &printed {
+            for spelling in spellings(&key) {
+                assert!(!line.contains(&spelling), "{line}");
+            }
+        }
+        assert!(printed[0].contains(&store.public().v4.unwrap().to_base64()));
     }
 }

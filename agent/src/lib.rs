@@ -16,11 +16,14 @@ pub mod apiserver;
 pub mod args;
 pub mod cluster;
 pub mod dataplane;
+pub mod durable;
 pub mod execute;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod host;
+pub mod incidents;
 pub mod keys;
+pub mod lock;
 pub mod metrics;
 pub mod publish;
 pub mod reconcile;

@@ -1,5 +1,10 @@
-//! Prometheus metrics of the agent: the mesh as last observed (peers per family, handshake age
-//! and bytes per peer, labelled by node) and the reconcile loop (duration, errors, changes).
+//! Prometheus metrics of the agent: the mesh as last observed (peers per family, and with
+//! `--per-peer-metrics` handshake age and bytes per peer, labelled by node) and the reconcile
+//! loop (duration, errors, changes, WireGuard interfaces recreated after they vanished).
+//!
+//! Per-peer series are opt-in: every agent of an N-node cluster would otherwise export about
+//! 3·N series, 3·N² for the cluster (75 million at 5,000 nodes). The per-family aggregates
+//! (configured, handshaken, oldest handshake) are always there.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -55,6 +60,20 @@ impl EncodeLabelSet for StageLabel {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FamilyLabel {
+    family: Family,
+}
+
+impl EncodeLabelSet for FamilyLabel {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        [("family", self.family.field())].encode(encoder)
+    }
+}
+
 /// Every metric of the agent, with its registry.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +81,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     errors: MetricFamily<StageLabel, Counter>,
     changes: Counter,
+    recreations: MetricFamily<FamilyLabel, Counter>,
     mesh: std::sync::Arc<MeshCollector>,
 }
 
@@ -72,7 +92,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The agent's metrics without per-peer series.
     pub fn new() -> Self {
+        Self::with_per_peer(false)
+    }
+
+    /// The agent's metrics; `per_peer` adds handshake age and bytes for every peer.
+    pub fn with_per_peer(per_peer: bool) -> Self {
         let mut registry = Registry::with_prefix("kube_encrypt");
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         registry.register(
@@ -92,15 +118,31 @@ impl Metrics {
             "Dataplane changes applied successfully",
             changes.clone(),
         );
-        let mesh = std::sync::Arc::new(MeshCollector::default());
+        let recreations = MetricFamily::<FamilyLabel, Counter>::default();
+        registry.register(
+            "interface_recreations",
+            "WireGuard interfaces found missing (their userspace daemon died, or someone deleted them) and created again",
+            recreations.clone(),
+        );
+        let mesh = std::sync::Arc::new(MeshCollector {
+            latest: Mutex::default(),
+            per_peer,
+        });
         registry.register_collector(Box::new(mesh.clone()));
         Self {
             registry,
             reconcile_duration,
             errors,
             changes,
+            recreations,
             mesh,
         }
+    }
+
+    pub fn count_recreation(&self, family: Family) {
+        self.recreations
+            .get_or_create(&FamilyLabel { family })
+            .inc();
     }
 
     pub fn observe_reconcile(&self, took: Duration) {
@@ -142,6 +184,8 @@ pub struct MeshSnapshot {
 #[derive(Debug, Default)]
 struct MeshCollector {
     latest: Mutex<MeshSnapshot>,
+    /// Whether the per-peer series are exported.
+    per_peer: bool,
 }
 
 impl Collector for MeshCollector {
@@ -159,10 +203,36 @@ impl Collector for MeshCollector {
             "Programmed WireGuard peers that completed a handshake",
             |f| handshaken(mesh.peers.get(f)),
         )?;
+        encode_oldest_handshake(&mut encoder, &mesh)?;
+        if !self.per_peer {
+            return Ok(());
+        }
         encode_peer_metric(&mut encoder, &mesh, PeerMetric::HandshakeAge)?;
         encode_peer_metric(&mut encoder, &mesh, PeerMetric::Rx)?;
         encode_peer_metric(&mut encoder, &mesh, PeerMetric::Tx)
     }
+}
+
+/// Per family, the age of the stalest handshake among peers that completed one.
+fn encode_oldest_handshake(
+    encoder: &mut DescriptorEncoder,
+    mesh: &MeshSnapshot,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(0.0f64);
+    let mut metric = encoder.encode_descriptor(
+        "peers_oldest_handshake_age_seconds",
+        "Seconds since the stalest handshake among peers that completed one",
+        None,
+        gauge.metric_type(),
+    )?;
+    for (family, peers) in mesh.peers.iter() {
+        let Some(oldest) = peers.iter().filter_map(|p| p.handshake_age).max() else {
+            continue;
+        };
+        let labels = family_label(family);
+        ConstGauge::new(oldest.as_secs_f64()).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 fn handshaken(peers: &[PeerSample]) -> usize {
@@ -251,10 +321,11 @@ mod tests {
 
     #[test]
     fn text_contains_every_series() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_per_peer(true);
         metrics.observe_reconcile(Duration::from_millis(12));
         metrics.count_error(Stage::Apply);
         metrics.count_changes(3);
+        metrics.count_recreation(Family::V6);
         metrics.set_mesh(MeshSnapshot {
             configured: PerFamily { v4: 2, v6: 0 },
             peers: PerFamily {
@@ -277,6 +348,8 @@ mod tests {
             r#"kube_encrypt_reconcile_duration_seconds_count 1"#,
             r#"kube_encrypt_reconcile_errors_total{stage="apply"} 1"#,
             r#"kube_encrypt_dataplane_changes_total 3"#,
+            r#"kube_encrypt_peers_oldest_handshake_age_seconds{family="ipv4"} 7"#,
+            r#"kube_encrypt_interface_recreations_total{family="ipv6"} 1"#,
         ];
         for line in expected {
             assert!(text.contains(line), "missing {line} in\n{text}");
@@ -289,8 +362,39 @@ mod tests {
     }
 
     #[test]
+    fn per_peer_series_are_opt_in_and_aggregates_always_there() {
+        let mesh = MeshSnapshot {
+            configured: PerFamily { v4: 2, v6: 0 },
+            peers: PerFamily {
+                v4: vec![
+                    peer("node-b", Some(7), 100, 200),
+                    peer("node-c", Some(9), 0, 0),
+                ],
+                v6: vec![],
+            },
+        };
+        for (per_peer, series) in [(false, 0), (true, 6)] {
+            let metrics = Metrics::with_per_peer(per_peer);
+            metrics.set_mesh(mesh.clone());
+            let text = metrics.encode();
+            let per_node = text
+                .lines()
+                .filter(|l| !l.starts_with('#') && l.contains("node=\""))
+                .count();
+            assert_eq!(per_node, series, "per_peer={per_peer}:\n{text}");
+            for aggregate in [
+                r#"kube_encrypt_peers_configured{family="ipv4"} 2"#,
+                r#"kube_encrypt_peers_handshaken{family="ipv4"} 2"#,
+                r#"kube_encrypt_peers_oldest_handshake_age_seconds{family="ipv4"} 9"#,
+            ] {
+                assert!(text.contains(aggregate), "per_peer={per_peer}: {aggregate}");
+            }
+        }
+    }
+
+    #[test]
     fn departed_peers_vanish_from_the_next_scrape() {
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_per_peer(true);
         let mut mesh = MeshSnapshot::default();
         mesh.peers.v4 = vec![peer("node-b", Some(1), 1, 1)];
         metrics.set_mesh(mesh);

@@ -10,10 +10,10 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use kube_encrypt_api::crd::{EncryptionState, IPPoolSpec};
-use kube_encrypt_api::net::PerFamily;
+use kube_encrypt_api::crd::{EncryptionState, IPPoolSpec, NodeEncryptionStatus};
+use kube_encrypt_api::net::{Family, PerFamily};
 use kube_encrypt_api::node::NodeView;
 use kube_encrypt_api::plan::{plan, FamilyOutcome, LocalFacts, NodePlan, PlanError, Snapshot};
 use kube_encrypt_api::rules::evaluate_for_agent;
@@ -23,10 +23,11 @@ use crate::dataplane::facts::HostFacts;
 use crate::dataplane::{Driver, DriverError, Observed, Scope};
 use crate::execute::{apply_all, changes_towards, ApplyReport};
 use crate::host::{wireguard_support, HostProbe};
+use crate::incidents::Incidents;
 use crate::keys::KeyStore;
 use crate::metrics::{MeshSnapshot, Metrics, Stage};
 use crate::publish::{annotation_patch, desired_annotations};
-use crate::scope::{scope_of, union, ScopeError, ScopeMemory};
+use crate::scope::{scope_of, union, ScopeMemory};
 use crate::status::{
     build_status, peer_samples, ConfigReview, FamilyErrors, StatusLimiter, REFRESH_INTERVAL,
 };
@@ -44,8 +45,8 @@ pub enum ReconcileError {
     Observe(DriverError),
     #[error("{failed} of {total} dataplane changes failed; they are retried")]
     Apply { failed: usize, total: usize },
-    #[error("remembering the managed scope: {0}")]
-    State(ScopeError),
+    #[error("the dataplane is applied but the agent's state could not be saved: {}", .problems.join("; "))]
+    State { problems: Vec<String> },
 }
 
 impl ReconcileError {
@@ -56,7 +57,7 @@ impl ReconcileError {
             ReconcileError::Publish(_) => Stage::Publish,
             ReconcileError::Observe(_) => Stage::Observe,
             ReconcileError::Apply { .. } => Stage::Apply,
-            ReconcileError::State(_) => Stage::State,
+            ReconcileError::State { .. } => Stage::State,
         }
     }
 }
@@ -89,6 +90,10 @@ pub struct Reconciler<D, H, W> {
     notes: Vec<(bool, String)>,
     /// Some programmed peer had not completed a handshake at the end of the last round.
     handshakes_pending: bool,
+    /// Interfaces that vanished behind the agent's back.
+    incidents: Incidents,
+    /// Why the remembered scope could not be saved this round.
+    scope_problem: Option<String>,
 }
 
 impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
@@ -107,6 +112,8 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             applied: None,
             notes: Vec::new(),
             handshakes_pending: false,
+            incidents: Incidents::default(),
+            scope_problem: None,
         }
     }
 
@@ -190,20 +197,33 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
     ) -> Result<Outcome, ReconcileError> {
         self.log_notes(&plan);
         self.publish(cluster, &plan).await?;
-        let (observed, report) = self.converge(&plan, observed, scopes).await?;
-        self.report(cluster, &plan, &observed, &report.errors, review, now)
+        let (observed, report) = self.converge(&plan, observed, scopes, now).await?;
+        let problems = self.state_problems(&observed);
+        let mut errors = report.errors.clone();
+        for family in Family::ALL {
+            errors.get_mut(family).extend(problems.iter().cloned());
+        }
+        self.report(cluster, &plan, &observed, &errors, review, now)
             .await;
         self.applied = Some(plan);
         self.metrics.count_changes(report.applied as u64);
         match report.failed {
-            0 => Ok(Outcome::Converged {
+            0 if problems.is_empty() => Ok(Outcome::Converged {
                 applied: report.applied,
             }),
+            0 => Err(ReconcileError::State { problems }),
             failed => Err(ReconcileError::Apply {
                 failed,
                 total: failed + report.applied,
             }),
         }
+    }
+
+    /// What could not be saved in the state directory: the driver's records and the scope.
+    fn state_problems(&self, observed: &Observed) -> Vec<String> {
+        let mut problems = observed.state_problems.clone();
+        problems.extend(self.scope_problem.clone());
+        problems
     }
 
     /// The planner's facts: the host's, the agent's keys and protected addresses, and the
@@ -253,10 +273,12 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         let Some(patch) = annotation_patch(cluster.node(&self.node_name), &wanted) else {
             return Ok(());
         };
-        self.writer
-            .patch_node(&self.node_name, &patch)
-            .await
-            .map_err(ReconcileError::Publish)?;
+        within_api_timeout(
+            "patch node",
+            self.writer.patch_node(&self.node_name, &patch),
+        )
+        .await
+        .map_err(ReconcileError::Publish)?;
         tracing::info!(annotations = %patch["metadata"]["annotations"], "published this node's annotations");
         Ok(())
     }
@@ -269,21 +291,33 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         plan: &NodePlan,
         observed: Observed,
         scopes: Scopes,
+        now: SystemTime,
     ) -> Result<(Observed, ApplyReport), ReconcileError> {
+        self.note_vanished(plan, &observed, now);
         let changes = changes_towards(&plan.dataplane, &observed, self.keys.public());
         if changes.is_empty() {
-            self.remember(scopes.current)?;
+            self.remember(scopes.current);
+            self.incidents.settled(&observed);
             return Ok((observed, ApplyReport::default()));
         }
         // Remember the wider scope before touching anything, so a crash mid-way still
         // finds every leftover on the next start.
-        self.remember(scopes.observe.clone())?;
+        self.remember(scopes.observe.clone());
         let report = apply_all(&self.driver, &changes, self.keys.private()).await;
         if report.failed == 0 {
-            self.remember(scopes.current)?;
+            self.remember(scopes.current);
         }
         let after = self.observe(&scopes.observe).await?;
+        self.incidents.settled(&after);
         Ok((after, report))
+    }
+
+    /// Logs and counts interfaces that vanished since the last round (they are recreated).
+    fn note_vanished(&mut self, plan: &NodePlan, observed: &Observed, now: SystemTime) {
+        for (family, name) in self.incidents.vanished(&plan.dataplane, observed, now) {
+            tracing::warn!(%family, interface = %name, "the WireGuard interface vanished (did its userspace daemon die?); creating it again");
+            self.metrics.count_recreation(family);
+        }
     }
 
     async fn observe(&self, scope: &Scope) -> Result<Observed, ReconcileError> {
@@ -293,8 +327,10 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             .map_err(ReconcileError::Observe)
     }
 
-    fn remember(&mut self, scope: Scope) -> Result<(), ReconcileError> {
-        self.scope.save(scope).map_err(ReconcileError::State)
+    /// Remembers the managed scope; a failure is reported with the round, not fatal: the
+    /// dataplane is still converged.
+    fn remember(&mut self, scope: Scope) {
+        self.scope_problem = self.scope.save(scope).err().map(|e| e.to_string());
     }
 
     /// Updates the metrics and, when due, the NodeEncryption status.
@@ -314,13 +350,15 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         });
         let mut status = build_status(plan, observed, self.keys.public(), errors, review, now);
         self.limiter.settle(&mut status);
+        self.add_incident_notes(&mut status);
         let Some(node) = cluster.node(&self.node_name) else {
             return;
         };
         if !self.limiter.due(&status, now) {
             return;
         }
-        match self.writer.write_status(node, &status).await {
+        let write = self.writer.write_status(node, &status);
+        match within_api_timeout("write status", write).await {
             Ok(()) => self.limiter.written(&status, now),
             Err(e) => {
                 tracing::warn!(error = %e, "could not write the NodeEncryption status; retrying next round");
@@ -351,6 +389,43 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         .await;
         self.applied = plan;
     }
+}
+
+impl<D, H, W> Reconciler<D, H, W> {
+    /// Appends what happened behind the agent's back to each family's message.
+    fn add_incident_notes(&self, status: &mut NodeEncryptionStatus) {
+        for (family, slot) in [
+            (Family::V4, status.ipv4.as_mut()),
+            (Family::V6, status.ipv6.as_mut()),
+        ] {
+            let (Some(family_status), Some(note)) = (slot, self.incidents.note(family)) else {
+                continue;
+            };
+            family_status.message = match family_status.message.is_empty() {
+                true => note,
+                false => format!("{}; {note}", family_status.message),
+            };
+        }
+    }
+}
+
+/// How long one write to the API server may take before the round gives up on it (the
+/// client's own timeouts are minutes long; the loop must keep going).
+pub const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn within_api_timeout(
+    operation: &str,
+    write: impl std::future::Future<Output = Result<(), WriteError>>,
+) -> Result<(), WriteError> {
+    tokio::time::timeout(API_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(WriteError {
+                operation: operation.to_owned(),
+                message: format!("no answer from the API server within {API_TIMEOUT:?}"),
+                http_status: None,
+            })
+        })
 }
 
 /// The current scope and the one to observe: the current plus whatever an earlier config

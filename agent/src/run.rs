@@ -3,23 +3,26 @@
 //! Shutting down leaves the dataplane as it is: the next agent takes over from there.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use futures::FutureExt;
+use k8s_openapi::api::core::v1::Node;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::Client;
+use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::apiserver;
-use crate::args::{Config, Userspace};
-use crate::cluster::{ClusterWriter, KubeWriter};
+use crate::args::{Config, MetricsAddr, Userspace};
+use crate::cluster::{ClusterState, ClusterWriter, KubeWriter};
 use crate::dataplane::{Driver, HostDriver, HostDriverConfig};
 use crate::host::HostProbe;
-use crate::keys::KeyStore;
+use crate::keys::{ensure_state_dir, KeyStore};
+use crate::lock::StateLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{Outcome, Parts, Reconciler};
 use crate::scope::ScopeMemory;
@@ -60,24 +63,34 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     host: H,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    ensure_state_dir(&config.state_dir)?;
+    let _lock = StateLock::acquire(&config.state_dir)?;
     let keys =
         KeyStore::load_or_generate(&config.state_dir).context("loading the WireGuard keys")?;
     let scope = ScopeMemory::load(&config.state_dir).context("loading the managed scope")?;
     let kube_config = kube_config(config.kubeconfig.as_deref()).await?;
     let protected = apiserver::addresses(kube_config.cluster_url.host()).await;
     let client = Client::try_from(kube_config).context("building the Kubernetes client")?;
-    let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::default());
-    let listener = server::bind(config.metrics_addr).await.with_context(|| {
+    let metrics = Arc::new(Metrics::with_per_peer(config.per_peer_metrics));
+    let health = Arc::new(Health::new(3 * config.resync_interval));
+    let metrics_addr = metrics_addr(&config, &client).await?;
+    let listener = server::bind(metrics_addr).await.with_context(|| {
         format!(
-            "cannot listen on --metrics-addr {}; choose a free address",
+            "cannot listen on {metrics_addr} (--metrics-addr {}); choose a free address",
             config.metrics_addr
         )
     })?;
     let server = tokio::spawn(server::serve(listener, metrics.clone(), health.clone()));
-    tracing::info!(node = %config.node_name, metrics = %config.metrics_addr, public_keys = ?keys.public(), api_server = ?protected, "kube-encrypt agent started");
+    tracing::info!(node = %config.node_name, metrics = %metrics_addr, public_keys = ?keys.public(), api_server = ?protected, "kube-encrypt agent started");
 
     let changes = Arc::new(Notify::new());
+    let _host_events = match driver.watch(changes.clone()).await {
+        Ok(watch) => watch,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch host events; a vanished interface waits for the resync");
+            None
+        }
+    };
     let reconciler = Reconciler::new(Parts {
         node_name: config.node_name.clone(),
         driver,
@@ -99,6 +112,53 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     control.run(shutdown).await;
     server.abort();
     Ok(())
+}
+
+/// How long the agent waits for its Node's InternalIP when `--metrics-addr node:PORT` has no
+/// `--host-ip`.
+const NODE_ADDRESS_WAIT: Duration = Duration::from_secs(60);
+
+/// The metrics server's address: given, or the node's own (`--host-ip`, else the first
+/// InternalIP of its Node, read from the API server).
+async fn metrics_addr(config: &Config, client: &Client) -> anyhow::Result<SocketAddr> {
+    if let Some(addr) = config.known_metrics_addr() {
+        return Ok(addr);
+    }
+    let MetricsAddr::Node(port) = config.metrics_addr else {
+        unreachable!("a fixed address is always known");
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + NODE_ADDRESS_WAIT;
+    loop {
+        let found = match nodes.get(&config.node_name).await {
+            Ok(node) => internal_ip(&node).ok_or_else(|| "it has no InternalIP".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        match found {
+            Ok(ip) => return Ok(SocketAddr::new(ip, port)),
+            Err(why) if Instant::now() >= deadline => anyhow::bail!(
+                "cannot find this node's address for --metrics-addr {}: reading Node {}: {why}; \
+                 set HOST_IP from the downward API (status.hostIP) or pass --metrics-addr IP:PORT",
+                config.metrics_addr,
+                config.node_name
+            ),
+            Err(why) => {
+                tracing::warn!(node = %config.node_name, error = %why, "waiting for this node's InternalIP to serve metrics");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// The Node's first InternalIP, as the kubelet lists it (the address `status.hostIP` shows).
+fn internal_ip(node: &Node) -> Option<IpAddr> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse().ok())
 }
 
 /// A Kubernetes client from `kubeconfig` (a file or a `:`-separated list), else in-cluster
@@ -154,17 +214,35 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Where the loop takes the cluster from: the watch caches, or a fixed cluster.
+pub trait ClusterSource {
+    /// Follows the latest config (the pod cache runs only in `WorkloadIPs` mode).
+    fn refresh(&mut self) {}
+    /// A consistent snapshot; `None` while it is not known yet (caches not synced).
+    fn snapshot(&self) -> Option<ClusterState>;
+}
+
+impl ClusterSource for Caches {
+    fn refresh(&mut self) {
+        self.follow_route_source();
+    }
+
+    fn snapshot(&self) -> Option<ClusterState> {
+        Caches::snapshot(self)
+    }
+}
+
 /// The reconcile loop and what wakes it.
-pub struct ControlLoop<D, H, W> {
+pub struct ControlLoop<D, H, W, C = Caches> {
     pub reconciler: Reconciler<D, H, W>,
-    pub caches: Caches,
+    pub caches: C,
     pub changes: Arc<Notify>,
     pub health: Arc<Health>,
     pub resync: Duration,
     pub debounce: Duration,
 }
 
-impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
+impl<D: Driver, H: HostProbe, W: ClusterWriter, C: ClusterSource> ControlLoop<D, H, W, C> {
     /// Reconciles until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         futures::pin_mut!(shutdown);
@@ -183,6 +261,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
                 () = tokio::time::sleep_until(next) => {}
             }
             next = Instant::now() + self.round(&mut delays).await;
+            self.health.round_finished();
         }
     }
 
@@ -194,7 +273,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
 
     /// One reconcile when the caches are ready; returns how long to wait before the next.
     async fn round(&mut self, delays: &mut Delays) -> Duration {
-        self.caches.follow_route_source();
+        self.caches.refresh();
         let Some(cluster) = self.caches.snapshot() else {
             tracing::debug!("watch caches not synced yet; keeping the dataplane as it is");
             return self.resync;
@@ -217,7 +296,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
     }
 }
 
-impl<D: Driver, H: HostProbe, W: ClusterWriter> ControlLoop<D, H, W> {
+impl<D: Driver, H: HostProbe, W: ClusterWriter, C> ControlLoop<D, H, W, C> {
     /// The resync interval, or sooner (1 s, doubling) after the dataplane changed and while a
     /// handshake is under way, so the status reports handshakes without waiting for the resync.
     fn after_success(&self, outcome: Outcome, handshakes: &mut RetryDelay) -> Duration {

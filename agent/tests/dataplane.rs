@@ -13,6 +13,8 @@
 //! `nft`, `ping` and `tcpdump`. Needs root, wireguard-go, tcpdump and nft; fails loudly
 //! without them. Only traffic between the test's own namespaces, documentation addresses.
 
+#[path = "dataplane/agent.rs"]
+mod agent;
 #[path = "dataplane/capture.rs"]
 mod capture;
 #[path = "dataplane/changes.rs"]
@@ -27,8 +29,14 @@ mod idempotency;
 mod lab;
 #[path = "dataplane/mesh.rs"]
 mod mesh;
+#[path = "dataplane/mss.rs"]
+mod mss;
 #[path = "dataplane/node.rs"]
 mod node;
+#[path = "dataplane/ownership.rs"]
+mod ownership;
+#[path = "dataplane/recovery.rs"]
+mod recovery;
 
 /// The userspace WireGuard implementation the tests drive.
 const WIREGUARD_GO: &str = "/usr/bin/wireguard-go";

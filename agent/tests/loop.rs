@@ -16,7 +16,7 @@ use kube_encrypt_agent::metrics::Metrics;
 use kube_encrypt_agent::reconcile::{Outcome, Parts, ReconcileError, Reconciler};
 use kube_encrypt_agent::scope::ScopeMemory;
 use kube_encrypt_api::crd::{EncryptionConfigSpec, EncryptionState, IPPoolSpec, RouteSource};
-use kube_encrypt_api::dataplane::Dataplane;
+use kube_encrypt_api::dataplane::{Dataplane, RouteKind};
 use kube_encrypt_api::diff::Change;
 use kube_encrypt_api::fixtures::{self, TestNode, TestPod};
 use kube_encrypt_api::key::WireGuardKey;
@@ -123,6 +123,13 @@ impl Harness {
     fn restart(mut self) -> Self {
         self.writer = Arc::new(FakeWriter::default());
         self.metrics = Arc::new(Metrics::new());
+        self.reconciler = reconciler(&self.dir, &self.driver, &self.writer, &self.metrics);
+        self
+    }
+
+    /// The agent runs with `--per-peer-metrics`.
+    fn with_per_peer_metrics(mut self) -> Self {
+        self.metrics = Arc::new(Metrics::with_per_peer(true));
         self.reconciler = reconciler(&self.dir, &self.driver, &self.writer, &self.metrics);
         self
     }
@@ -542,7 +549,7 @@ async fn the_key_survives_restarts_with_mode_0600() {
 
 #[tokio::test]
 async fn metrics_show_peers_changes_and_reconciles() {
-    let mut h = Harness::new("metrics", ipv4_on());
+    let mut h = Harness::new("metrics", ipv4_on()).with_per_peer_metrics();
     h.round().await.unwrap();
     let peer_key = fixtures::key("node-b", Family::V4);
     h.driver.set_peer_stats(
@@ -623,6 +630,121 @@ async fn workload_ips_mode_routes_the_pods_of_each_node() {
     assert!(
         !allowed.contains(&"198.51.100.8/32".to_string()),
         "{allowed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_vanished_interface_is_recreated_counted_and_named_in_the_status() {
+    let mut h = Harness::new("vanished", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected());
+    let fallbacks = |dataplane: &Dataplane| {
+        dataplane
+            .family(Family::V4)
+            .routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::Unreachable)
+            .count()
+    };
+    assert_eq!(fallbacks(&h.driver.dataplane()), 1, "node-b's pods");
+
+    h.driver.vanish_interface(Family::V4);
+    let left = h.driver.dataplane();
+    assert_eq!(
+        fallbacks(&left),
+        1,
+        "while the interface is gone the fallback drops node-b's traffic"
+    );
+    assert!(left.family(Family::V4).rule.is_some());
+    h.driver.take_applied();
+    h.writer.take_statuses();
+
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected(), "recreated");
+    let applied = h.driver.take_applied();
+    assert!(
+        matches!(applied[0], Change::CreateInterface { .. }),
+        "{applied:#?}"
+    );
+    let metrics = h.metrics.encode();
+    assert!(
+        metrics.contains(r#"kube_encrypt_interface_recreations_total{family="ipv4"} 1"#),
+        "{metrics}"
+    );
+    let status = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(status.state, EncryptionState::Encrypted);
+    assert!(
+        status.message.contains("vanished and was recreated once"),
+        "{}",
+        status.message
+    );
+}
+
+#[tokio::test]
+async fn an_unwritable_state_dir_is_an_error_in_the_status_not_an_update_loop() {
+    let mut h = Harness::new("read-only", ipv4_on());
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.driver
+        .set_state_problems(vec!["write peer-names.json: Read-only file system".into()]);
+    // The managed scope cannot be written either: a directory stands where it goes.
+    let scope_file = h.dir.join("managed-scope.json");
+    std::fs::remove_file(&scope_file).unwrap();
+    std::fs::create_dir_all(&scope_file).unwrap();
+    h.cluster.config.as_mut().unwrap().routing_table = 700;
+
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::State { .. }), "{err}");
+    assert!(err.to_string().contains("Read-only file system"), "{err}");
+    assert!(err.to_string().contains("managed-scope.json"), "{err}");
+    assert_eq!(
+        h.driver.dataplane(),
+        h.expected(),
+        "the dataplane is converged all the same"
+    );
+    let status = h.writer.take_statuses().pop().unwrap().ipv4.unwrap();
+    assert_eq!(status.state, EncryptionState::Error);
+    assert!(status.message.contains("Read-only"), "{}", status.message);
+    h.driver.take_applied();
+
+    for _ in 0..3 {
+        assert!(h.round().await.is_err());
+    }
+    assert_eq!(
+        h.driver.take_applied(),
+        Vec::<Change>::new(),
+        "nothing is redone while the records cannot be saved"
+    );
+    assert!(h
+        .metrics
+        .encode()
+        .contains(r#"kube_encrypt_reconcile_errors_total{stage="state"} 4"#));
+
+    h.driver.set_state_problems(vec![]);
+    std::fs::remove_dir(&scope_file).unwrap();
+    assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_api_server_that_never_answers_fails_the_round_instead_of_hanging_it() {
+    let mut h = Harness::new("hanging", ipv4_on());
+    h.writer.set_hanging(true);
+    let started = tokio::time::Instant::now();
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Publish(_)), "{err}");
+    assert!(
+        err.to_string().contains("no answer from the API server"),
+        "{err}"
+    );
+    assert_eq!(
+        started.elapsed(),
+        kube_encrypt_agent::reconcile::API_TIMEOUT
+    );
+    assert!(
+        h.driver.dataplane().is_empty(),
+        "nothing relies on an unpublished key"
     );
 }
 

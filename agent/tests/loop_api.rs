@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use kube_encrypt_agent::args::{Config, Userspace};
+use kube_encrypt_agent::args::{Config, MetricsAddr, Userspace};
 use kube_encrypt_agent::dataplane::facts::HostFacts;
 use kube_encrypt_agent::fake::FakeDriver;
 use kube_encrypt_agent::host::FixedHost;
@@ -390,7 +390,9 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
         node_name: "node-a".into(),
         kubeconfig: Some(kubeconfig(&dir, api_addr)),
         state_dir: dir.join("state"),
-        metrics_addr,
+        metrics_addr: MetricsAddr::Fixed(metrics_addr),
+        host_ip: None,
+        per_peer_metrics: false,
         sysctl_dir: "/proc/sys".into(),
         userspace: Userspace::None,
         resync_interval: Duration::from_secs(1),

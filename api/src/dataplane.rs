@@ -76,6 +76,26 @@ pub enum RouteKind {
     Device(String),
     /// `throw <cidr>`: leave the table, route unencrypted by the main table.
     Throw,
+    /// `unreachable <cidr> metric` [`UNREACHABLE_METRIC`]: the fallback under every device
+    /// route. While the WireGuard interface exists its device route (lower metric) wins; when
+    /// the interface vanishes (its userspace daemon died) the kernel removes the device routes
+    /// and this one drops the traffic, instead of letting it fall through to the main table
+    /// and leave the node in plaintext.
+    Unreachable,
+}
+
+/// Metric of [`RouteKind::Unreachable`] routes: above the metric every other route of the
+/// table gets (the kernel's default, 0 for IPv4 and 1024 for IPv6).
+pub const UNREACHABLE_METRIC: u32 = 0xffff;
+
+impl RouteKind {
+    /// The route's metric when it is not the kernel's default.
+    pub fn metric(&self) -> Option<u32> {
+        match self {
+            RouteKind::Unreachable => Some(UNREACHABLE_METRIC),
+            RouteKind::Device(_) | RouteKind::Throw => None,
+        }
+    }
 }
 
 /// `priority P: not fwmark M/M lookup T`.
@@ -102,6 +122,11 @@ pub struct FirewallSpec {
     /// With host encryption: mark packets arriving on these underlay interfaces with
     /// `rpf_mark` so reverse-path checks resolve through the main table.
     pub rpf: Option<RpfMark>,
+    /// Clamp the MSS of TCP SYNs leaving through these WireGuard interfaces (forwarded and
+    /// local) to the route's MTU, sorted: TCP works even where the ICMP "fragmentation
+    /// needed" of path MTU discovery is filtered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clamp_mss: Vec<String>,
 }
 
 /// Masquerade rule for one WireGuard interface.

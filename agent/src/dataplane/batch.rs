@@ -6,9 +6,10 @@ use std::collections::HashMap;
 
 use kube_encrypt_api::diff::Change;
 
+use super::deadline::{bounded, CHANGE_TIMEOUT};
 use super::host::HostDriver;
 use super::interface::PeerEdit;
-use super::{Driver, DriverError, PrivateKeys};
+use super::{DriverError, PrivateKeys};
 
 /// Interface name → link index, found while applying one batch.
 pub(super) type LinkIndexes = HashMap<String, u32>;
@@ -26,10 +27,14 @@ impl HostDriver {
         while let Some(first) = rest.first() {
             let run = peer_run(rest);
             if run == 0 {
-                results.push(self.apply_one(first, keys, &mut indexes).await);
+                let one = self.apply_one(first, keys, &mut indexes);
+                results.push(bounded(first.to_string(), CHANGE_TIMEOUT, one).await);
                 rest = &rest[1..];
             } else {
-                let outcome = self.apply_peer_changes(&rest[..run]).await;
+                let peers = &rest[..run];
+                let operation = describe_peer_changes(peers);
+                let edit = self.apply_peer_changes(peers);
+                let outcome = bounded(operation, CHANGE_TIMEOUT, edit).await;
                 results.extend(spread(outcome, run));
                 rest = &rest[run..];
             }
@@ -44,10 +49,7 @@ impl HostDriver {
         let Some(interface) = names.first() else {
             return Ok(());
         };
-        let operation = match changes {
-            [single] => describe_peer_change(single),
-            _ => format!("apply {} peer changes to {interface}", changes.len()),
-        };
+        let operation = describe_peer_changes(changes);
         self.interfaces()
             .edit_peers(&operation, interface, &edits)
             .await
@@ -68,7 +70,7 @@ impl HostDriver {
             }
             _ => {
                 indexes.clear();
-                self.apply(change, keys).await
+                self.apply_unbounded(change, keys).await
             }
         }
     }
@@ -98,6 +100,21 @@ fn peer_edit(change: &Change) -> Option<(&str, PeerEdit<'_>)> {
             ..
         } => Some((interface, PeerEdit::Remove(public_key))),
         _ => None,
+    }
+}
+
+/// `add peer node-b (…) on wg0` for one change, `apply 12 peer changes to wg0` for more.
+fn describe_peer_changes(changes: &[Change]) -> String {
+    match changes {
+        [single] => describe_peer_change(single),
+        _ => {
+            let interface = changes.first().and_then(peer_edit).map(|(name, _)| name);
+            format!(
+                "apply {} peer changes to {}",
+                changes.len(),
+                interface.unwrap_or("?")
+            )
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use kube_encrypt_api::net::Family;
+use rtnetlink::packet_route::link::InfoKind;
 
+use super::deadline::{bounded, OBSERVE_TIMEOUT};
 use super::error::{netlink_errno, netlink_text};
 use super::links::{self, Address, Link};
 use super::{DriverError, HostDriver};
@@ -35,6 +37,15 @@ const TUN_DEVICE: &str = "/dev/net/tun";
 impl HostDriver {
     /// Gathers [`HostFacts`] for a node with these InternalIPs.
     pub async fn host_facts(&self, node_ips: &[IpAddr]) -> Result<HostFacts, DriverError> {
+        bounded(
+            "read the host facts",
+            OBSERVE_TIMEOUT,
+            self.gather_facts(node_ips),
+        )
+        .await
+    }
+
+    async fn gather_facts(&self, node_ips: &[IpAddr]) -> Result<HostFacts, DriverError> {
         let all_links = links::all_links(&self.handle)
             .await
             .map_err(|e| DriverError::netlink("list links", &e))?;
@@ -46,6 +57,8 @@ impl HostDriver {
             addresses.extend(found);
         }
         let underlay = underlay(&all_links, &addresses, node_ips);
+        self.interest.lock().expect("interest lock").underlay =
+            underlay.interfaces.iter().cloned().collect();
         Ok(HostFacts {
             underlay_interfaces: underlay.interfaces,
             underlay_mtu: underlay.mtu,
@@ -62,9 +75,11 @@ impl HostDriver {
 
     /// Creates and deletes a throwaway `wireguard` link; "Unknown device type" means no.
     /// The kernel loads the module on demand when it has one, so one probe per driver is
-    /// enough (a module installed later is seen after an agent restart).
+    /// enough (a module installed later is seen after an agent restart). Probe links an
+    /// earlier agent left behind (it died mid-probe) are removed first.
     async fn probe_kernel_wireguard(&self) -> Result<bool, DriverError> {
-        let name = format!("ketprobe{}", std::process::id() % 1_000_000);
+        self.remove_leftover_probes().await?;
+        let name = probe_name();
         let operation = format!("probe kernel WireGuard with link {name}");
         match links::add_wireguard_link(&self.handle, &name).await {
             Ok(()) => {}
@@ -81,6 +96,42 @@ impl HostDriver {
         }
         Ok(true)
     }
+}
+
+impl HostDriver {
+    async fn remove_leftover_probes(&self) -> Result<(), DriverError> {
+        let operation = "remove leftover kernel probe links";
+        let all = links::all_links(&self.handle)
+            .await
+            .map_err(|e| DriverError::netlink(operation, &e))?;
+        for link in leftover_probes(&all) {
+            tracing::info!(link = %link.name, "removing a kernel probe link an earlier agent left");
+            links::delete_link(&self.handle, link.index)
+                .await
+                .map_err(|e| DriverError::netlink(operation, &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Prefix of the throwaway links of the kernel probe.
+const PROBE_PREFIX: &str = "ketprobe";
+
+/// `ketprobe` and seven random hex digits (15 bytes, the longest link name): unique even
+/// where every agent is pid 1 of its container and many share a network namespace.
+fn probe_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{PROBE_PREFIX}{:07x}", hasher.finish() & 0x0fff_ffff)
+}
+
+/// WireGuard links named like a probe: what a probe interrupted by a crash leaves.
+fn leftover_probes(links: &[Link]) -> Vec<&Link> {
+    links
+        .iter()
+        .filter(|l| l.name.starts_with(PROBE_PREFIX) && l.kind == Some(InfoKind::Wireguard))
+        .collect()
 }
 
 /// The up links carrying the node's InternalIPs.
@@ -200,6 +251,27 @@ mod tests {
             };
             assert_eq!(got, expected, "{node_ips:?}");
         }
+    }
+
+    #[test]
+    fn probe_links_get_unique_names_that_fit_and_leftovers_are_found() {
+        let names: BTreeSet<String> = (0..50).map(|_| probe_name()).collect();
+        assert_eq!(names.len(), 50, "{names:?}");
+        assert!(names
+            .iter()
+            .all(|n| n.len() == 15 && n.starts_with("ketprobe")));
+        let probe = |index, name: &str, kind| Link {
+            kind,
+            ..link(index, name, 1420, false)
+        };
+        let links = [
+            probe(3, "ketprobe12ab3cd", Some(InfoKind::Wireguard)),
+            probe(4, "ketprobe7", Some(InfoKind::Wireguard)),
+            probe(5, "ketprobe-mine", Some(InfoKind::Veth)),
+            probe(6, "wg-encrypt", Some(InfoKind::Wireguard)),
+        ];
+        let found: Vec<u32> = leftover_probes(&links).iter().map(|l| l.index).collect();
+        assert_eq!(found, [3, 4], "only WireGuard links named like a probe");
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! chain input       filter hook input        udp dport {ports} accept
-//! chain output      filter hook output       udp sport {ports} accept
+//! chain output      filter hook output       oifname {wg} tcp flags syn tcp option maxseg size set rt mtu
+//!                                            udp sport {ports} accept
+//! chain forward     filter hook forward      oifname {wg} tcp flags syn tcp option maxseg size set rt mtu
+//!                   priority mangle
 //! chain postrouting nat hook postrouting     oifname <wg> fib saddr type != local ip saddr != {own} masquerade
 //!                                            ip saddr {pools} ip daddr != {cluster} oifname != {wg} masquerade
 //! chain prerouting  filter hook prerouting   iifname {underlay} meta mark set meta mark | <mark>
@@ -21,20 +24,21 @@ use kube_encrypt_api::net::Family;
 use nftables::batch::Batch;
 use nftables::expr::{
     BinaryOperation, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload,
-    PayloadField, Prefix, SetItem,
+    PayloadField, Prefix, RTKey, SetItem, TcpOption, RT,
 };
 use nftables::helper::NftablesError;
 use nftables::schema::{Chain, NfListObject, Nftables, Rule, Table};
 use nftables::stmt::{Mangle, Match, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::state::{StateDir, FIREWALL_FILE};
+use super::state::StateDir;
 use super::DriverError;
 
 /// The table the agent owns.
 pub(crate) const TABLE: &str = "kube-encrypt";
 
 const PRIORITY_FILTER: i32 = 0;
+const PRIORITY_MANGLE: i32 = -150;
 const PRIORITY_SRCNAT: i32 = 100;
 const PRIORITY_RAW: i32 = -300;
 
@@ -45,13 +49,14 @@ pub(crate) struct Firewall<'a> {
 }
 
 impl Firewall<'_> {
-    /// Replaces the table atomically, then saves the spec.
+    /// Replaces the table atomically, then records the spec.
     pub(crate) async fn replace(&self, spec: &FirewallSpec) -> Result<(), DriverError> {
         let operation = format!("replace nftables table inet {TABLE}");
         self.run(&replace_ruleset(spec))
             .await
             .map_err(|e| DriverError::new(&operation, e))?;
-        self.state.write(FIREWALL_FILE, spec)
+        self.state.set_firewall(Some(spec));
+        Ok(())
     }
 
     /// Deletes the table (absent is fine) and forgets the spec.
@@ -59,16 +64,17 @@ impl Firewall<'_> {
         self.run(&delete_ruleset())
             .await
             .map_err(|e| DriverError::new(format!("delete nftables table inet {TABLE}"), e))?;
-        self.state.remove(FIREWALL_FILE)
+        self.state.set_firewall(None);
+        Ok(())
     }
 
     /// The spec last applied while the table exists; `None` when the table is gone.
-    /// A table without a saved spec reports an empty spec, so the loop replaces it.
+    /// A table without a recorded spec reports an empty spec, so the loop replaces it.
     pub(crate) async fn observe(&self) -> Result<Option<FirewallSpec>, DriverError> {
         if !self.table_exists().await? {
             return Ok(None);
         }
-        Ok(Some(self.state.read(FIREWALL_FILE)?.unwrap_or_default()))
+        Ok(Some(self.state.firewall()?.unwrap_or_default()))
     }
 
     async fn table_exists(&self) -> Result<bool, DriverError> {
@@ -147,15 +153,20 @@ pub(crate) fn delete_ruleset() -> Nftables<'static> {
 type Statements = Vec<Statement<'static>>;
 
 /// The rules of each chain, in chain order.
-fn chains(spec: &FirewallSpec) -> [(&'static str, Vec<Statements>); 4] {
+fn chains(spec: &FirewallSpec) -> [(&'static str, Vec<Statements>); 5] {
     let ports = &spec.wireguard_ports;
     let accept_in = (!ports.is_empty()).then(|| accept_wireguard("dport", ports));
     let accept_out = (!ports.is_empty()).then(|| accept_wireguard("sport", ports));
+    let clamp = (!spec.clamp_mss.is_empty()).then(|| clamp_mss(&spec.clamp_mss));
     let masquerade = spec.masquerade.iter().flat_map(interface_masquerade);
     let nat = spec.nat_outgoing.iter().filter_map(nat_outgoing);
     [
         ("input", accept_in.into_iter().collect()),
-        ("output", accept_out.into_iter().collect()),
+        (
+            "output",
+            clamp.clone().into_iter().chain(accept_out).collect(),
+        ),
+        ("forward", clamp.into_iter().collect()),
         ("postrouting", masquerade.chain(nat).collect()),
         ("prerouting", spec.rpf.iter().map(rpf_mark).collect()),
     ]
@@ -173,6 +184,7 @@ fn base_chain(name: &'static str) -> Chain<'static> {
     let (kind, hook, prio) = match name {
         "input" => (NfChainType::Filter, NfHook::Input, PRIORITY_FILTER),
         "output" => (NfChainType::Filter, NfHook::Output, PRIORITY_FILTER),
+        "forward" => (NfChainType::Filter, NfHook::Forward, PRIORITY_MANGLE),
         "postrouting" => (NfChainType::NAT, NfHook::Postrouting, PRIORITY_SRCNAT),
         _ => (NfChainType::Filter, NfHook::Prerouting, PRIORITY_RAW),
     };
@@ -194,6 +206,27 @@ fn accept_wireguard(field: &'static str, ports: &[u16]) -> Statements {
     vec![
         matches(payload("udp", field), Operator::EQ, ports),
         Statement::Accept(None),
+    ]
+}
+
+/// `oifname {interfaces} tcp flags syn tcp option maxseg size set rt mtu`: the MSS a TCP
+/// connection through the tunnel announces fits the route's MTU, so it never depends on an
+/// ICMP "fragmentation needed" getting through.
+fn clamp_mss(interfaces: &[String]) -> Statements {
+    let interfaces = set(interfaces.iter().map(|i| string(i)));
+    vec![
+        matches(meta(MetaKey::Oifname), Operator::EQ, interfaces),
+        matches(payload("tcp", "flags"), Operator::IN, string("syn")),
+        Statement::Mangle(Mangle {
+            key: Expression::Named(NamedExpression::TcpOption(TcpOption {
+                name: "maxseg".into(),
+                field: Some("size".into()),
+            })),
+            value: Expression::Named(NamedExpression::RT(RT {
+                key: RTKey::MTU,
+                family: None,
+            })),
+        }),
     ]
 }
 

@@ -10,7 +10,9 @@ use kube_encrypt_api::net::Family;
 use rtnetlink::Handle;
 
 use super::batch::LinkIndexes;
+use super::deadline::{bounded, CHANGE_TIMEOUT, OBSERVE_TIMEOUT};
 use super::error::{io_text, netlink_errno};
+use super::events::SharedInterest;
 use super::firewall::Firewall;
 use super::interface::Interfaces;
 use super::links;
@@ -18,7 +20,7 @@ use super::observe::observe_family;
 use super::routing::{self, describe_route, describe_rule};
 use super::state::StateDir;
 use super::sysctl::Sysctls;
-use super::{Driver, DriverError, Observed, PrivateKeys, Scope};
+use super::{Driver, DriverError, Observed, PrivateKeys, Scope, Watch};
 
 /// How the driver finds its tools and keeps its state.
 #[derive(Clone, Debug)]
@@ -53,6 +55,8 @@ pub struct HostDriver {
     pub(super) handle: Handle,
     /// Whether the kernel can create `wireguard` links; probed once per driver.
     pub(super) kernel_wireguard: tokio::sync::OnceCell<bool>,
+    /// The links whose events matter, kept up to date by observations and host facts.
+    pub(super) interest: SharedInterest,
 }
 
 impl std::fmt::Debug for HostDriver {
@@ -76,6 +80,7 @@ impl HostDriver {
             state,
             handle,
             kernel_wireguard: tokio::sync::OnceCell::new(),
+            interest: SharedInterest::default(),
         })
     }
 
@@ -114,7 +119,7 @@ impl HostDriver {
                 format!("no {family} private key was supplied"),
             )
         })?;
-        self.interfaces().create(family, spec, key).await
+        self.interfaces().create(family, spec, key.expose()).await
     }
 
     pub(super) async fn add_route(
@@ -200,24 +205,75 @@ impl HostDriver {
 
 impl Driver for HostDriver {
     async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError> {
-        let links = links::all_links(&self.handle)
-            .await
-            .map_err(|e| DriverError::netlink("list links", &e))?;
+        self.interest.lock().expect("interest lock").managed = scope
+            .families
+            .iter()
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.interface.clone()))
+            .collect();
+        let links = bounded("list links", OBSERVE_TIMEOUT, async {
+            links::all_links(&self.handle)
+                .await
+                .map_err(|e| DriverError::netlink("list links", &e))
+        })
+        .await?;
         let peer_names = self.state.peer_names()?;
         let mut observed = Observed::default();
         for family in Family::ALL {
             let scopes = scope.families.get(family);
-            let found = observe_family(&self.handle, family, scopes, &links, &peer_names).await?;
+            let found = bounded(
+                format!("observe the {family} dataplane"),
+                OBSERVE_TIMEOUT,
+                observe_family(&self.handle, family, scopes, &links, &peer_names),
+            )
+            .await?;
             *observed.dataplane.families.get_mut(family) = found.dataplane;
             *observed.device_keys.get_mut(family) = found.device_key;
             *observed.peer_stats.get_mut(family) = found.peer_stats;
         }
-        observed.dataplane.firewall = self.firewall().observe().await?;
+        observed.dataplane.firewall = bounded(
+            format!("list nftables table inet {}", super::firewall::TABLE),
+            OBSERVE_TIMEOUT,
+            self.firewall().observe(),
+        )
+        .await?;
         observed.dataplane.sysctls = self.sysctls().observe()?;
+        self.state.retry_unsaved();
+        observed.state_problems = self.state.unsaved();
         Ok(observed)
     }
 
     async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError> {
+        bounded(
+            change.to_string(),
+            CHANGE_TIMEOUT,
+            self.apply_unbounded(change, keys),
+        )
+        .await
+    }
+
+    async fn watch(
+        &self,
+        changes: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Result<Option<Watch>, DriverError> {
+        self.watch_links(changes).await.map(Some)
+    }
+
+    async fn apply_batch(
+        &self,
+        changes: &[Change],
+        keys: &PrivateKeys,
+    ) -> Vec<Result<(), DriverError>> {
+        self.apply_changes(changes, keys).await
+    }
+}
+
+impl HostDriver {
+    /// One change, without a deadline (callers bound it).
+    pub(super) async fn apply_unbounded(
+        &self,
+        change: &Change,
+        keys: &PrivateKeys,
+    ) -> Result<(), DriverError> {
         match change {
             Change::CreateInterface { family, spec } => {
                 self.create_interface(*family, spec, keys).await
@@ -244,13 +300,5 @@ impl Driver for HostDriver {
             Change::SetSysctl(sysctl) => self.sysctls().set(sysctl),
             Change::RestoreSysctl { key } => self.sysctls().restore(key),
         }
-    }
-
-    async fn apply_batch(
-        &self,
-        changes: &[Change],
-        keys: &PrivateKeys,
-    ) -> Vec<Result<(), DriverError>> {
-        self.apply_changes(changes, keys).await
     }
 }

@@ -26,10 +26,10 @@ pub(crate) struct Interfaces<'a> {
 
 /// Which WireGuard backend serves `link`, if any: a kernel `wireguard` link, or a TUN
 /// whose userspace daemon answers on its socket.
-pub(crate) fn wireguard_backend(link: &Link) -> Option<BackendKind> {
+pub(crate) async fn wireguard_backend(link: &Link) -> Option<BackendKind> {
     match link.kind {
         Some(InfoKind::Wireguard) => Some(BackendKind::Kernel),
-        Some(InfoKind::Tun) if userspace::socket_answers(&link.name) => {
+        Some(InfoKind::Tun) if userspace::socket_answers(&link.name).await => {
             Some(BackendKind::Userspace)
         }
         _ => None,
@@ -60,7 +60,7 @@ impl Interfaces<'_> {
         let fail = |message: String| DriverError::new(&operation, message);
         match self.link(&spec.name).await.map_err(fail)? {
             None => self.create_link(spec).await.map_err(fail)?,
-            Some(link) => adoptable(&link, &spec.backend).map_err(fail)?,
+            Some(link) => adoptable(&link, &spec.backend).await.map_err(fail)?,
         }
         self.configure(family, spec, Some(key)).await.map_err(fail)
     }
@@ -136,7 +136,7 @@ impl Interfaces<'_> {
             .link(name)
             .await?
             .ok_or_else(|| format!("interface {name} does not exist"))?;
-        wireguard_backend(&link).ok_or_else(|| {
+        wireguard_backend(&link).await.ok_or_else(|| {
             format!("{name} is not a WireGuard interface (or its userspace daemon does not answer)")
         })
     }
@@ -256,8 +256,8 @@ fn record_peer_names(names: &mut PeerNames, interface: &str, edits: &[PeerEdit<'
 }
 
 /// An existing link can be taken over when it is WireGuard of the wanted backend.
-fn adoptable(link: &Link, wanted: &BackendKind) -> Result<(), String> {
-    match wireguard_backend(link) {
+async fn adoptable(link: &Link, wanted: &BackendKind) -> Result<(), String> {
+    match wireguard_backend(link).await {
         Some(backend) if backend == *wanted => Ok(()),
         Some(backend) => Err(format!(
             "{} already exists as a {} WireGuard interface; delete it first",

@@ -3,7 +3,9 @@
 //! nftables; tests of the loop use a fake.
 
 mod batch;
+mod deadline;
 mod error;
+mod events;
 pub mod facts;
 mod firewall;
 mod host;
@@ -16,7 +18,9 @@ mod sysctl;
 mod userspace;
 mod wireguard;
 
+pub use events::Watch;
 pub use host::{HostDriver, HostDriverConfig};
+pub use routing::ROUTE_PROTOCOL;
 
 use std::time::SystemTime;
 
@@ -48,6 +52,9 @@ pub struct Observed {
     pub device_keys: PerFamily<Option<WireGuardKey>>,
     /// Per-peer counters of each family's device, sorted by public key.
     pub peer_stats: PerFamily<Vec<PeerStats>>,
+    /// Records of the driver that could not be written to the state directory (it is
+    /// read-only or full): the dataplane is applied, but a restart would not know all of it.
+    pub state_problems: Vec<String>,
 }
 
 /// Counters of one WireGuard peer.
@@ -62,12 +69,43 @@ pub struct PeerStats {
 /// The private keys the driver programs into devices; owned by the agent's key store.
 #[derive(Clone, Default)]
 pub struct PrivateKeys {
-    pub keys: PerFamily<Option<wireguard_control::Key>>,
+    pub keys: PerFamily<Option<SecretKey>>,
 }
 
 impl std::fmt::Debug for PrivateKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PrivateKeys(<redacted>)")
+    }
+}
+
+/// A WireGuard private key that never prints and is zeroed when dropped.
+///
+/// Copies the agent cannot reach are not covered: wireguard-control's `DeviceUpdate` holds
+/// its own copy until it is applied, and its userspace backend reads the device's key back in
+/// a UAPI response (dropped at once, see [`wireguard`]).
+#[derive(Clone)]
+pub struct SecretKey(wireguard_control::Key);
+
+impl SecretKey {
+    pub fn new(key: wireguard_control::Key) -> Self {
+        Self(key)
+    }
+
+    /// The key itself, for the device and the public key only.
+    pub fn expose(&self) -> &wireguard_control::Key {
+        &self.0
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0 .0);
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
     }
 }
 
@@ -84,6 +122,15 @@ pub struct DriverError {
 pub trait Driver {
     /// Reads every managed object within `scope`.
     async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError>;
+    /// Starts notifying `changes` of host events that need a round soon (a managed interface
+    /// vanished, the underlay changed); `None` when the driver sees no such events.
+    async fn watch(
+        &self,
+        changes: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Result<Option<Watch>, DriverError> {
+        let _ = changes;
+        Ok(None)
+    }
     /// Applies one change; `keys` supplies the private key when a device is created.
     async fn apply(&self, change: &Change, keys: &PrivateKeys) -> Result<(), DriverError>;
     /// Applies `changes` in order, one result per change. A driver may combine changes

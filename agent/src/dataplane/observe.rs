@@ -15,6 +15,8 @@ use kube_encrypt_api::net::Family;
 use rtnetlink::Handle;
 use wireguard_control::Device;
 
+use super::wireguard::DeviceState;
+
 use super::interface::wireguard_backend;
 use super::links::{self, Link};
 use super::routing;
@@ -38,10 +40,11 @@ pub(crate) async fn observe_family(
     peer_names: &PeerNames,
 ) -> Result<FamilyObservation, DriverError> {
     let mut found = FamilyObservation::default();
-    if let Some((link, device)) = find_interface(scopes, links).await? {
+    if let Some((link, state)) = find_interface(scopes, links).await? {
+        let device = state.device();
         found.device_key = device.public_key.as_ref().and_then(wireguard::api_key);
         let names = peer_names.get(&link.name);
-        let (peers, stats) = peers(&device, |key| {
+        let (peers, stats) = peers(device, |key| {
             names
                 .and_then(|n| n.get(&key.to_base64()))
                 .cloned()
@@ -49,7 +52,7 @@ pub(crate) async fn observe_family(
         });
         found.dataplane.peers = peers;
         found.peer_stats = stats;
-        found.dataplane.interface = interface_spec(handle, family, &link, &device).await?;
+        found.dataplane.interface = interface_spec(handle, family, &link, device).await?;
     }
     found.dataplane.routes = routes(handle, family, scopes, links).await?;
     found.dataplane.rule = rule(handle, family, scopes).await?;
@@ -64,12 +67,12 @@ fn leftovers_first(scopes: &[FamilyScope]) -> impl Iterator<Item = &FamilyScope>
 async fn find_interface(
     scopes: &[FamilyScope],
     links: &[Link],
-) -> Result<Option<(Link, Device)>, DriverError> {
+) -> Result<Option<(Link, DeviceState)>, DriverError> {
     for scope in leftovers_first(scopes) {
         let Some(link) = links.iter().find(|l| l.name == scope.interface) else {
             continue;
         };
-        let Some(backend) = wireguard_backend(link) else {
+        let Some(backend) = wireguard_backend(link).await else {
             continue;
         };
         let device = wireguard::read(&link.name, wireguard::backend(&backend))
@@ -88,7 +91,7 @@ async fn interface_spec(
     link: &Link,
     device: &Device,
 ) -> Result<Option<InterfaceSpec>, DriverError> {
-    let Some(backend) = wireguard_backend(link).filter(|_| link.up) else {
+    let Some(backend) = wireguard_backend(link).await.filter(|_| link.up) else {
         return Ok(None);
     };
     let addresses = links::addresses(handle, family, Some(link.index))

@@ -1,5 +1,10 @@
 //! Routes in the kube-encrypt table and the `not fwmark M/M lookup T` rule, over
 //! rtnetlink. Messages are built by pure functions and sent by small async ones.
+//!
+//! Everything the agent adds carries its own routing protocol number, [`ROUTE_PROTOCOL`]
+//! (`proto 75` in `ip route` / `ip rule`), and only routes and rules with that number are
+//! observed or deleted: a table or rule priority shared by mistake with another CNI, a
+//! routing daemon or `main` loses nothing to the agent.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,15 +21,26 @@ use rtnetlink::{Handle, IpVersion};
 
 use super::links::address_family;
 
-/// `ip route add <destination> dev <oif> table T` or `ip route add throw <destination> table T`.
-/// `oif` is the index of the route's device, required for [`RouteKind::Device`].
+/// The routing protocol number of every route and rule the agent creates: 75 (`'K'`). The
+/// kernel does not interpret it (values above `RTPROT_STATIC` are free for routing daemons);
+/// it is unused by iproute2's `rt_protos` (0–18, 42 babel, 99 openr, 186–192 FRR-style
+/// daemons), Linux's `rtnetlink.h`, Calico (80), BIRD (12) and DHCP clients (16).
+pub const ROUTE_PROTOCOL: u8 = 0x4b;
+
+fn own_protocol() -> RouteProtocol {
+    RouteProtocol::from(ROUTE_PROTOCOL)
+}
+
+/// `ip route add <destination> dev <oif> table T`, `ip route add throw <destination> table T`
+/// or `ip route add unreachable <destination> table T metric M`, all `proto 75`. `oif` is the
+/// index of the route's device, required for [`RouteKind::Device`].
 pub(crate) fn route_message(route: &Route, oif: Option<u32>) -> RouteMessage {
     let mut message = RouteMessage::default();
     let family = Family::of_net(&route.destination);
     message.header.address_family = address_family(family);
     message.header.destination_prefix_length = route.destination.prefix_len();
     message.header.table = RouteHeader::RT_TABLE_UNSPEC;
-    message.header.protocol = RouteProtocol::Static;
+    message.header.protocol = own_protocol();
     message.attributes.push(RouteAttribute::Table(route.table));
     message
         .attributes
@@ -43,31 +59,40 @@ pub(crate) fn route_message(route: &Route, oif: Option<u32>) -> RouteMessage {
             message.header.kind = RouteType::Throw;
             message.header.scope = RouteScope::Universe;
         }
+        RouteKind::Unreachable => {
+            message.header.kind = RouteType::Unreachable;
+            message.header.scope = RouteScope::Universe;
+        }
+    }
+    if let Some(metric) = route.kind.metric() {
+        message.attributes.push(RouteAttribute::Priority(metric));
     }
     message
 }
 
-/// The message deleting `route`: matches any scope and protocol, like `ip route del`.
+/// The message deleting `route`: any scope, but only with the agent's protocol, so the
+/// kernel never removes another tool's route to the same destination.
 pub(crate) fn route_delete_message(route: &Route, oif: Option<u32>) -> RouteMessage {
     let mut message = route_message(route, oif);
     message.header.scope = RouteScope::NoWhere;
-    message.header.protocol = RouteProtocol::Unspec;
     message
 }
 
-/// A route of table `table` as the data model sees it; `None` for routes of other tables
-/// and for kinds kube-encrypt never creates (logged, left alone).
+/// A route of table `table` as the data model sees it; `None` for routes of other tables,
+/// routes the agent did not make (another protocol), and kinds it never creates (logged,
+/// left alone).
 pub(crate) fn route_from_message(
     message: &RouteMessage,
     table: u32,
     link_names: &HashMap<u32, String>,
 ) -> Option<Route> {
-    if message_table(message) != table {
+    if message_table(message) != table || message.header.protocol != own_protocol() {
         return None;
     }
     let destination = destination(message)?;
     let kind = match message.header.kind {
         RouteType::Throw => RouteKind::Throw,
+        RouteType::Unreachable => RouteKind::Unreachable,
         RouteType::Unicast if !has_gateway(message) => {
             let oif = message.attributes.iter().find_map(|a| match a {
                 RouteAttribute::Oif(index) => Some(*index),
@@ -128,7 +153,7 @@ fn route_address(ip: IpAddr) -> RouteAddress {
     }
 }
 
-/// `ip rule add priority P not fwmark M/M lookup T`.
+/// `ip rule add priority P not fwmark M/M lookup T proto 75`.
 pub(crate) fn rule_message(rule: &RuleSpec) -> RuleMessage {
     let mut message = RuleMessage::default();
     message.header.family = address_family(rule.family);
@@ -140,14 +165,22 @@ pub(crate) fn rule_message(rule: &RuleSpec) -> RuleMessage {
         RuleAttribute::Table(rule.table),
         RuleAttribute::FwMark(rule.fwmark),
         RuleAttribute::FwMask(rule.mask),
+        RuleAttribute::Protocol(own_protocol()),
     ];
     message
 }
 
-/// The rule as the data model sees it, for inverted fwmark rules looking up a table.
+/// The rule as the data model sees it: only the agent's own shape, `not fwmark M/M lookup T`
+/// with its protocol and no other selector; any other rule is someone else's.
 pub(crate) fn rule_from_message(message: &RuleMessage, family: Family) -> Option<RuleSpec> {
-    if message.header.action != RuleAction::ToTable
-        || !message.header.flags.contains(RuleFlags::Invert)
+    let header = &message.header;
+    if header.action != RuleAction::ToTable
+        || !header.flags.contains(RuleFlags::Invert)
+        || header.src_len != 0
+        || header.dst_len != 0
+        || !message
+            .attributes
+            .contains(&RuleAttribute::Protocol(own_protocol()))
     {
         return None;
     }
@@ -161,6 +194,7 @@ pub(crate) fn rule_from_message(message: &RuleMessage, family: Family) -> Option
             RuleAttribute::Table(t) => table = *t,
             RuleAttribute::FwMark(m) => fwmark = Some(*m),
             RuleAttribute::FwMask(m) => mask = Some(*m),
+            other if is_selector(other) => return None,
             _ => {}
         }
     }
@@ -172,6 +206,25 @@ pub(crate) fn rule_from_message(message: &RuleMessage, family: Family) -> Option
         fwmark,
         mask: mask.unwrap_or(u32::MAX),
     })
+}
+
+/// Attributes that narrow which packets a rule matches: a rule with any of them is not the
+/// agent's, whose only selector is the fwmark.
+fn is_selector(attribute: &RuleAttribute) -> bool {
+    matches!(
+        attribute,
+        RuleAttribute::Destination(_)
+            | RuleAttribute::Source(_)
+            | RuleAttribute::Iifname(_)
+            | RuleAttribute::Oifname(_)
+            | RuleAttribute::Goto(_)
+            | RuleAttribute::TunId(_)
+            | RuleAttribute::L3MDev(_)
+            | RuleAttribute::UidRange(_)
+            | RuleAttribute::IpProtocol(_)
+            | RuleAttribute::SourcePortRange(_)
+            | RuleAttribute::DestinationPortRange(_)
+    )
 }
 
 /// Every route of `family` in the kernel (all tables).
@@ -238,6 +291,12 @@ pub(crate) fn describe_route(route: &Route) -> String {
     match &route.kind {
         RouteKind::Device(dev) => format!("{} dev {dev} table {}", route.destination, route.table),
         RouteKind::Throw => format!("throw {} table {}", route.destination, route.table),
+        RouteKind::Unreachable => format!(
+            "unreachable {} table {} metric {}",
+            route.destination,
+            route.table,
+            kube_encrypt_api::dataplane::UNREACHABLE_METRIC
+        ),
     }
 }
 

@@ -4,11 +4,11 @@
 //! configures it through its UAPI socket `/var/run/wireguard/<interface>.sock`, which is
 //! where wireguard-control's userspace backend looks.
 
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::net::UnixStream;
 use tokio::process::Command;
 
 use super::error::io_text;
@@ -34,14 +34,22 @@ pub(crate) fn socket_path(interface: &str) -> PathBuf {
     Path::new(dir).join(format!("{interface}.sock"))
 }
 
-/// True when a daemon answers on the interface's socket.
-pub(crate) fn socket_answers(interface: &str) -> bool {
-    UnixStream::connect(socket_path(interface)).is_ok()
+/// How long a daemon's socket may take to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// True when a daemon answers on the interface's socket within [`CONNECT_TIMEOUT`]. The
+/// connect is asynchronous: a daemon that hangs with a full backlog cannot block the loop.
+pub(crate) async fn socket_answers(interface: &str) -> bool {
+    let connect = UnixStream::connect(socket_path(interface));
+    matches!(
+        tokio::time::timeout(CONNECT_TIMEOUT, connect).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Starts `implementation` for `interface` and waits until its socket answers.
 pub(crate) async fn start_daemon(implementation: &Path, interface: &str) -> Result<(), String> {
-    remove_stale_socket(interface)?;
+    remove_stale_socket(interface).await?;
     let mut command = Command::new(implementation);
     command
         .arg(interface)
@@ -80,19 +88,19 @@ pub(crate) async fn start_daemon(implementation: &Path, interface: &str) -> Resu
 /// After the link is deleted the daemon exits and removes its socket; wait for that, then
 /// remove a socket left behind by a daemon that died without cleaning up.
 pub(crate) async fn wait_for_daemon_exit(interface: &str) -> Result<(), String> {
-    if !wait_until(|| !socket_answers(interface)).await {
+    if !wait_until(|| async { !socket_answers(interface).await }).await {
         tracing::warn!(
             interface,
             "userspace WireGuard daemon still answers after its link was deleted"
         );
     }
-    remove_stale_socket(interface)
+    remove_stale_socket(interface).await
 }
 
 /// Removes the socket file when no daemon answers on it.
-pub(crate) fn remove_stale_socket(interface: &str) -> Result<(), String> {
+pub(crate) async fn remove_stale_socket(interface: &str) -> Result<(), String> {
     let path = socket_path(interface);
-    if !path.exists() || socket_answers(interface) {
+    if !path.exists() || socket_answers(interface).await {
         return Ok(());
     }
     match std::fs::remove_file(&path) {
@@ -106,10 +114,12 @@ pub(crate) fn remove_stale_socket(interface: &str) -> Result<(), String> {
     }
 }
 
-async fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    mut condition: impl FnMut() -> F,
+) -> bool {
     let deadline = tokio::time::Instant::now() + SOCKET_TIMEOUT;
     loop {
-        if condition() {
+        if condition().await {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {

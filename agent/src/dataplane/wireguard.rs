@@ -88,10 +88,52 @@ pub(crate) async fn apply(
     blocking(move || update.apply(&interface, backend)).await
 }
 
-/// Reads the device `name`.
-pub(crate) async fn read(name: &str, backend: Backend) -> Result<Device, String> {
+/// Reads the device `name`; its private key is wiped before the device is returned.
+pub(crate) async fn read(name: &str, backend: Backend) -> Result<DeviceState, String> {
     let interface = interface_name(name)?;
-    blocking(move || Device::get(&interface, backend)).await
+    blocking(move || Device::get(&interface, backend))
+        .await
+        .map(DeviceState::without_private_key)
+}
+
+/// A device as read back from WireGuard, without its private key: the agent never needs it
+/// back (it holds the key), so it is zeroed and dropped at once, and no later `Debug`, log
+/// line or error built from the device can carry it.
+pub(crate) struct DeviceState(Device);
+
+impl DeviceState {
+    pub(crate) fn without_private_key(mut device: Device) -> Self {
+        wipe(&mut device.private_key);
+        Self(device)
+    }
+
+    pub(crate) fn device(&self) -> &Device {
+        &self.0
+    }
+}
+
+/// Zeroes the key in `slot` and empties it.
+fn wipe(slot: &mut Option<Key>) {
+    if let Some(mut key) = slot.take() {
+        zeroize::Zeroize::zeroize(&mut key.0);
+    }
+}
+
+/// Prints what the agent uses of a device; there is no private key to print.
+impl std::fmt::Debug for DeviceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let device = &self.0;
+        f.debug_struct("DeviceState")
+            .field("name", &device.name.as_str_lossy())
+            .field(
+                "public_key",
+                &device.public_key.as_ref().map(Key::to_base64),
+            )
+            .field("listen_port", &device.listen_port)
+            .field("fwmark", &device.fwmark)
+            .field("peers", &device.peers.len())
+            .finish()
+    }
 }
 
 fn interface_name(name: &str) -> Result<InterfaceName, String> {
@@ -189,6 +231,16 @@ mod tests {
             (key(7), 92, 148)
         );
         assert!(stats.last_handshake.is_some());
+    }
+
+    #[test]
+    fn the_private_key_read_back_is_wiped() {
+        let mut slot = Some(Key::generate_private());
+        wipe(&mut slot);
+        assert!(slot.is_none());
+        let mut empty = None;
+        wipe(&mut empty);
+        assert!(empty.is_none());
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct Capture {
 impl Capture {
     /// Starts tcpdump on `interface` of `side` and waits until it listens.
     pub fn start(side: &Side, interface: &str) -> Self {
+        Self::start_with_limit(side, interface, MAX_PACKETS)
+    }
+
+    /// [`Capture::start`] keeping at most `max_packets` packets.
+    pub fn start_with_limit(side: &Side, interface: &str, max_packets: &str) -> Self {
         let output = side.dir.join(format!("capture-{interface}.txt"));
         let messages = side.dir.join(format!("capture-{interface}.log"));
         let child = Command::new("ip")
@@ -35,7 +40,7 @@ impl Capture {
                 "-i",
                 interface,
                 "-c",
-                MAX_PACKETS,
+                max_packets,
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::from(File::create(&output).unwrap()))

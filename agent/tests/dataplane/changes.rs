@@ -39,7 +39,7 @@ fn interface_and_peer_change_in_place_and_a_peer_can_be_removed() {
             "198.18.2.0/24".parse().unwrap(),
             "198.18.3.0/24".parse().unwrap(),
         ],
-        persistent_keepalive: None,
+        persistent_keepalive: Some(25),
         ..from_peer.clone()
     };
     let to_kernel = InterfaceSpec {

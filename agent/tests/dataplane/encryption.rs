@@ -89,6 +89,16 @@ fn mesh_life(tag: &str, mesh: Mesh) {
             "{}",
             n.name
         );
+        let hex: String = n.key.0.iter().map(|b| format!("{b:02x}")).collect();
+        for secret in [n.key.to_base64(), hex] {
+            assert!(
+                !report.debug.contains(&secret),
+                "{}: a private key in debug output:\n{}",
+                n.name,
+                report.debug
+            );
+        }
+        assert!(report.debug.contains(&public(&n.key).to_base64()));
         assert_kernel_view(&mesh, n);
     }
     if mesh.backend == BackendKind::Userspace {
@@ -104,12 +114,30 @@ fn mesh_life(tag: &str, mesh: Mesh) {
     }
 
     let capture = Capture::start(&lab.a, "eth0");
+    let everywhere = Capture::start_with_limit(&lab.a, "any", "2000");
     let replies = ping(&mesh, &lab.a, &lab.b);
     let lines = capture.finish();
-    assert!(
-        replies >= 3,
-        "pod-to-pod ping across the tunnel: {replies}/5 replies"
-    );
+    let all_lines = everywhere.finish();
+    if replies < 3 {
+        let peers = |n: &Node| {
+            let seen = run_step_in(n.side, "diagnose", mesh.step(n.side, &n.key, vec![]));
+            format!(
+                "{}: {:?}\n{:?}\n",
+                n.name,
+                seen.peers.get(mesh.family),
+                seen.dataplane.family(mesh.family).peers
+            )
+        };
+        panic!(
+            "pod-to-pod ping across the tunnel: {replies}/5 replies\n--- underlay capture\n{}\n--- all of node-a\n{}\n{}{}{}{}",
+            lines.join("\n"),
+            all_lines.join("\n"),
+            network_state(&lab.a, mesh.is_v6()),
+            network_state(&lab.b, mesh.is_v6()),
+            peers(&nodes[0]),
+            peers(&nodes[1])
+        );
+    }
     let traffic = classify(&lines, mesh.port);
     assert!(
         traffic.other.is_empty(),
@@ -171,6 +199,24 @@ fn mesh_life(tag: &str, mesh: Mesh) {
     );
 }
 
+/// Routes, neighbours and addresses of `side`, for a failure message.
+fn network_state(side: &Side, v6: bool) -> String {
+    let family = if v6 { "-6" } else { "-4" };
+    let show = |args: &[&str]| {
+        let mut all = vec!["ip", family];
+        all.extend_from_slice(args);
+        super::lab::stdout(&side.exec(&all))
+    };
+    format!(
+        "--- {}\naddresses:\n{}neighbours:\n{}table 51820:\n{}rules:\n{}",
+        side.netns,
+        show(&["address"]),
+        show(&["neigh"]),
+        show(&["route", "show", "table", "51820"]),
+        show(&["rule"])
+    )
+}
+
 pub fn assert_ok(report: &Report, node: &str) {
     for (i, result) in report.results.iter().enumerate() {
         assert!(result.is_ok(), "{node}: operation {i} failed: {result:?}");
@@ -223,13 +269,20 @@ fn assert_kernel_view(mesh: &Mesh, n: &Node) {
         .side
         .ip(&[family, "route", "show", "table", &TABLE.to_string()]);
     let peer_pods = n.desired.family(mesh.family).peers[0].allowed_ips[0];
-    for expected in [
-        format!("{peer_pods} dev {}", mesh.interface),
-        format!("throw {}", mesh.pod_net(n.side)),
+    // IPv6 prints reject routes with `dev lo` and a metric on every route.
+    let throw = format!("throw {}", mesh.pod_net(n.side));
+    let device = format!("{peer_pods} dev {}", mesh.interface);
+    let unreachable = format!("unreachable {peer_pods}");
+    for (start, rest) in [
+        (&device, "proto 75"),
+        (&unreachable, "metric 65535"),
+        (&throw, "proto 75"),
     ] {
         assert!(
-            routes.contains(&expected),
-            "{}: {expected} not in\n{routes}",
+            routes.lines().any(|l| l.starts_with(start.as_str())
+                && l.contains(rest)
+                && l.contains("proto 75")),
+            "{}: {start} .. {rest} not in\n{routes}",
             n.name
         );
     }
@@ -264,6 +317,8 @@ fn expected_nft_lines(mesh: &Mesh, side: &Side) -> Vec<String> {
         format!("type filter hook input priority filter; policy accept;"),
         format!("udp dport {port} accept"),
         format!("udp sport {port} accept"),
+        format!("type filter hook forward priority mangle; policy accept;"),
+        format!("oifname \"{wg}\" tcp flags syn tcp option maxseg size set rt mtu"),
         format!("type nat hook postrouting priority srcnat; policy accept;"),
         format!("oifname \"{wg}\" fib saddr type != local {ip} saddr != {pods} masquerade"),
         format!(

@@ -163,6 +163,57 @@ impl Side {
     }
 }
 
+/// A "pod" in a namespace of its own behind its node (`<node netns>-pod`): the far end of the
+/// node's `pod0` veth with the pod network's `.2` (and `::2`), routed through the node, which
+/// forwards. Traffic from it is forwarded by the node, as a real pod's is. Removed on drop.
+#[derive(Debug)]
+pub struct PodNetns {
+    pub netns: String,
+    pub v4: IpAddr,
+}
+
+impl Side {
+    /// Moves `pod0peer` into a new namespace and makes it a pod behind this node.
+    pub fn attach_pod_netns(&self) -> PodNetns {
+        let netns = format!("{}-pod", self.netns);
+        let IpAddr::V4(gateway) = self.pod_v4 else {
+            unreachable!("IPv4 pod address")
+        };
+        let [a, b, c, _] = gateway.octets();
+        let v4: IpAddr = format!("{a}.{b}.{c}.2").parse().unwrap();
+        run("ip", &["netns", "add", &netns]);
+        let pod = PodNetns { netns, v4 };
+        self.ip(&["link", "set", "pod0peer", "netns", &pod.netns]);
+        let ip = |args: &[&str]| {
+            let mut all = vec!["-n", pod.netns.as_str()];
+            all.extend_from_slice(args);
+            run("ip", &all);
+        };
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["address", "add", &format!("{v4}/24"), "dev", "pod0peer"]);
+        ip(&["link", "set", "pod0peer", "up"]);
+        ip(&["route", "add", "default", "via", &gateway.to_string()]);
+        let forwarding = self.exec(&["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
+        assert!(forwarding.status.success(), "ip_forward in {}", self.netns);
+        pod
+    }
+}
+
+impl PodNetns {
+    /// `ip netns exec <pod> <args>`.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", self.netns.as_str()];
+        all.extend_from_slice(args);
+        try_run("ip", &all)
+    }
+}
+
+impl Drop for PodNetns {
+    fn drop(&mut self) {
+        let _ = try_run("ip", &["netns", "del", &self.netns]);
+    }
+}
+
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()

@@ -1,6 +1,7 @@
 //! The two-node mesh the namespace tests build: one WireGuard interface per node, the
-//! other node as peer, the kube-encrypt table with a device route and a throw route, the
-//! rule, the firewall table and one sysctl, exactly as the planner would ask.
+//! other node as peer, the kube-encrypt table with a device route (and its unreachable
+//! fallback) and a throw route, the rule, the firewall table and one sysctl, exactly as the
+//! planner would ask.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -128,6 +129,7 @@ impl Mesh {
     ) -> Dataplane {
         let mut routes = vec![
             self.route(self.pod_net(peer), RouteKind::Device(self.interface.into())),
+            self.route(self.pod_net(peer), RouteKind::Unreachable),
             self.route(self.pod_net(me), RouteKind::Throw),
         ];
         routes.sort();
@@ -138,7 +140,12 @@ impl Mesh {
                 node: peer_node.into(),
                 endpoint: SocketAddr::new(peer.underlay(self.is_v6()), self.port),
                 allowed_ips: vec![self.pod_net(peer)],
-                persistent_keepalive: Some(25),
+                // Off, as the product's default: with it on, each peer starts a handshake the
+                // moment it is configured, the first node's handshakes go unanswered until the
+                // second is built, and the two nodes' handshakes cross. WireGuard can come out
+                // of that with keypairs that do not match and recovers only after 15 s (a new
+                // handshake once sent data met no reply): the IPv6 mesh test's 0/5 pings.
+                persistent_keepalive: None,
             }],
             routes,
             rule: Some(self.rule()),
@@ -163,6 +170,7 @@ impl Mesh {
                     mark: FWMARK,
                     interfaces: vec!["eth0".into()],
                 }),
+                clamp_mss: vec![self.interface.into()],
             }),
             sysctls: vec![Sysctl {
                 key: self.sysctl.0.into(),

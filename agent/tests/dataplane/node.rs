@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kube_encrypt_agent::dataplane::facts::HostFacts;
 use kube_encrypt_agent::dataplane::{
-    Driver, FamilyScope, HostDriver, HostDriverConfig, Observed, PrivateKeys, Scope,
+    Driver, FamilyScope, HostDriver, HostDriverConfig, Observed, PrivateKeys, Scope, SecretKey,
 };
 use kube_encrypt_api::dataplane::{Dataplane, InterfaceSpec, PeerSpec, Route, RuleSpec};
 use kube_encrypt_api::diff::Change;
@@ -46,6 +46,10 @@ pub enum Op {
     RemovePeer(Family, String, PeerSpec),
     /// Host facts for these node IPs.
     Facts(Vec<IpAddr>),
+    /// `ReplaceFirewall` with this spec.
+    ReplaceFirewall(Box<kube_encrypt_api::dataplane::FirewallSpec>),
+    /// The agent's real reconcile loop against a fixed cluster ([`super::agent`]).
+    Agent(Box<super::agent::AgentRun>),
 }
 
 /// What a node process is asked to do.
@@ -71,6 +75,13 @@ pub struct Report {
     pub device_keys: PerFamily<Option<WireGuardKey>>,
     pub peers: PerFamily<Vec<PeerCounters>>,
     pub facts: Option<Facts>,
+    /// The family status messages the agent wrote, in order (`Op::Agent`).
+    #[serde(default)]
+    pub agent_messages: Vec<String>,
+    /// `{:?}` of the driver, the keys it was given and the observation: must never show a
+    /// private key.
+    #[serde(default)]
+    pub debug: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,10 +121,11 @@ fn node_process() {
 
 async fn run_step(step: &Step) -> Report {
     let config = HostDriverConfig::new(&step.state_dir, step.userspace.clone());
-    let driver = HostDriver::new(config).expect("driver starts");
+    let driver = std::sync::Arc::new(HostDriver::new(config).expect("driver starts"));
     let keys = private_keys(&step.private_keys);
     let scope = scope(&step.scope);
     let mut facts = None;
+    let mut agent_messages = Vec::new();
     let mut results = Vec::new();
     for op in &step.ops {
         let result = match op {
@@ -171,11 +183,23 @@ async fn run_step(step: &Step) -> Report {
                 .await
                 .map(|f| facts = Some(facts_of(f)))
                 .map_err(|e| e.to_string()),
+            Op::ReplaceFirewall(spec) => {
+                let change = Change::ReplaceFirewall(*spec.clone());
+                apply_all(&driver, &[change], &keys).await
+            }
+            Op::Agent(run) => {
+                agent_messages = super::agent::run_agent(driver.clone(), step, run).await;
+                Ok(())
+            }
         };
         results.push(result);
     }
     let observed = driver.observe(&scope).await.expect("observe");
-    report(results, observed, facts)
+    let debug = format!("{driver:?} {keys:?} {observed:?} {observed:#?}");
+    let mut report = report(results, observed, facts);
+    report.debug = debug;
+    report.agent_messages = agent_messages;
+    report
 }
 
 async fn apply_all(
@@ -255,7 +279,7 @@ fn teardown_changes(found: &Dataplane) -> Vec<Change> {
 fn private_keys(keys: &PerFamily<Option<String>>) -> PrivateKeys {
     let key = |text: &Option<String>| {
         text.as_deref()
-            .map(|t| wireguard_control::Key::from_base64(t).expect("test key"))
+            .map(|t| SecretKey::new(wireguard_control::Key::from_base64(t).expect("test key")))
     };
     PrivateKeys {
         keys: PerFamily {
@@ -317,11 +341,28 @@ fn report(results: Vec<Result<(), String>>, observed: Observed, facts: Option<Fa
             v6: counters(&observed.peer_stats.v6),
         },
         facts,
+        agent_messages: Vec::new(),
+        debug: String::new(),
     }
 }
 
 /// Parent side: runs one step as a node process of `side` and returns its report.
-pub fn run_step_in(side: &Side, step_name: &str, mut step: Step) -> Report {
+pub fn run_step_in(side: &Side, step_name: &str, step: Step) -> Report {
+    spawn_step_in(side, step_name, step).wait(STEP_TIMEOUT)
+}
+
+/// A node process running in the background.
+pub struct RunningStep {
+    child: std::process::Child,
+    name: String,
+    netns: String,
+    report: PathBuf,
+    log_file: PathBuf,
+    err_file: PathBuf,
+}
+
+/// Parent side: starts one step as a node process of `side`; [`RunningStep::wait`] for it.
+pub fn spawn_step_in(side: &Side, step_name: &str, mut step: Step) -> RunningStep {
     let files = side.dir.join("steps");
     std::fs::create_dir_all(&files).unwrap();
     let step_file = files.join(format!("{step_name}.json"));
@@ -333,7 +374,7 @@ pub fn run_step_in(side: &Side, step_name: &str, mut step: Step) -> Report {
     let socket_dir = side.socket_dir();
     let mount_and_exec =
         "mkdir -p /run/wireguard && mount --bind \"$0\" /run/wireguard && exec \"$@\"";
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -360,31 +401,68 @@ pub fn run_step_in(side: &Side, step_name: &str, mut step: Step) -> Report {
         .stderr(Stdio::from(std::fs::File::create(&err_file).unwrap()))
         .spawn()
         .expect("start node process");
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            // The node process is `ip`, exec'ed into unshare, sh and the test binary: one PID.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "node process for {step_name} on {} timed out after {STEP_TIMEOUT:?}",
-                side.netns
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    RunningStep {
+        child,
+        name: step_name.to_owned(),
+        netns: side.netns.clone(),
+        report: step.report,
+        log_file,
+        err_file,
     }
-    let status = child.wait().unwrap();
-    let text = format!(
-        "{}{}",
-        std::fs::read_to_string(&log_file).unwrap_or_default(),
-        std::fs::read_to_string(&err_file).unwrap_or_default()
-    );
-    assert!(
-        status.success(),
-        "node process {step_name} on {} failed:\n{text}",
-        side.netns
-    );
-    let report = std::fs::read(&step.report)
-        .unwrap_or_else(|e| panic!("no report from {step_name} on {}: {e}\n{text}", side.netns));
-    serde_json::from_slice(&report).unwrap()
+}
+
+impl RunningStep {
+    /// Waits at most `limit` for the node process and returns its report.
+    pub fn wait(mut self, limit: Duration) -> Report {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                // The node process is `ip`, exec'ed into unshare, sh and the test binary: one PID.
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "node process for {} on {} timed out after {limit:?}",
+                    self.name, self.netns
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = self.child.wait().unwrap();
+        let text = format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log_file).unwrap_or_default(),
+            std::fs::read_to_string(&self.err_file).unwrap_or_default()
+        );
+        assert!(
+            status.success(),
+            "node process {} on {} failed:\n{text}",
+            self.name,
+            self.netns
+        );
+        let report = std::fs::read(&self.report).unwrap_or_else(|e| {
+            panic!(
+                "no report from {} on {}: {e}\n{text}",
+                self.name, self.netns
+            )
+        });
+        serde_json::from_slice(&report).unwrap()
+    }
+
+    /// The process's output so far (for failure messages).
+    pub fn output(&self) -> String {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log_file).unwrap_or_default(),
+            std::fs::read_to_string(&self.err_file).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for RunningStep {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -212,7 +212,8 @@ fn without(nets: &[IpNet], others: &[IpNet]) -> Vec<IpNet> {
         .collect()
 }
 
-/// `198.18.2.0/24 dev wg-encrypt table 51820` / `throw 198.18.1.0/24 table 51820`.
+/// `198.18.2.0/24 dev wg-encrypt table 51820` / `throw 198.18.1.0/24 table 51820` /
+/// `unreachable 198.18.2.0/24 table 51820 metric 65535`.
 struct RouteLine<'a>(&'a Route);
 
 impl Display for RouteLine<'_> {
@@ -221,6 +222,13 @@ impl Display for RouteLine<'_> {
         match &r.kind {
             RouteKind::Device(dev) => write!(f, "{} dev {dev} table {}", r.destination, r.table),
             RouteKind::Throw => write!(f, "throw {} table {}", r.destination, r.table),
+            RouteKind::Unreachable => write!(
+                f,
+                "unreachable {} table {} metric {}",
+                r.destination,
+                r.table,
+                crate::dataplane::UNREACHABLE_METRIC
+            ),
         }
     }
 }
@@ -268,6 +276,9 @@ impl Display for FirewallLine<'_> {
                 rpf.mark,
                 or_none(&rpf.interfaces.join(","))
             ));
+        }
+        if !spec.clamp_mss.is_empty() {
+            parts.push(format!("clamp mss out {}", spec.clamp_mss.join(",")));
         }
         f.write_str(&parts.join("; "))
     }

@@ -44,8 +44,10 @@ fn apply(state: &mut Dataplane, change: &Change) {
                 assert!(has_interface(state, dev), "{change}: no device {dev}");
             }
             let routes = &mut state.families.get_mut(*family).routes;
+            // The kernel keeps one route per destination and metric.
             assert!(
-                !routes.iter().any(|r| r.destination == route.destination),
+                !routes.iter().any(|r| r.destination == route.destination
+                    && r.kind.metric() == route.kind.metric()),
                 "{change}: exists"
             );
             routes.push(route.clone());
@@ -216,21 +218,25 @@ fn diff_table() {
     let three = three();
     let cases: Vec<(&str, Dataplane, Dataplane, Vec<String>)> = vec![
         ("enable from nothing: firewall first, rule last", three.clone(), Dataplane::default(), vec![
-            "replace firewall: accept udp 51820; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15".into(),
+            "replace firewall: accept udp 51820; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; clamp mss out wg-encrypt".into(),
             "IPv4 create interface wg-encrypt (userspace) port 51820 fwmark 0x100000 mtu 1440 address 198.18.1.0/32".into(),
             // Peers in key order: node-3's test key sorts first.
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24", k(3)),
             format!("IPv4 add peer node-2 (key {}…) endpoint 192.0.2.12:51820 allowed-ips 198.18.2.0/24", k(2)),
             "IPv4 add route throw 198.18.1.0/24 table 51820".into(),
             "IPv4 add route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             "IPv4 add route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820".into(),
         ]),
         ("disable: rule first, no peer removals, firewall last", Dataplane::default(), three.clone(), vec![
             "IPv4 delete rule priority 99 not fwmark 0x100000/0x100000 lookup 51820".into(),
             "IPv4 delete route throw 198.18.1.0/24 table 51820".into(),
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             "IPv4 delete interface wg-encrypt".into(),
             "delete firewall table".into(),
         ]),
@@ -247,6 +253,7 @@ fn diff_table() {
             fam.routes.retain(|r| r.destination.to_string() != "198.18.3.0/24");
         }), three.clone(), vec![
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             format!("IPv4 remove peer node-3 (key {}…)", k(3)),
         ]),
         ("new key of a node: remove and add", edit(&three, |s| {
@@ -257,12 +264,14 @@ fn diff_table() {
             format!("IPv4 add peer node-3 (key {}…) endpoint 192.0.2.13:51820 allowed-ips 198.18.3.0/24",
                 &key("node-3-rotated", V4).to_base64()[..8]),
         ]),
-        ("node becomes unreachable: device route turns into throw", edit(&three, |s| {
+        ("node becomes unreachable: device route and fallback turn into throw", edit(&three, |s| {
             let fam = s.families.get_mut(V4);
             fam.peers.retain(|p| p.node != "node-2");
+            fam.routes.retain(|r| !(r.destination.to_string() == "198.18.2.0/24" && r.kind == RouteKind::Unreachable));
             fam.routes[1].kind = RouteKind::Throw;
         }), three.clone(), vec![
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 delete route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             format!("IPv4 remove peer node-2 (key {}…)", k(2)),
             "IPv4 add route throw 198.18.2.0/24 table 51820".into(),
         ]),
@@ -285,7 +294,7 @@ fn diff_table() {
             "IPv4 add route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
         ]),
         ("rename: old device routes out, new ones in", rename(&three, "wg-new"), three.clone(), vec![
-            "replace firewall: accept udp 51820; masquerade out wg-new except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15".into(),
+            "replace firewall: accept udp 51820; masquerade out wg-new except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; clamp mss out wg-new".into(),
             "IPv4 delete route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
             "IPv4 delete route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
             "IPv4 delete interface wg-encrypt".into(),
@@ -318,7 +327,9 @@ fn diff_table() {
         }), vec![
             "IPv4 add route throw 198.18.1.0/24 table 51820".into(),
             "IPv4 add route 198.18.2.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.2.0/24 table 51820 metric 65535".into(),
             "IPv4 add route 198.18.3.0/24 dev wg-encrypt table 51820".into(),
+            "IPv4 add route unreachable 198.18.3.0/24 table 51820 metric 65535".into(),
             "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820".into(),
         ]),
     ];
@@ -338,6 +349,7 @@ fn rename(state: &Dataplane, name: &str) -> Dataplane {
         let fw = s.firewall.as_mut().unwrap();
         fw.masquerade[0].interface = name.into();
         fw.nat_outgoing[0].exempt_interfaces = vec![name.into()];
+        fw.clamp_mss = vec![name.into()];
     })
 }
 
@@ -471,6 +483,7 @@ fn every_change_prints_one_readable_line() {
             mark: 0x10_0000,
             interfaces: vec!["eth0".into()],
         }),
+        clamp_mss: vec!["wg-encrypt".into()],
     };
     let wg = || "wg-encrypt".to_string();
     let cases: Vec<(Change, &str)> = vec![
@@ -495,10 +508,12 @@ fn every_change_prints_one_readable_line() {
             "IPv4 add route 198.18.2.0/24 dev wg-encrypt table 51820"),
         (Change::DeleteRoute { family: V4, route: route("198.18.1.0/24", RouteKind::Throw) },
             "IPv4 delete route throw 198.18.1.0/24 table 51820"),
+        (Change::AddRoute { family: V4, route: route("198.18.2.0/24", RouteKind::Unreachable) },
+            "IPv4 add route unreachable 198.18.2.0/24 table 51820 metric 65535"),
         (Change::AddRule(rule(V4)), "IPv4 add rule priority 99 not fwmark 0x100000/0x100000 lookup 51820"),
         (Change::DeleteRule(rule(V6)), "IPv6 delete rule priority 99 not fwmark 0x100000/0x100000 lookup 51820"),
         (Change::ReplaceFirewall(firewall),
-            "replace firewall: accept udp 51820,51821; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; rpf mark 0x100000 on eth0"),
+            "replace firewall: accept udp 51820,51821; masquerade out wg-encrypt except 198.18.1.0/24; nat-outgoing IPv4 from 198.18.0.0/15 to outside 198.18.0.0/15; rpf mark 0x100000 on eth0; clamp mss out wg-encrypt"),
         (Change::ReplaceFirewall(FirewallSpec::default()), "replace firewall: accept udp none"),
         (Change::DeleteFirewall, "delete firewall table"),
         (Change::SetSysctl(sysctl("net.ipv4.conf.all.src_valid_mark", "1")), "set sysctl net.ipv4.conf.all.src_valid_mark = 1"),

@@ -164,8 +164,9 @@ pub(super) fn own_sources(
     super::addresses::normalized(nets)
 }
 
-/// One route per destination, sorted: through the interface for every peer allowed IP, thrown
-/// for `throws`; a destination both thrown and routed is thrown.
+/// Routes sorted by destination: through the interface, with an unreachable fallback under
+/// it, for every peer allowed IP; thrown for `throws`; a destination both thrown and routed is
+/// thrown.
 fn routes(table: u32, interface: &str, peers: &[PeerSpec], throws: Vec<IpNet>) -> Vec<Route> {
     let routed = peers
         .iter()
@@ -181,15 +182,23 @@ fn routes(table: u32, interface: &str, peers: &[PeerSpec], throws: Vec<IpNet>) -
         }
         same
     });
+    let kinds = |throw: bool| {
+        if throw {
+            vec![RouteKind::Throw]
+        } else {
+            vec![
+                RouteKind::Device(interface.to_owned()),
+                RouteKind::Unreachable,
+            ]
+        }
+    };
     all.into_iter()
-        .map(|(destination, throw)| Route {
-            table,
-            destination,
-            kind: if throw {
-                RouteKind::Throw
-            } else {
-                RouteKind::Device(interface.to_owned())
-            },
+        .flat_map(|(destination, throw)| {
+            kinds(throw).into_iter().map(move |kind| Route {
+                table,
+                destination,
+                kind,
+            })
         })
         .collect()
 }

@@ -36,7 +36,10 @@ pub(super) fn firewall(
         });
         spec.nat_outgoing
             .extend(nat_outgoing(pools, family, &interface.name));
+        spec.clamp_mss.push(interface.name.clone());
     }
+    spec.clamp_mss.sort_unstable();
+    spec.clamp_mss.dedup();
     spec.wireguard_ports.sort_unstable();
     spec.wireguard_ports.dedup();
     spec.masquerade

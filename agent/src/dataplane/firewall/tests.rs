@@ -60,6 +60,7 @@ fn spec() -> FirewallSpec {
             mark: 0x100000,
             interfaces: vec!["eth0".into()],
         }),
+        clamp_mss: vec!["kube-encrypt".into()],
     }
 }
 
@@ -73,7 +74,10 @@ fn replacing_is_one_transaction_that_recreates_the_table() {
         .filter(|(_, kind, _)| kind == "chain")
         .map(|c| c.2.as_str())
         .collect();
-    assert_eq!(chains, ["input", "output", "postrouting", "prerouting"]);
+    assert_eq!(
+        chains,
+        ["input", "output", "forward", "postrouting", "prerouting"]
+    );
 }
 
 #[test]
@@ -99,6 +103,12 @@ fn base_chains_hook_where_calico_hooks() {
             (json!("input"), json!("filter"), json!("input"), json!(0)),
             (json!("output"), json!("filter"), json!("output"), json!(0)),
             (
+                json!("forward"),
+                json!("filter"),
+                json!("forward"),
+                json!(-150)
+            ),
+            (
                 json!("postrouting"),
                 json!("nat"),
                 json!("postrouting"),
@@ -115,17 +125,39 @@ fn base_chains_hook_where_calico_hooks() {
 }
 
 #[test]
+fn tcp_syns_into_the_tunnel_get_the_routes_mss_forwarded_and_local() {
+    let ruleset = replace_ruleset(&spec());
+    let clamp = json!([
+        {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": {"set": ["kube-encrypt"]}}},
+        {"match": {"op": "in", "left": {"payload": {"protocol": "tcp", "field": "flags"}}, "right": "syn"}},
+        {"mangle": {"key": {"tcp option": {"name": "maxseg", "field": "size"}}, "value": {"rt": {"key": "mtu"}}}},
+    ]);
+    assert_eq!(rules(&ruleset, "forward"), [clamp.clone()]);
+    let output = rules(&ruleset, "output");
+    assert_eq!(output.len(), 2);
+    assert_eq!(output[0], clamp, "clamped before the accept rule");
+
+    let without = replace_ruleset(&FirewallSpec {
+        clamp_mss: vec![],
+        ..spec()
+    });
+    assert!(rules(&without, "forward").is_empty());
+    assert_eq!(rules(&without, "output").len(), 1);
+}
+
+#[test]
 fn accepts_wireguard_udp_in_and_out() {
     let ruleset = replace_ruleset(&spec());
     let ports = json!({"set": [51820, 51821]});
     let cases = [("input", "dport"), ("output", "sport")];
     for (chain, field) in cases {
+        // The output chain clamps the MSS first; the accept rule is the chain's last.
         assert_eq!(
-            rules(&ruleset, chain),
-            [json!([
+            rules(&ruleset, chain).last(),
+            Some(&json!([
                 {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": field}}, "right": ports}},
                 {"accept": null}
-            ])],
+            ])),
             "{chain}"
         );
     }

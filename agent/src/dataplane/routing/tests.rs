@@ -21,6 +21,8 @@ fn routes_round_trip_through_their_messages() {
         route(51820, "2001:db8:b::/64", device()),
         route(51820, "2001:db8:a::/64", RouteKind::Throw),
         route(200, "0.0.0.0/0", RouteKind::Throw),
+        route(51820, "198.18.2.0/24", RouteKind::Unreachable),
+        route(51820, "2001:db8:b::/64", RouteKind::Unreachable),
     ];
     for case in cases {
         let oif = matches!(case.kind, RouteKind::Device(_)).then_some(9);
@@ -41,14 +43,56 @@ fn device_routes_are_link_scoped_and_throw_routes_universal() {
             RouteScope::Link,
         ),
         (RouteKind::Throw, RouteType::Throw, RouteScope::Universe),
+        (
+            RouteKind::Unreachable,
+            RouteType::Unreachable,
+            RouteScope::Universe,
+        ),
     ];
     for (kind, expected_type, expected_scope) in cases {
+        let metric = kind.metric();
         let message = route_message(&route(51820, "198.18.2.0/24", kind), Some(9));
         assert_eq!(message.header.kind, expected_type);
         assert_eq!(message.header.scope, expected_scope);
+        let priority = message.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        });
+        assert_eq!(priority, metric, "{expected_type:?}");
         assert!(message.attributes.contains(&RouteAttribute::Table(51820)));
         let delete = route_delete_message(&route(51820, "198.18.2.0/24", RouteKind::Throw), None);
         assert_eq!(delete.header.scope, RouteScope::NoWhere);
+    }
+}
+
+#[test]
+fn only_routes_with_the_agents_protocol_are_its_own() {
+    let device = route(
+        51820,
+        "198.18.2.0/24",
+        RouteKind::Device("kube-encrypt".into()),
+    );
+    let ours = route_message(&device, Some(9));
+    assert_eq!(ours.header.protocol, RouteProtocol::Other(ROUTE_PROTOCOL));
+    assert_eq!(
+        route_delete_message(&device, Some(9)).header.protocol,
+        ours.header.protocol,
+        "a delete names the protocol, so the kernel leaves other tools' routes alone"
+    );
+    for foreign in [
+        RouteProtocol::Static,
+        RouteProtocol::Boot,
+        RouteProtocol::Kernel,
+        RouteProtocol::Unspec,
+        RouteProtocol::Other(80),
+    ] {
+        let mut message = ours.clone();
+        message.header.protocol = foreign;
+        assert_eq!(
+            route_from_message(&message, 51820, &names()),
+            None,
+            "{foreign:?}"
+        );
     }
 }
 
@@ -103,7 +147,7 @@ fn rules_round_trip_and_only_inverted_table_lookups_count() {
     not_inverted.header.flags = RuleFlags::empty();
     assert_eq!(rule_from_message(&not_inverted, Family::V6), None);
 
-    let mut without_mask = message;
+    let mut without_mask = message.clone();
     without_mask
         .attributes
         .retain(|a| !matches!(a, RuleAttribute::FwMask(_)));
@@ -111,6 +155,53 @@ fn rules_round_trip_and_only_inverted_table_lookups_count() {
         rule_from_message(&without_mask, Family::V6).unwrap().mask,
         u32::MAX
     );
+
+    let mut reported = message.clone();
+    reported
+        .attributes
+        .push(RuleAttribute::SuppressPrefixLen(u32::MAX));
+    assert_eq!(
+        rule_from_message(&reported, Family::V6),
+        Some(rule),
+        "attributes the kernel adds to every rule in a dump do not make it foreign"
+    );
+}
+
+#[test]
+fn rules_of_another_protocol_or_with_other_selectors_are_not_the_agents() {
+    let rule = RuleSpec {
+        family: Family::V4,
+        priority: 99,
+        table: 51820,
+        fwmark: 0x100000,
+        mask: 0x100000,
+    };
+    let ours = rule_message(&rule);
+    let edits: [(&str, fn(&mut RuleMessage)); 5] = [
+        ("static protocol", |m| {
+            m.attributes
+                .retain(|a| !matches!(a, RuleAttribute::Protocol(_)));
+            m.attributes
+                .push(RuleAttribute::Protocol(RouteProtocol::Static));
+        }),
+        ("no protocol", |m| {
+            m.attributes
+                .retain(|a| !matches!(a, RuleAttribute::Protocol(_)));
+        }),
+        ("an input interface", |m| {
+            m.attributes.push(RuleAttribute::Iifname("eth0".into()));
+        }),
+        ("a source prefix", |m| m.header.src_len = 24),
+        ("a destination", |m| {
+            m.attributes
+                .push(RuleAttribute::Destination("198.18.0.0".parse().unwrap()));
+        }),
+    ];
+    for (name, edit) in edits {
+        let mut message = ours.clone();
+        edit(&mut message);
+        assert_eq!(rule_from_message(&message, Family::V4), None, "{name}");
+    }
 }
 
 #[test]
@@ -127,6 +218,10 @@ fn descriptions_read_like_ip_commands() {
         (
             describe_route(&route(51820, "198.18.1.0/24", RouteKind::Throw)),
             "throw 198.18.1.0/24 table 51820",
+        ),
+        (
+            describe_route(&route(51820, "198.18.2.0/24", RouteKind::Unreachable)),
+            "unreachable 198.18.2.0/24 table 51820 metric 65535",
         ),
         (
             describe_rule(&RuleSpec {

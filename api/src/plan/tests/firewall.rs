@@ -55,6 +55,7 @@ fn v4_firewall() -> FirewallSpec {
         masquerade: vec![masq("wg-encrypt", &["198.18.1.0/24"])],
         nat_outgoing: vec![],
         rpf: None,
+        clamp_mss: vec!["wg-encrypt".into()],
     }
 }
 
@@ -84,6 +85,7 @@ fn rows() -> Vec<Row> {
         masquerade: vec![masq("wg-encrypt-v6", &["2001:db8:1:1::/64"])],
         nat_outgoing,
         rpf,
+        clamp_mss: vec!["wg-encrypt-v6".into()],
     };
     vec![
         Row {
@@ -136,7 +138,7 @@ fn rows() -> Vec<Row> {
             )
         },
         Row {
-            name: "dual-stack: both ports, both interfaces, NAT per family",
+            name: "dual-stack: both ports, both interfaces, NAT per family, MSS clamped on both",
             config: Some(EncryptionConfigSpec::test().with_ipv6()),
             pools: vec![
                 IPPoolSpec::test("2001:db8:1::/48"),
@@ -160,6 +162,7 @@ fn rows() -> Vec<Row> {
                     ),
                 ],
                 rpf: None,
+                clamp_mss: vec!["wg-encrypt".into(), "wg-encrypt-v6".into()],
             }),
             src_valid_mark: false,
         },

@@ -1,6 +1,7 @@
 //! Peers, routes and skipped nodes: who is in the mesh and where traffic goes.
 
 use crate::crd::{EncryptionConfigSpec, RouteSource};
+use crate::dataplane::{RouteKind, UNREACHABLE_METRIC};
 use crate::fixtures::{key, test_pools, TestNode};
 use crate::net::Family::{self, V4, V6};
 use crate::node::{NodeView, PUBLIC_KEY_ANNOTATION};
@@ -457,6 +458,40 @@ fn mesh_table() {
         );
         assert_skipped(row.name, &plan, row.family, row.skipped);
     }
+}
+
+#[test]
+fn every_device_route_has_an_unreachable_fallback_and_thrown_ones_do_not() {
+    let plan = run(
+        Some(&EncryptionConfigSpec::test()),
+        &test_pools(),
+        &three_nodes(),
+        &facts(),
+    );
+    let lines: Vec<String> = plan
+        .dataplane
+        .family(V4)
+        .routes
+        .iter()
+        .map(|r| format!("{:?} {}", r.kind, r.destination))
+        .collect();
+    assert_eq!(
+        lines,
+        strings(&[
+            "Throw 198.18.1.0/24",
+            "Device(\"wg-encrypt\") 198.18.2.0/24",
+            "Unreachable 198.18.2.0/24",
+            "Device(\"wg-encrypt\") 198.18.3.0/24",
+            "Unreachable 198.18.3.0/24",
+        ])
+    );
+    assert_eq!(
+        RouteKind::Unreachable.metric(),
+        Some(UNREACHABLE_METRIC),
+        "above the kernel's default metrics (0 IPv4, 1024 IPv6)"
+    );
+    assert!(UNREACHABLE_METRIC > 1024);
+    assert_eq!(RouteKind::Device("wg-encrypt".into()).metric(), None);
 }
 
 #[test]

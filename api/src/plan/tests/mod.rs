@@ -83,10 +83,27 @@ fn assert_invariants(plan: &NodePlan) {
                 peer.node
             );
         }
-        let destinations: Vec<_> = dp.routes.iter().map(|r| r.destination).collect();
+        let destinations: Vec<_> = dp
+            .routes
+            .iter()
+            .filter(|r| r.kind != RouteKind::Unreachable)
+            .map(|r| r.destination)
+            .collect();
         assert!(
             strictly_sorted(&destinations),
             "{family}: routes not one per destination"
+        );
+        let fallback = |kind: fn(&RouteKind) -> bool| -> Vec<_> {
+            dp.routes
+                .iter()
+                .filter(|r| kind(&r.kind))
+                .map(|r| (r.table, r.destination))
+                .collect()
+        };
+        assert_eq!(
+            fallback(|k| matches!(k, RouteKind::Device(_))),
+            fallback(|k| *k == RouteKind::Unreachable),
+            "{family}: every device route, and only those, has an unreachable fallback"
         );
         assert!(
             dp.rule.is_none() || dp.interface.is_some(),
@@ -115,14 +132,16 @@ fn assert_invariants(plan: &NodePlan) {
     assert!(strictly_sorted(&sysctl_keys), "sysctls");
 }
 
-/// Routes of `family` as `throw <net>` / `<net> dev <interface>`.
+/// Routes of `family` as `throw <net>` / `<net> dev <interface>`; the unreachable fallbacks
+/// under device routes are checked by [`assert_invariants`] and left out.
 pub(super) fn routes(plan: &NodePlan, family: Family) -> Vec<String> {
     let dp = plan.dataplane.family(family);
     dp.routes
         .iter()
-        .map(|r| match &r.kind {
-            RouteKind::Throw => format!("throw {}", r.destination),
-            RouteKind::Device(dev) => format!("{} dev {dev}", r.destination),
+        .filter_map(|r| match &r.kind {
+            RouteKind::Throw => Some(format!("throw {}", r.destination)),
+            RouteKind::Device(dev) => Some(format!("{} dev {dev}", r.destination)),
+            RouteKind::Unreachable => None,
         })
         .collect()
 }

@@ -103,7 +103,7 @@ fn a_generated_cluster_plans_every_other_node() {
             if per_peer == 1 { 1 } else { 2 },
             "{source:?}: own destinations"
         );
-        assert_eq!(dp.routes.len(), thrown + 299 * per_peer, "{source:?}");
+        assert_eq!(dp.routes.len(), thrown + 2 * 299 * per_peer, "{source:?}");
         assert!(
             plan.skipped.is_empty() && plan.problems.is_empty(),
             "{source:?}"
