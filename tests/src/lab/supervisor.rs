@@ -82,7 +82,8 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The agent's command line: its normal flags, inside the node's namespaces.
+/// The agent's command line: its normal flags and the DaemonSet's `HOST_IP` (the downward
+/// API's `status.hostIP`), inside the node's namespaces.
 fn agent_command(paths: &Paths, node: &NodePlan, agent_bin: &Path) -> Command {
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!(
@@ -92,6 +93,7 @@ fn agent_command(paths: &Paths, node: &NodePlan, agent_bin: &Path) -> Command {
     .arg(format!("--net=/run/netns/{}", node.netns))
     .arg("--")
     .arg(agent_bin)
+    .env("HOST_IP", node.v4.to_string())
     .args(["--node-name", &node.name])
     .arg("--kubeconfig")
     .arg(paths.node_kubeconfig(&node.name))
