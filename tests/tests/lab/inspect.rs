@@ -2,6 +2,7 @@
 //! routing table, nftables and agent, as an operator with a shell on the node would.
 
 use kube_encrypt_api::net::Family;
+use kube_encrypt_tests::lab::state::{Paths, Store, DEFAULT_STATE_DIR};
 use kube_encrypt_tests::lab::testing::LabSession;
 
 use super::support::*;
@@ -116,20 +117,11 @@ pub fn link_mtu(session: &LabSession, node: &str, iface: &str) -> Option<u32> {
     words.next()?.parse().ok()
 }
 
-/// Whether the agent on `node` answers `/readyz` (caches synced, a reconcile succeeded).
+/// Whether the agent on `node` answers `/readyz` (caches synced, a reconcile succeeded) on
+/// the node's address, where it serves (`--metrics-addr node:9105`).
 pub fn agent_ready(session: &LabSession, node: &str) -> Result<(), String> {
-    let output = exec(
-        session,
-        node,
-        &[
-            "curl",
-            "-sS",
-            "-m",
-            "2",
-            "-f",
-            "http://127.0.0.1:9105/readyz",
-        ],
-    );
+    let url = format!("http://{}:9105/readyz", node_address(node)?);
+    let output = exec(session, node, &["curl", "-sS", "-m", "2", "-f", &url]);
     if output.status.success() {
         Ok(())
     } else {
@@ -168,4 +160,16 @@ pub fn dataplane_residue(session: &LabSession, node: &str) -> Vec<String> {
             .map(|l| format!("nftables: {l}")),
     );
     residue.into_iter().map(|r| format!("{node} {r}")).collect()
+}
+
+/// The IPv4 address of `node` in the running lab (its InternalIP).
+fn node_address(node: &str) -> Result<std::net::Ipv4Addr, String> {
+    let paths = Paths::new(DEFAULT_STATE_DIR);
+    let store = Store::load(&paths)
+        .map_err(|e| e.to_string())?
+        .ok_or("no lab is up")?;
+    let topology = store.state.topology();
+    let plan = topology.nodes.iter().find(|n| n.name == node);
+    plan.map(|n| n.v4)
+        .ok_or_else(|| format!("the lab has no node {node}"))
 }
