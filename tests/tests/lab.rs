@@ -17,6 +17,7 @@ mod lab {
     pub mod lifecycle;
     pub mod mtu;
     pub mod plugin;
+    pub mod pmtu;
     pub mod support;
     pub mod webhook;
 }
