@@ -129,16 +129,6 @@ pub(crate) type SharedInterest = Arc<Mutex<Interest>>;
 mod tests {
     use super::*;
 
-    fn link(index: u32, name: &str, mtu: u32, up: bool) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            mtu,
-            up,
-            kind: None,
-        }
-    }
-
     #[test]
     fn only_changes_of_managed_and_underlay_links_wake_the_loop() {
         let interest = Interest {
@@ -146,53 +136,53 @@ mod tests {
             underlay: BTreeSet::from(["eth0".to_owned()]),
         };
         let mut known = KnownLinks::from([
-            (2, link(2, "eth0", 1500, true)),
-            (7, link(7, "wg-encrypt", 1420, true)),
+            (2, Link::test(2, "eth0", 1500, true)),
+            (7, Link::test(7, "wg-encrypt", 1420, true)),
         ]);
         let cases = [
             (
                 "a pod's veth appears",
-                LinkEvent::New(link(9, "veth1", 1500, true)),
+                LinkEvent::New(Link::test(9, "veth1", 1500, true)),
                 false,
             ),
             (
                 "and goes",
-                LinkEvent::Deleted(link(9, "veth1", 1500, true)),
+                LinkEvent::Deleted(Link::test(9, "veth1", 1500, true)),
                 false,
             ),
             (
                 "eth0 repeated unchanged",
-                LinkEvent::New(link(2, "eth0", 1500, true)),
+                LinkEvent::New(Link::test(2, "eth0", 1500, true)),
                 false,
             ),
             (
                 "the underlay MTU changes",
-                LinkEvent::New(link(2, "eth0", 9000, true)),
+                LinkEvent::New(Link::test(2, "eth0", 9000, true)),
                 true,
             ),
             (
                 "the underlay goes down",
-                LinkEvent::New(link(2, "eth0", 9000, false)),
+                LinkEvent::New(Link::test(2, "eth0", 9000, false)),
                 true,
             ),
             (
                 "the daemon dies",
-                LinkEvent::Deleted(link(7, "wg-encrypt", 1420, true)),
+                LinkEvent::Deleted(Link::test(7, "wg-encrypt", 1420, true)),
                 true,
             ),
             (
                 "the interface comes back",
-                LinkEvent::New(link(8, "wg-encrypt", 1420, false)),
+                LinkEvent::New(Link::test(8, "wg-encrypt", 1420, false)),
                 true,
             ),
             (
                 "it is brought up",
-                LinkEvent::New(link(8, "wg-encrypt", 1420, true)),
+                LinkEvent::New(Link::test(8, "wg-encrypt", 1420, true)),
                 true,
             ),
             (
                 "renamed away",
-                LinkEvent::New(link(8, "stolen", 1420, true)),
+                LinkEvent::New(Link::test(8, "stolen", 1420, true)),
                 true,
             ),
         ];

@@ -186,16 +186,6 @@ pub(crate) fn userspace_wireguard(implementation: Option<&Path>) -> bool {
 mod tests {
     use super::*;
 
-    fn link(index: u32, name: &str, mtu: u32, up: bool) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            mtu,
-            up,
-            kind: None,
-        }
-    }
-
     fn address(index: u32, net: &str) -> Address {
         Address {
             index,
@@ -207,10 +197,10 @@ mod tests {
     #[test]
     fn underlay_is_the_up_links_holding_node_ips() {
         let links = [
-            link(2, "eth0", 9000, true),
-            link(3, "eth1", 1500, true),
-            link(4, "eth2", 1400, false),
-            link(5, "pod0", 1200, true),
+            Link::test(2, "eth0", 9000, true),
+            Link::test(3, "eth1", 1500, true),
+            Link::test(4, "eth2", 1400, false),
+            Link::test(5, "pod0", 1200, true),
         ];
         let addresses = [
             address(2, "192.0.2.1/24"),
@@ -262,7 +252,7 @@ mod tests {
             .all(|n| n.len() == 15 && n.starts_with("ketprobe")));
         let probe = |index, name: &str, kind| Link {
             kind,
-            ..link(index, name, 1420, false)
+            ..Link::test(index, name, 1420, false)
         };
         let links = [
             probe(3, "ketprobe12ab3cd", Some(InfoKind::Wireguard)),

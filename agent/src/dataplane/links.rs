@@ -23,6 +23,20 @@ pub(crate) struct Link {
     pub(crate) kind: Option<InfoKind>,
 }
 
+impl Link {
+    /// A link of no particular kind, for tests.
+    #[cfg(test)]
+    pub(crate) fn test(index: u32, name: &str, mtu: u32, up: bool) -> Self {
+        Self {
+            index,
+            name: name.into(),
+            mtu,
+            up,
+            kind: None,
+        }
+    }
+}
+
 /// An address on a link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Address {

@@ -108,26 +108,7 @@ fn load_nft(side: &Side, ruleset: &str) {
 const MEGABYTE: usize = 1 << 20;
 
 /// Counts the bytes of one TCP connection on port 5201 until EOF, then prints the count.
-const SINK: &str = "import socket, sys
-limit = float(sys.argv[1])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', 5201))
-s.listen(1)
-s.settimeout(limit)
-c, _ = s.accept()
-c.settimeout(limit)
-n = 0
-try:
-    while True:
-        d = c.recv(65536)
-        if not d:
-            break
-        n += len(d)
-except socket.timeout:
-    pass
-print(n)
-";
+const SINK: &str = include_str!("../../../tests/assets/tcp_sink.py");
 
 /// Sends 1 MiB to `argv[1]`:5201, then closes its side and waits for the sink to close.
 const SOURCE: &str = "import socket, sys

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
-use kube_encrypt_api::crd::{EncryptionConfigSpec, EncryptionState};
+use kube_encrypt_api::crd::EncryptionConfigSpec;
 use kube_encrypt_api::net::Family;
 use kube_encrypt_api::node::PUBLIC_KEY_ANNOTATION;
 
@@ -68,16 +68,12 @@ fn a_reimaged_node_reconverges_with_the_api_server_on_a_host_encrypted_node() {
     ]);
     let rt = runtime();
     let client = rt.block_on(client(&lab.kubeconfig()));
-    let encrypted: Vec<_> = NODES
-        .iter()
-        .map(|n| (*n, EncryptionState::Encrypted))
-        .collect();
     rt.block_on(async {
         let mut spec = EncryptionConfigSpec::default();
         spec.ipv4.enabled = true;
         spec.host_encryption = true;
         enable_encryption_spec(&client, spec).await;
-        wait_family_states(&client, Family::V4, &encrypted, Duration::from_secs(60)).await;
+        wait_ipv4_encrypted(&client, &NODES).await;
     });
     let flows = session.run(&["flows"]);
     assert!(
@@ -105,12 +101,7 @@ fn a_reimaged_node_reconverges_with_the_api_server_on_a_host_encrypted_node() {
             || api_ready_from(&session, node),
         );
     }
-    rt.block_on(wait_family_states(
-        &client,
-        Family::V4,
-        &encrypted,
-        Duration::from_secs(60),
-    ));
+    rt.block_on(wait_ipv4_encrypted(&client, &NODES));
     let flows = wait_until(
         "every flow as expected after the reimage",
         Duration::from_secs(60),
@@ -158,11 +149,7 @@ fn the_emulator_still_carries_an_encrypted_mesh() {
     let client = rt.block_on(client(&lab.kubeconfig()));
     rt.block_on(async {
         enable_encryption_for(&client, false).await;
-        let encrypted = [
-            ("node-1", EncryptionState::Encrypted),
-            ("node-2", EncryptionState::Encrypted),
-        ];
-        wait_family_states(&client, Family::V4, &encrypted, Duration::from_secs(60)).await;
+        wait_ipv4_encrypted(&client, &["node-1", "node-2"]).await;
     });
     let flows = session.run(&["flows"]);
     assert!(flows.status.success(), "{}", text(&flows));

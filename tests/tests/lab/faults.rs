@@ -174,11 +174,7 @@ fn agents_fail_static_while_the_api_server_is_down_and_reconverge_after() {
     let nodes = ["node-1", "node-2", "node-3"];
     rt.block_on(async {
         enable_encryption_for(&client, false).await;
-        let encrypted: Vec<_> = nodes
-            .iter()
-            .map(|n| (*n, EncryptionState::Encrypted))
-            .collect();
-        wait_family_states(&client, Family::V4, &encrypted, Duration::from_secs(60)).await;
+        wait_ipv4_encrypted(&client, &nodes).await;
     });
     let agents = agent_restarts(&nodes);
     let before: Vec<_> = nodes

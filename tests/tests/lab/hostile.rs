@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube_encrypt_api::crd::{EncryptionConfigSpec, EncryptionState, NodeEncryption};
+use kube_encrypt_api::crd::{EncryptionConfigSpec, NodeEncryption};
 use kube_encrypt_api::net::Family;
 use kube_encrypt_api::node::{INTERFACE_IPV4_ANNOTATION, PUBLIC_KEY_ANNOTATION};
 use serde_json::json;
@@ -133,16 +133,12 @@ fn hostile_nodes_draw_no_traffic_into_their_tunnels() {
     let lab = session.up(&["--nodes", "3", "--agent-bin", &agent]);
     let rt = runtime();
     let client = rt.block_on(client(&lab.kubeconfig()));
-    let encrypted: Vec<_> = NODES
-        .iter()
-        .map(|n| (*n, EncryptionState::Encrypted))
-        .collect();
     rt.block_on(async {
         let mut spec = EncryptionConfigSpec::default();
         spec.ipv4.enabled = true;
         spec.host_encryption = true;
         enable_encryption_spec(&client, spec).await;
-        wait_family_states(&client, Family::V4, &encrypted, Duration::from_secs(60)).await;
+        wait_ipv4_encrypted(&client, &NODES).await;
     });
     let before: Vec<_> = NODES.iter().map(|n| state(&session, n)).collect();
 

@@ -8,7 +8,6 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use kube_encrypt_api::crd::EncryptionState;
 use kube_encrypt_api::net::Family;
 use kube_encrypt_tests::lab::testing::LabSession;
 
@@ -33,26 +32,7 @@ const MEGABYTE: usize = 1 << 20;
 const LIMIT_SECONDS: u64 = 20;
 
 /// Counts the bytes of one TCP connection on port 5201 until EOF, then prints the count.
-const SINK: &str = "import socket, sys
-limit = float(sys.argv[1])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', 5201))
-s.listen(1)
-s.settimeout(limit)
-c, _ = s.accept()
-c.settimeout(limit)
-n = 0
-try:
-    while True:
-        d = c.recv(65536)
-        if not d:
-            break
-        n += len(d)
-except socket.timeout:
-    pass
-print(n)
-";
+const SINK: &str = include_str!("../../assets/tcp_sink.py");
 
 /// Sends 1 MiB of the capture's marker to `argv[1]`:5201, closes its side and waits for the
 /// sink to close.
@@ -72,11 +52,7 @@ fn a_1mb_tcp_transfer_crosses_the_mesh_with_pmtu_icmp_dropped() {
     let client = rt.block_on(client(&lab.kubeconfig()));
     rt.block_on(async {
         enable_encryption_for(&client, false).await;
-        let encrypted = [
-            ("node-1", EncryptionState::Encrypted),
-            ("node-2", EncryptionState::Encrypted),
-        ];
-        wait_family_states(&client, Family::V4, &encrypted, Duration::from_secs(60)).await;
+        wait_ipv4_encrypted(&client, &["node-1", "node-2"]).await;
     });
     for node in ["node-1", "node-2"] {
         assert_eq!(

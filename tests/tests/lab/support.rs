@@ -154,6 +154,22 @@ pub async fn enable_encryption_spec(
         .unwrap_or_else(|e| panic!("create EncryptionConfig: {e}"));
 }
 
+/// Waits (at most a minute) until every one of `nodes` reports IPv4 Encrypted.
+pub async fn wait_ipv4_encrypted(client: &kube::Client, nodes: &[&str]) {
+    let encrypted: Vec<_> = nodes
+        .iter()
+        .map(|n| (*n, kube_encrypt_api::crd::EncryptionState::Encrypted))
+        .collect();
+    let family = kube_encrypt_api::net::Family::V4;
+    wait_family_states(
+        client,
+        family,
+        &encrypted,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+}
+
 /// Waits until each node's NodeEncryption shows the wanted state for `family`.
 pub async fn wait_family_states(
     client: &kube::Client,
