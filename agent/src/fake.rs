@@ -324,6 +324,8 @@ struct WriterState {
     statuses: Vec<NodeEncryptionStatus>,
     down: bool,
     hanging: bool,
+    /// Node patches answered with this HTTP status (RBAC or admission refusing them).
+    patch_refusal: Option<u16>,
 }
 
 impl FakeWriter {
@@ -334,6 +336,12 @@ impl FakeWriter {
     /// Makes every write fail as if the API server were unreachable.
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// Answers every node patch with `status` (such as 403), as RBAC or an admission policy
+    /// would; `None` accepts them again.
+    pub fn refuse_node_patches(&self, status: Option<u16>) {
+        self.lock().patch_refusal = status;
     }
 
     /// Makes every write wait forever, as behind a black-holed connection.
@@ -369,6 +377,13 @@ impl FakeWriter {
 impl ClusterWriter for FakeWriter {
     async fn patch_node(&self, _node: &str, patch: &Value) -> Result<(), WriteError> {
         self.refuse_when_down("patch node").await?;
+        if let Some(status) = self.lock().patch_refusal {
+            return Err(WriteError {
+                operation: "patch node".into(),
+                message: "refused by the fake API server".into(),
+                http_status: Some(status),
+            });
+        }
         self.lock().node_patches.push(patch.clone());
         Ok(())
     }

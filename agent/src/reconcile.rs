@@ -196,7 +196,11 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         now: SystemTime,
     ) -> Result<Outcome, ReconcileError> {
         self.log_notes(&plan);
-        self.publish(cluster, &plan).await?;
+        if let Err(e) = self.publish(cluster, &plan).await {
+            self.report_refused_publish(cluster, &plan, &observed, &e, review, now)
+                .await;
+            return Err(e);
+        }
         let (observed, report) = self.converge(&plan, observed, scopes, now).await?;
         let problems = self.state_problems(&observed);
         let mut errors = report.errors.clone();
@@ -365,6 +369,30 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
                 self.metrics.count_error(Stage::Status);
             }
         }
+    }
+
+    /// Reports a publish the API server answered with an error (RBAC, admission): the
+    /// dataplane is kept as it is and every family says why, with the HTTP status. A publish
+    /// that reached no server is only logged: the status write would not get through either.
+    async fn report_refused_publish(
+        &mut self,
+        cluster: &ClusterState,
+        plan: &NodePlan,
+        observed: &Observed,
+        error: &ReconcileError,
+        review: &ConfigReview,
+        now: SystemTime,
+    ) {
+        let ReconcileError::Publish(write) = error else {
+            return;
+        };
+        if write.http_status.is_none() {
+            return;
+        }
+        let why = format!("the dataplane is kept as it is: {write}");
+        let errors = PerFamily::from_fn(|_| vec![why.clone()]);
+        self.report(cluster, plan, observed, &errors, review, now)
+            .await;
     }
 
     /// Reports a refused config: the dataplane as the last applied plan left it (or as found,

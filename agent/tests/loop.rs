@@ -727,6 +727,45 @@ async fn an_unwritable_state_dir_is_an_error_in_the_status_not_an_update_loop() 
     assert_eq!(h.round().await.unwrap(), Outcome::Converged { applied: 0 });
 }
 
+#[tokio::test]
+async fn a_publish_refused_by_rbac_is_named_in_the_status_and_touches_nothing() {
+    let mut h = Harness::new("forbidden", ipv4_on());
+    h.writer.refuse_node_patches(Some(403));
+    let err = h.round().await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Publish(_)), "{err}");
+    assert!(err.to_string().contains("HTTP 403 Forbidden"), "{err}");
+    assert!(
+        h.driver.dataplane().is_empty(),
+        "nothing relies on an unpublished key"
+    );
+    let v4 = h
+        .writer
+        .take_statuses()
+        .pop()
+        .expect("the refusal is reported")
+        .ipv4
+        .unwrap();
+    assert_eq!(v4.state, EncryptionState::Error);
+    assert!(v4.message.contains("HTTP 403 Forbidden"), "{}", v4.message);
+    assert!(
+        v4.message.contains("ClusterRole kube-encrypt-agent"),
+        "{}",
+        v4.message
+    );
+
+    // The control: an API server that cannot be reached gets no status write to wait on.
+    h.writer.refuse_node_patches(None);
+    h.writer.set_down(true);
+    assert!(h.round().await.is_err());
+    assert!(h.writer.take_statuses().is_empty());
+
+    h.writer.set_down(false);
+    h.round().await.unwrap();
+    h.sync_node_patches();
+    h.round().await.unwrap();
+    assert_eq!(h.driver.dataplane(), h.expected(), "converges once allowed");
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_api_server_that_never_answers_fails_the_round_instead_of_hanging_it() {
     let mut h = Harness::new("hanging", ipv4_on());
