@@ -1,15 +1,15 @@
 //! The agent's watch caches: reflectors for EncryptionConfig, IPPool, Node and (only in
 //! `WorkloadIPs` mode) Pods. Objects are stripped to what the planner reads before they are
-//! stored, to bound memory. Every watcher retries with backoff forever: while the API server
+//! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]). Every watcher retries with backoff forever: while the API server
 //! is away the caches keep their last state (fail static) and relist when it is back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, NodeStatus, Pod, PodSpec, PodStatus};
 use kube::api::{Api, ObjectMeta};
 use kube::runtime::reflector::{self, Store};
@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::cluster::ClusterState;
+use crate::slim_node::{label_keys, SlimNode};
 
 /// Pods that can still hold an IP: terminal ones are left to the API server.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
@@ -58,6 +59,8 @@ pub struct Caches {
     configs: Reflected<EncryptionConfig>,
     pools: Reflected<IPPool>,
     nodes: Reflected<Node>,
+    /// The label keys the Node cache keeps.
+    node_labels: BTreeSet<String>,
     pods: Option<Reflected<Pod>>,
 }
 
@@ -76,10 +79,10 @@ impl Caches {
             strip_metadata::<IPPool>,
             changes.clone(),
         );
-        let nodes = reflect(
+        let node_labels = label_keys(None);
+        let nodes = reflect_nodes(
             Api::all(client.clone()),
-            watcher::Config::default(),
-            strip_node,
+            node_labels.clone(),
             changes.clone(),
         );
         Self {
@@ -88,8 +91,24 @@ impl Caches {
             configs,
             pools,
             nodes,
+            node_labels,
             pods: None,
         }
+    }
+
+    /// Watches the Nodes again, keeping other labels, when the node selector starts or
+    /// stops reading a label key: the cache holds only the labels the planner reads. Until
+    /// the new watch has listed every Node, rounds wait (the snapshot is not ready).
+    pub fn follow_node_selector(&mut self) {
+        let selector = self.config().and_then(|c| c.spec.node_selector.clone());
+        let wanted = label_keys(selector.as_ref());
+        if wanted == self.node_labels {
+            return;
+        }
+        tracing::info!(labels = ?wanted, "the node selector reads other labels: watching the Nodes again");
+        let api = Api::all(self.client.clone());
+        self.nodes = reflect_nodes(api, wanted.clone(), self.changes.clone());
+        self.node_labels = wanted;
     }
 
     /// Starts the pod reflector when the config asks for workload IPs, stops it otherwise.
@@ -149,6 +168,24 @@ impl Caches {
     }
 }
 
+/// Nodes are listed in pages of this many: a page is held whole while it is read.
+const NODE_PAGE: u32 = 100;
+
+/// The Node reflector: the watch deserializes [`SlimNode`]s (a kubelet's images, conditions
+/// and managedFields are never allocated) and stores them as Nodes with only `label_keys`
+/// among their labels.
+fn reflect_nodes(
+    api: Api<SlimNode>,
+    label_keys: BTreeSet<String>,
+    changes: Arc<Notify>,
+) -> Reflected<Node> {
+    let config = watcher::Config::default().page_size(NODE_PAGE);
+    let events = watcher::watcher(api, config)
+        .default_backoff()
+        .map_ok(move |event| SlimNode::into_node_event(event, &label_keys));
+    reflect_events(events, changes)
+}
+
 /// Runs a reflector for `K` with `strip` applied to every object, notifying `changes` on the
 /// first complete list, on every later relist, and on each object whose stripped form changed.
 fn reflect<K>(
@@ -167,16 +204,27 @@ where
         + Sync
         + 'static,
 {
+    let events = watcher::watcher(api, config)
+        .default_backoff()
+        .modify(strip);
+    reflect_events(events, changes)
+}
+
+/// Stores the objects of a watch `events` stream, notifying `changes` as [`reflect`] says.
+fn reflect_events<K>(
+    events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    changes: Arc<Notify>,
+) -> Reflected<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + Debug + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store();
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
     let kind = K::kind(&()).into_owned();
     let task = tokio::spawn(async move {
         let mut filter = ChangeFilter::default();
-        let stream = watcher::watcher(api, config)
-            .default_backoff()
-            .modify(strip)
-            .reflect(writer);
+        let stream = events.reflect(writer);
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
