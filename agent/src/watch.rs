@@ -1,16 +1,18 @@
 //! The agent's watch caches: reflectors for EncryptionConfig, IPPool, Node and (only in
 //! `WorkloadIPs` mode) Pods. Objects are stripped to what the planner reads before they are
-//! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]). Every watcher retries with backoff forever: while the API server
-//! is away the caches keep their last state (fail static) and relist when it is back.
+//! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]), and their
+//! watch starts once the config is known, so that it keeps the labels the node selector
+//! reads from the first list on. Every watcher retries with backoff forever: while the API
+//! server is away the caches keep their last state (fail static) and relist when it is back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, NodeStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
 use kube::api::{Api, ObjectMeta};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -58,10 +60,15 @@ pub struct Caches {
     changes: Arc<Notify>,
     configs: Reflected<EncryptionConfig>,
     pools: Reflected<IPPool>,
-    nodes: Reflected<Node>,
-    /// The label keys the Node cache keeps.
-    node_labels: BTreeSet<String>,
+    /// Started by [`Caches::follow_node_selector`] once the configs are listed.
+    nodes: Option<NodeCache>,
     pods: Option<Reflected<Pod>>,
+}
+
+/// The Node reflector and the label keys it keeps.
+struct NodeCache {
+    reflected: Reflected<Node>,
+    labels: BTreeSet<String>,
 }
 
 impl Caches {
@@ -79,36 +86,38 @@ impl Caches {
             strip_metadata::<IPPool>,
             changes.clone(),
         );
-        let node_labels = label_keys(None);
-        let nodes = reflect_nodes(
-            Api::all(client.clone()),
-            node_labels.clone(),
-            changes.clone(),
-        );
         Self {
             client,
             changes,
             configs,
             pools,
-            nodes,
-            node_labels,
+            nodes: None,
             pods: None,
         }
     }
 
-    /// Watches the Nodes again, keeping other labels, when the node selector starts or
-    /// stops reading a label key: the cache holds only the labels the planner reads. Until
-    /// the new watch has listed every Node, rounds wait (the snapshot is not ready).
+    /// Starts the Node watch once the configs are listed, and watches the Nodes again when
+    /// the node selector starts or stops reading a label key: the cache holds only the labels
+    /// the planner reads. Until the new watch has listed every Node, rounds wait (the
+    /// snapshot is not ready); its first list wakes the loop.
     pub fn follow_node_selector(&mut self) {
-        let selector = self.config().and_then(|c| c.spec.node_selector.clone());
-        let wanted = label_keys(selector.as_ref());
-        if wanted == self.node_labels {
+        if !self.configs.synced() {
             return;
         }
-        tracing::info!(labels = ?wanted, "the node selector reads other labels: watching the Nodes again");
+        let selector = self.config().and_then(|c| c.spec.node_selector.clone());
+        let wanted = label_keys(selector.as_ref());
+        let current = self.nodes.as_ref().map(|n| &n.labels);
+        if current == Some(&wanted) {
+            return;
+        }
+        if current.is_some() {
+            tracing::info!(labels = ?wanted, "the node selector reads other labels: watching the Nodes again");
+        }
         let api = Api::all(self.client.clone());
-        self.nodes = reflect_nodes(api, wanted.clone(), self.changes.clone());
-        self.node_labels = wanted;
+        self.nodes = Some(NodeCache {
+            reflected: reflect_nodes(api, wanted.clone(), self.changes.clone()),
+            labels: wanted,
+        });
     }
 
     /// Starts the pod reflector when the config asks for workload IPs, stops it otherwise.
@@ -143,7 +152,9 @@ impl Caches {
     /// A consistent snapshot, or `None` while a needed cache has not completed its first list
     /// (reconciling against a half-filled cache would tear down the mesh).
     pub fn snapshot(&self) -> Option<ClusterState> {
-        if !(self.configs.synced() && self.pools.synced() && self.nodes.synced()) {
+        let nodes = self.nodes.as_ref().map(|n| &n.reflected);
+        let nodes_synced = nodes.is_some_and(|n| n.synced());
+        if !(self.configs.synced() && self.pools.synced() && nodes_synced) {
             return None;
         }
         let config = self.config().map(|c| c.spec.clone());
@@ -162,7 +173,7 @@ impl Caches {
                 .iter()
                 .map(|p| NamedPool::from(p.as_ref()))
                 .collect(),
-            nodes: self.nodes.objects(),
+            nodes: nodes.map(|n| n.objects()).unwrap_or_default(),
             pods,
         })
     }
@@ -300,7 +311,10 @@ impl ChangeFilter {
                 self.digests = std::mem::take(&mut self.relisting);
                 changed || self.digests.is_empty()
             }
-            Event::Apply(obj) => self.digests.insert(key_of(obj), digest(obj)) != Some(digest(obj)),
+            Event::Apply(obj) => {
+                let digest = digest(obj);
+                self.digests.insert(key_of(obj), digest) != Some(digest)
+            }
             Event::Delete(obj) => self.digests.remove(&key_of(obj)).is_some(),
         }
     }
@@ -315,12 +329,25 @@ fn key_of<K: Resource>(obj: &K) -> String {
     )
 }
 
+/// A hash of `obj`'s JSON, written straight into the hasher (no copy of the JSON is made).
 fn digest<K: Serialize>(obj: &K) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(obj)
-        .unwrap_or_default()
-        .hash(&mut hasher);
-    hasher.finish()
+    let mut hasher = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    let _ = serde_json::to_writer(&mut hasher, obj);
+    hasher.0.finish()
+}
+
+/// Feeds what is written to it into a hasher.
+struct HashWriter<H>(H);
+
+impl<H: Hasher> std::io::Write for HashWriter<H> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Drops the bookkeeping every object carries but the agent never reads.
@@ -331,16 +358,6 @@ pub fn strip_metadata<K: Resource>(obj: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-}
-
-/// Keeps labels, annotations, uid, spec and addresses of a Node: what the planner reads.
-pub fn strip_node(node: &mut Node) {
-    strip_metadata(node);
-    let addresses = node.status.take().and_then(|s| s.addresses);
-    node.status = addresses.map(|addresses| NodeStatus {
-        addresses: Some(addresses),
-        ..Default::default()
-    });
 }
 
 /// Keeps a Pod's identity, node, host-network flag, phase and IPs: what workload IPs need.
