@@ -1,6 +1,6 @@
 //! Nodes as the agent watches them: deserialized straight into the few fields the planner
 //! reads, so the images, conditions, node info and managedFields a kubelet writes — most of a
-//! Node's 9 KB as served — are skipped by the parser instead of being allocated and dropped,
+//! Node's ~8 KB as served — are skipped by the parser instead of being allocated and dropped,
 //! for every one of thousands of Nodes at every list and every heartbeat.
 //!
 //! Kept of each Node: name, uid (the owner of its NodeEncryption), creationTimestamp (of two
@@ -11,6 +11,15 @@
 //! opt-out, control plane, and the keys of the config's node selector). A cloud node
 //! carries a dozen labels and a handful of annotations that would otherwise be most of the
 //! cache. Anything else the planner comes to read must be added here.
+//!
+//! The anchors do the same: Cilium's agents watch Nodes and Pods through "slim" copies of
+//! the Kubernetes types that declare only the fields Cilium reads; Calico's Felix does not
+//! watch the API server at scale at all but takes a filtered stream from Typha. A filtered
+//! stream needs a server side (a field selector cannot drop fields), so the agent filters
+//! where it parses. Measured with `cargo bench -p kube-encrypt-tests --bench agent_scale`
+//! (5,000 kubelet-like Nodes of ~8 KB as served, 1 % heartbeating every 10 s): the agent's
+//! RSS went from 80–86 MiB to 52–56 MiB and its CPU over the 120 s of heartbeats (two
+//! resyncs included) from 0.26–0.28 % to 0.17–0.18 % of a core; the README has the figures.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
