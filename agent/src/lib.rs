@@ -30,5 +30,6 @@ pub mod reconcile;
 pub mod run;
 pub mod scope;
 pub mod server;
+pub mod slim_node;
 pub mod status;
 pub mod watch;

@@ -225,6 +225,7 @@ pub trait ClusterSource {
 impl ClusterSource for Caches {
     fn refresh(&mut self) {
         self.follow_route_source();
+        self.follow_node_selector();
     }
 
     fn snapshot(&self) -> Option<ClusterState> {

@@ -1,16 +1,18 @@
 //! The agent's watch caches: reflectors for EncryptionConfig, IPPool, Node and (only in
 //! `WorkloadIPs` mode) Pods. Objects are stripped to what the planner reads before they are
-//! stored, to bound memory. Every watcher retries with backoff forever: while the API server
-//! is away the caches keep their last state (fail static) and relist when it is back.
+//! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]), and their
+//! watch starts once the config is known, so that it keeps the labels the node selector
+//! reads from the first list on. Every watcher retries with backoff forever: while the API
+//! server is away the caches keep their last state (fail static) and relist when it is back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, NodeStatus, Pod, PodSpec, PodStatus};
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
 use kube::api::{Api, ObjectMeta};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -24,6 +26,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::cluster::ClusterState;
+use crate::slim_node::{label_keys, SlimNode};
 
 /// Pods that can still hold an IP: terminal ones are left to the API server.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
@@ -57,8 +60,15 @@ pub struct Caches {
     changes: Arc<Notify>,
     configs: Reflected<EncryptionConfig>,
     pools: Reflected<IPPool>,
-    nodes: Reflected<Node>,
+    /// Started by [`Caches::follow_node_selector`] once the configs are listed.
+    nodes: Option<NodeCache>,
     pods: Option<Reflected<Pod>>,
+}
+
+/// The Node reflector and the label keys it keeps.
+struct NodeCache {
+    reflected: Reflected<Node>,
+    labels: BTreeSet<String>,
 }
 
 impl Caches {
@@ -76,20 +86,38 @@ impl Caches {
             strip_metadata::<IPPool>,
             changes.clone(),
         );
-        let nodes = reflect(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            strip_node,
-            changes.clone(),
-        );
         Self {
             client,
             changes,
             configs,
             pools,
-            nodes,
+            nodes: None,
             pods: None,
         }
+    }
+
+    /// Starts the Node watch once the configs are listed, and watches the Nodes again when
+    /// the node selector starts or stops reading a label key: the cache holds only the labels
+    /// the planner reads. Until the new watch has listed every Node, rounds wait (the
+    /// snapshot is not ready); its first list wakes the loop.
+    pub fn follow_node_selector(&mut self) {
+        if !self.configs.synced() {
+            return;
+        }
+        let selector = self.config().and_then(|c| c.spec.node_selector.clone());
+        let wanted = label_keys(selector.as_ref());
+        let current = self.nodes.as_ref().map(|n| &n.labels);
+        if current == Some(&wanted) {
+            return;
+        }
+        if current.is_some() {
+            tracing::info!(labels = ?wanted, "the node selector reads other labels: watching the Nodes again");
+        }
+        let api = Api::all(self.client.clone());
+        self.nodes = Some(NodeCache {
+            reflected: reflect_nodes(api, wanted.clone(), self.changes.clone()),
+            labels: wanted,
+        });
     }
 
     /// Starts the pod reflector when the config asks for workload IPs, stops it otherwise.
@@ -124,7 +152,9 @@ impl Caches {
     /// A consistent snapshot, or `None` while a needed cache has not completed its first list
     /// (reconciling against a half-filled cache would tear down the mesh).
     pub fn snapshot(&self) -> Option<ClusterState> {
-        if !(self.configs.synced() && self.pools.synced() && self.nodes.synced()) {
+        let nodes = self.nodes.as_ref().map(|n| &n.reflected);
+        let nodes_synced = nodes.is_some_and(|n| n.synced());
+        if !(self.configs.synced() && self.pools.synced() && nodes_synced) {
             return None;
         }
         let config = self.config().map(|c| c.spec.clone());
@@ -143,10 +173,28 @@ impl Caches {
                 .iter()
                 .map(|p| NamedPool::from(p.as_ref()))
                 .collect(),
-            nodes: self.nodes.objects(),
+            nodes: nodes.map(|n| n.objects()).unwrap_or_default(),
             pods,
         })
     }
+}
+
+/// Nodes are listed in pages of this many: a page is held whole while it is read.
+const NODE_PAGE: u32 = 100;
+
+/// The Node reflector: the watch deserializes [`SlimNode`]s (a kubelet's images, conditions
+/// and managedFields are never allocated) and stores them as Nodes with only `label_keys`
+/// among their labels.
+fn reflect_nodes(
+    api: Api<SlimNode>,
+    label_keys: BTreeSet<String>,
+    changes: Arc<Notify>,
+) -> Reflected<Node> {
+    let config = watcher::Config::default().page_size(NODE_PAGE);
+    let events = watcher::watcher(api, config)
+        .default_backoff()
+        .map_ok(move |event| SlimNode::into_node_event(event, &label_keys));
+    reflect_events(events, changes)
 }
 
 /// Runs a reflector for `K` with `strip` applied to every object, notifying `changes` on the
@@ -167,16 +215,27 @@ where
         + Sync
         + 'static,
 {
+    let events = watcher::watcher(api, config)
+        .default_backoff()
+        .modify(strip);
+    reflect_events(events, changes)
+}
+
+/// Stores the objects of a watch `events` stream, notifying `changes` as [`reflect`] says.
+fn reflect_events<K>(
+    events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    changes: Arc<Notify>,
+) -> Reflected<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + Debug + Send + Sync + 'static,
+{
     let (store, writer) = reflector::store();
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
     let kind = K::kind(&()).into_owned();
     let task = tokio::spawn(async move {
         let mut filter = ChangeFilter::default();
-        let stream = watcher::watcher(api, config)
-            .default_backoff()
-            .modify(strip)
-            .reflect(writer);
+        let stream = events.reflect(writer);
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -252,7 +311,10 @@ impl ChangeFilter {
                 self.digests = std::mem::take(&mut self.relisting);
                 changed || self.digests.is_empty()
             }
-            Event::Apply(obj) => self.digests.insert(key_of(obj), digest(obj)) != Some(digest(obj)),
+            Event::Apply(obj) => {
+                let digest = digest(obj);
+                self.digests.insert(key_of(obj), digest) != Some(digest)
+            }
             Event::Delete(obj) => self.digests.remove(&key_of(obj)).is_some(),
         }
     }
@@ -267,12 +329,25 @@ fn key_of<K: Resource>(obj: &K) -> String {
     )
 }
 
+/// A hash of `obj`'s JSON, written straight into the hasher (no copy of the JSON is made).
 fn digest<K: Serialize>(obj: &K) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(obj)
-        .unwrap_or_default()
-        .hash(&mut hasher);
-    hasher.finish()
+    let mut hasher = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    let _ = serde_json::to_writer(&mut hasher, obj);
+    hasher.0.finish()
+}
+
+/// Feeds what is written to it into a hasher.
+struct HashWriter<H>(H);
+
+impl<H: Hasher> std::io::Write for HashWriter<H> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Drops the bookkeeping every object carries but the agent never reads.
@@ -283,16 +358,6 @@ pub fn strip_metadata<K: Resource>(obj: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-}
-
-/// Keeps labels, annotations, uid, spec and addresses of a Node: what the planner reads.
-pub fn strip_node(node: &mut Node) {
-    strip_metadata(node);
-    let addresses = node.status.take().and_then(|s| s.addresses);
-    node.status = addresses.map(|addresses| NodeStatus {
-        addresses: Some(addresses),
-        ..Default::default()
-    });
 }
 
 /// Keeps a Pod's identity, node, host-network flag, phase and IPs: what workload IPs need.

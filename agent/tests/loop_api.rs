@@ -44,6 +44,8 @@ struct Objects {
     node_patches: Vec<Value>,
     node_encryptions: BTreeMap<String, Value>,
     resource_version: u64,
+    /// How many times each collection was listed.
+    lists: BTreeMap<&'static str, usize>,
 }
 
 impl Objects {
@@ -132,6 +134,7 @@ impl FakeApi {
     }
 
     fn list(&self, path: &'static str) -> Response<Body> {
+        self.change(|o| *o.lists.entry(path).or_default() += 1);
         self.with(|o| {
             let items: Vec<Value> = o.collections[path].values().cloned().collect();
             let list = json!({
@@ -372,23 +375,23 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (code, response)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
+/// A fresh state directory for test `name`, logs on, the TLS provider installed.
+fn test_dir(name: &str) -> std::path::PathBuf {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = tracing_subscriber::fmt()
         .with_env_filter("info,kube_client::client::builder=off")
         .with_test_writer()
         .try_init();
-    let dir = std::env::temp_dir().join(format!("ke-loop-api-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ke-loop-api-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let api_addr = free_port();
-    let metrics_addr = free_port();
-    let api = FakeApi::new(cluster());
-    let serving = Serving::start(api.clone(), api_addr).await;
+    dir
+}
 
-    let config = Config {
+/// The agent of node-a against the API at `api_addr`: fast resyncs, metrics on `metrics_addr`.
+fn agent_config(dir: &std::path::Path, api_addr: SocketAddr, metrics_addr: SocketAddr) -> Config {
+    Config {
         node_name: "node-a".into(),
-        kubeconfig: Some(kubeconfig(&dir, api_addr)),
+        kubeconfig: Some(kubeconfig(dir, api_addr)),
         state_dir: dir.join("state"),
         metrics_addr: MetricsAddr::Fixed(metrics_addr),
         host_ip: None,
@@ -397,15 +400,40 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
         userspace: Userspace::None,
         resync_interval: Duration::from_secs(1),
         debounce: Duration::from_millis(50),
-    };
-    let driver = Arc::new(FakeDriver::default());
-    let host = FixedHost(HostFacts {
+    }
+}
+
+/// node-a's host: one underlay interface, userspace WireGuard only.
+fn fixed_host() -> FixedHost {
+    FixedHost(HostFacts {
         underlay_interfaces: vec!["eth0".into()],
         underlay_mtu: Some(1500),
         underlay_addresses: vec!["192.0.2.1/24".parse().unwrap()],
         kernel_wireguard: false,
         userspace_wireguard: true,
-    });
+    })
+}
+
+/// The nodes of the IPv4 peers programmed on the fake host.
+fn peer_nodes(driver: &FakeDriver) -> Vec<String> {
+    let dataplane = driver.dataplane();
+    let peers = &dataplane.family(Family::V4).peers;
+    let mut nodes: Vec<String> = peers.iter().map(|p| p.node.clone()).collect();
+    nodes.sort();
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
+    let dir = test_dir("outage");
+    let api_addr = free_port();
+    let metrics_addr = free_port();
+    let api = FakeApi::new(cluster());
+    let serving = Serving::start(api.clone(), api_addr).await;
+
+    let config = agent_config(&dir, api_addr, metrics_addr);
+    let driver = Arc::new(FakeDriver::default());
+    let host = fixed_host();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let agent = run_until(config, driver.clone(), host, async {
         let _ = stopped.await;
@@ -485,6 +513,70 @@ async fn the_agent_converges_rides_out_an_api_outage_and_reconverges() {
             withdrawn,
         )
         .await;
+        let _ = stop.send(());
+    };
+    let (result, ()) = tokio::join!(agent, script);
+    result.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Node cache keeps only the labels the planner reads: a node selector naming a new label
+/// key makes the agent list the Nodes again (once), and it then selects by that label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_selector_naming_another_label_rewatches_the_nodes() {
+    let dir = test_dir("selector");
+    let api_addr = free_port();
+    let mut objects = cluster();
+    let node = |name: &str, i: u8, pool: Option<&str>| {
+        let node = TestNode::new(name)
+            .internal_ip(&format!("192.0.2.{i}"))
+            .pod_cidr(&format!("198.18.{i}.0/24"))
+            .test_key(Family::V4);
+        let node = match pool {
+            Some(pool) => node.label("pool", pool),
+            None => node,
+        };
+        serde_json::to_value(node.build()).unwrap()
+    };
+    objects.put(NODES, "node-a", Some(node("node-a", 1, Some("encrypted"))));
+    objects.put(NODES, "node-b", Some(node("node-b", 2, Some("encrypted"))));
+    objects.put(NODES, "node-c", Some(node("node-c", 3, None)));
+    let api = FakeApi::new(objects);
+    let _serving = Serving::start(api.clone(), api_addr).await;
+    let driver = Arc::new(FakeDriver::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = agent_config(&dir, api_addr, free_port());
+    let agent = run_until(config, driver.clone(), fixed_host(), async {
+        let _ = stopped.await;
+    });
+
+    let script = async {
+        let all = || peer_nodes(&driver) == ["node-b", "node-c"];
+        eventually("both peers, no selector", Duration::from_secs(20), all).await;
+        let node_lists = || api.with(|o| o.lists.get(NODES).copied().unwrap_or_default());
+        assert_eq!(
+            node_lists(),
+            1,
+            "the Nodes are listed once the config is known"
+        );
+
+        let spec = EncryptionConfigSpec::test().selecting("pool", "encrypted");
+        let config = EncryptionConfig::new("default", spec);
+        api.change(|o| {
+            o.put(
+                CONFIGS,
+                "default",
+                Some(serde_json::to_value(&config).unwrap()),
+            )
+        });
+        let selected = || peer_nodes(&driver) == ["node-b"];
+        eventually(
+            "node-c left out by the selector",
+            Duration::from_secs(20),
+            selected,
+        )
+        .await;
+        assert_eq!(node_lists(), 2, "one new list for the new label key");
         let _ = stop.send(());
     };
     let (result, ()) = tokio::join!(agent, script);

@@ -140,18 +140,15 @@ async fn routes(
     if tables.is_empty() {
         return Ok(Vec::new());
     }
-    let messages = routing::dump_routes(handle, family)
-        .await
-        .map_err(|e| DriverError::netlink(format!("list {family} routes"), &e))?;
     let names: HashMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
-    let routes: BTreeSet<Route> = tables
-        .iter()
-        .flat_map(|table| {
-            messages
-                .iter()
-                .filter_map(|m| routing::route_from_message(m, *table, &names))
-        })
-        .collect();
+    let routes: BTreeSet<Route> = routing::dump_routes(handle, family, |message| {
+        let mut ours = tables
+            .iter()
+            .filter_map(|table| routing::route_from_message(message, *table, &names));
+        ours.next()
+    })
+    .await
+    .map_err(|e| DriverError::netlink(format!("list {family} routes"), &e))?;
     Ok(routes.into_iter().collect())
 }
 

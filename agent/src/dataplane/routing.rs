@@ -6,7 +6,7 @@
 //! observed or deleted: a table or rule priority shared by mistake with another CNI, a
 //! routing daemon or `main` loses nothing to the agent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
@@ -227,18 +227,23 @@ fn is_selector(attribute: &RuleAttribute) -> bool {
     )
 }
 
-/// Every route of `family` in the kernel (all tables).
-pub(crate) async fn dump_routes(
+/// What `keep` makes of the routes of `family` in the kernel (all tables), as they arrive:
+/// a host with many routes is never held in memory whole.
+pub(crate) async fn dump_routes<T: Ord>(
     handle: &Handle,
     family: Family,
-) -> Result<Vec<RouteMessage>, rtnetlink::Error> {
+    mut keep: impl FnMut(&RouteMessage) -> Option<T>,
+) -> Result<BTreeSet<T>, rtnetlink::Error> {
     let mut filter = RouteMessage::default();
     filter.header.address_family = address_family(family);
-    let messages: Vec<RouteMessage> = handle.route().get(filter).execute().try_collect().await?;
-    Ok(messages
-        .into_iter()
-        .filter(|m| m.header.address_family == address_family(family))
-        .collect())
+    let mut messages = handle.route().get(filter).execute();
+    let mut kept = BTreeSet::new();
+    while let Some(message) = messages.try_next().await? {
+        if message.header.address_family == address_family(family) {
+            kept.extend(keep(&message));
+        }
+    }
+    Ok(kept)
 }
 
 pub(crate) async fn add_route(

@@ -115,8 +115,10 @@ fn planned_interface_address(
         pools,
         nodes: &views,
     };
-    let mut own_public_keys = kube_encrypt_api::net::PerFamily::default();
-    own_public_keys.v4 = Some(public(node.key));
+    let own_public_keys = kube_encrypt_api::net::PerFamily {
+        v4: Some(public(node.key)),
+        ..Default::default()
+    };
     let facts = LocalFacts {
         node_name: node.name.into(),
         wireguard: WireGuardSupport {

@@ -143,6 +143,232 @@ pub fn node_object(
     .expect("a valid Node")
 }
 
+/// A Node as the kubelet, the cloud provider and the node controller leave it on a real
+/// cluster (about 6 KB of JSON before the API server adds managedFields): labels and
+/// annotations of a cloud node, a provider ID, three addresses, capacity and allocatable,
+/// five conditions with heartbeats, twenty container images with digests and sizes, node
+/// info; plus, when `published`, the key and interface address another agent published.
+pub fn realistic_node_object(
+    name: &str,
+    internal_ip: &str,
+    pod_cidr: &str,
+    published: Option<(&WireGuardKey, &str)>,
+) -> Node {
+    let mut node = node_object(name, internal_ip, pod_cidr, published);
+    let zone = format!("us-east-1{}", ["a", "b", "c"][name.len() % 3]);
+    let value = json!({
+        "metadata": {
+            "labels": {
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/instance-type": "m6i.2xlarge",
+                "beta.kubernetes.io/os": "linux",
+                "failure-domain.beta.kubernetes.io/region": "us-east-1",
+                "failure-domain.beta.kubernetes.io/zone": zone,
+                "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": "m6i.2xlarge",
+                "topology.kubernetes.io/region": "us-east-1",
+                "topology.kubernetes.io/zone": zone,
+                "topology.ebs.csi.aws.com/zone": zone,
+                "eks.amazonaws.com/nodegroup": "workers-2026-01",
+                "eks.amazonaws.com/capacityType": "ON_DEMAND",
+            },
+            "annotations": {
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                "csi.volume.kubernetes.io/nodeid": format!("{{\"ebs.csi.aws.com\":\"i-0{:016x}\"}}", fastrand::u64(..)),
+                "alpha.kubernetes.io/provided-node-ip": internal_ip,
+            },
+        },
+        "spec": {"providerID": format!("aws:///{zone}/i-0{:016x}", fastrand::u64(..))},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": internal_ip},
+                {"type": "Hostname", "address": name},
+                {"type": "InternalDNS", "address": format!("{name}.ec2.internal")},
+            ],
+            "capacity": resources("8", "32475336Ki", "104845292Ki"),
+            "allocatable": resources("7910m", "31458504Ki", "95551679892"),
+            "conditions": conditions("2026-01-01T00:00:00Z"),
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "images": images(),
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": uuid(),
+                "containerRuntimeVersion": "containerd://1.7.27",
+                "kernelVersion": "6.1.141-155.222.amzn2023.x86_64",
+                "kubeProxyVersion": "v1.35.4",
+                "kubeletVersion": "v1.35.4",
+                "machineID": format!("{:032x}", fastrand::u128(..)),
+                "operatingSystem": "linux",
+                "osImage": "Amazon Linux 2023.7.20260101",
+                "systemUUID": uuid(),
+            },
+        },
+    });
+    let mut merged = serde_json::to_value(&node).expect("a Node serializes");
+    merge_json(&mut merged, &value);
+    node = serde_json::from_value(merged).expect("a valid Node");
+    node
+}
+
+fn resources(cpu: &str, memory: &str, storage: &str) -> serde_json::Value {
+    json!({
+        "cpu": cpu, "memory": memory, "ephemeral-storage": storage, "pods": "58",
+        "hugepages-1Gi": "0", "hugepages-2Mi": "0", "attachable-volumes-aws-ebs": "39",
+    })
+}
+
+/// The five conditions a kubelet and a CNI report, all heartbeating at `now`.
+pub fn conditions(now: &str) -> serde_json::Value {
+    let condition = |kind: &str, status: &str, reason: &str, message: &str| {
+        json!({
+            "type": kind, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": "2026-01-01T00:00:00Z",
+        })
+    };
+    json!([
+        condition(
+            "NetworkUnavailable",
+            "False",
+            "CalicoIsUp",
+            "Calico is running on this node"
+        ),
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
+    ])
+}
+
+fn images() -> serde_json::Value {
+    let repositories = [
+        "registry.k8s.io/kube-proxy",
+        "docker.io/calico/node",
+        "docker.io/calico/cni",
+        "registry.k8s.io/coredns/coredns",
+        "quay.io/prometheus/node-exporter",
+        "registry.k8s.io/pause",
+        "docker.io/library/nginx",
+        "quay.io/jetstack/cert-manager-controller",
+        "registry.k8s.io/metrics-server/metrics-server",
+        "docker.io/fluent/fluent-bit",
+        "public.ecr.aws/eks/aws-ebs-csi-driver",
+        "registry.k8s.io/sig-storage/csi-node-driver-registrar",
+        "registry.k8s.io/sig-storage/livenessprobe",
+        "docker.io/grafana/promtail",
+        "ghcr.io/kube-encrypt/kube-encrypt-agent",
+        "docker.io/library/redis",
+        "docker.io/bitnami/postgresql",
+        "quay.io/argoproj/argocd",
+        "docker.io/istio/proxyv2",
+        "registry.k8s.io/ingress-nginx/controller",
+    ];
+    let list: Vec<serde_json::Value> = repositories
+        .iter()
+        .map(|repository| {
+            json!({
+                "names": [
+                    format!("{repository}@sha256:{:032x}{:032x}", fastrand::u128(..), fastrand::u128(..)),
+                    format!("{repository}:v1.{}.{}", fastrand::u8(0..40), fastrand::u8(0..20)),
+                ],
+                "sizeBytes": fastrand::u64(10_000_000..400_000_000),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
+fn uuid() -> String {
+    let v = fastrand::u128(..);
+    let hex = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// JSON merge of `patch` into `target` (objects merged, everything else replaced).
+fn merge_json(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(target), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge_json(
+                    target.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// The field manager the kubelet writes with.
+pub const KUBELET: &str = "kubelet";
+
+/// Creates a Node as its kubelet registers it (field manager `kubelet`, so the API server
+/// records managedFields as it would on a real cluster).
+pub async fn create_node_as_kubelet(client: &Client, node: &Node) -> anyhow::Result<()> {
+    let params = PostParams {
+        field_manager: Some(KUBELET.into()),
+        ..Default::default()
+    };
+    Api::<Node>::all(client.clone())
+        .create(&params, node)
+        .await
+        .with_context(|| {
+            format!(
+                "create Node {}",
+                node.metadata.name.as_deref().unwrap_or("")
+            )
+        })?;
+    Ok(())
+}
+
+/// A kubelet heartbeat: the node's conditions with a new `lastHeartbeatTime`, written to the
+/// status subresource as a merge patch.
+pub async fn heartbeat(client: &Client, name: &str, now: &str) -> anyhow::Result<()> {
+    let params = PatchParams {
+        field_manager: Some(KUBELET.into()),
+        ..Default::default()
+    };
+    let patch = json!({"status": {"conditions": conditions(now)}});
+    Api::<Node>::all(client.clone())
+        .patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("heartbeat of Node {name}"))?;
+    Ok(())
+}
+
+/// The size of a Node as the API server serves it (managedFields included), in bytes.
+pub async fn served_size(client: &Client, name: &str) -> anyhow::Result<usize> {
+    let node = Api::<Node>::all(client.clone()).get(name).await?;
+    Ok(serde_json::to_vec(&node)?.len())
+}
+
 pub async fn create_node(client: &Client, node: &Node) -> anyhow::Result<()> {
     Api::<Node>::all(client.clone())
         .create(&PostParams::default(), node)

@@ -150,7 +150,8 @@ fn the_api_server_asks_the_webhook_and_the_policy_decides() {
     // webhook judges from its watch caches, which follow the config within moments (dry runs,
     // so a change let through early cannot spoil the next check).
     let dry_apply = |yaml: &str| kubectl(&kc, &["apply", "--dry-run=server", "-f", "-"], yaml);
-    let checks: [(&str, Box<dyn Fn() -> Output>); 3] = [
+    type Check<'a> = (&'static str, Box<dyn Fn() -> Output + 'a>);
+    let checks: [Check; 3] = [
         (
             "natOutgoing off",
             Box::new(|| dry_apply(&pool_v6(false, false))),

@@ -132,7 +132,7 @@ fn tcp_syns_into_the_tunnel_get_the_routes_mss_forwarded_and_local() {
         {"match": {"op": "in", "left": {"payload": {"protocol": "tcp", "field": "flags"}}, "right": "syn"}},
         {"mangle": {"key": {"tcp option": {"name": "maxseg", "field": "size"}}, "value": {"rt": {"key": "mtu"}}}},
     ]);
-    assert_eq!(rules(&ruleset, "forward"), [clamp.clone()]);
+    assert_eq!(rules(&ruleset, "forward"), std::slice::from_ref(&clamp));
     let output = rules(&ruleset, "output");
     assert_eq!(output.len(), 2);
     assert_eq!(output[0], clamp, "clamped before the accept rule");

@@ -177,7 +177,8 @@ fn rules_of_another_protocol_or_with_other_selectors_are_not_the_agents() {
         mask: 0x100000,
     };
     let ours = rule_message(&rule);
-    let edits: [(&str, fn(&mut RuleMessage)); 5] = [
+    type Edit = (&'static str, fn(&mut RuleMessage));
+    let edits: [Edit; 5] = [
         ("static protocol", |m| {
             m.attributes
                 .retain(|a| !matches!(a, RuleAttribute::Protocol(_)));
