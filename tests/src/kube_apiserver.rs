@@ -63,11 +63,18 @@ impl KubeApiServer {
     /// Starts etcd and kube-apiserver with their data and logs in `dir`, and waits until the
     /// API server is ready.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_on(dir, Ipv4Addr::LOCALHOST).await
+    }
+
+    /// [`Self::start`] with kube-apiserver serving on `ip` (such as a bench namespace's own
+    /// address, so that processes in other namespaces reach it); etcd stays on loopback.
+    pub async fn start_on(dir: &Path, ip: Ipv4Addr) -> anyhow::Result<Self> {
         let binaries = binaries()?;
         let files = Files::at(dir.join("control-plane"));
-        let (ca, credentials) = write_pki_files(&files, "127.0.0.1")?;
-        let [etcd_client, etcd_peer, port] = free_ports::<3>()?;
-        let server = format!("https://127.0.0.1:{port}");
+        let (ca, credentials) = write_pki_files(&files, &ip.to_string())?;
+        let [etcd_client, etcd_peer] = free_ports::<2>(Ipv4Addr::LOCALHOST)?;
+        let [port] = free_ports::<1>(ip)?;
+        let server = format!("https://{ip}:{port}");
         write_controller_manager_kubeconfig(&files, &ca, &server)?;
         let etcd = spawn(
             &binaries.program("etcd"),
@@ -77,7 +84,7 @@ impl KubeApiServer {
         let flags = ApiServerFlags {
             pki: files,
             etcd: format!("http://127.0.0.1:{etcd_client}"),
-            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind: IpAddr::V4(ip),
             port,
             advertise: IpAddr::V4(ADVERTISE),
         };
@@ -120,9 +127,9 @@ impl KubeApiServer {
         Ok(())
     }
 
-    /// `https://127.0.0.1:<port>`.
+    /// `https://<ip>:<port>` (`127.0.0.1` unless started with [`Self::start_on`]).
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.flags.port)
+        format!("https://{}:{}", self.flags.bind, self.flags.port)
     }
 
     /// The admin kubeconfig (client certificate in `system:masters`).
@@ -232,12 +239,12 @@ fn stop(mut child: Child, grace: Duration) {
     let _ = child.wait();
 }
 
-/// `N` distinct free TCP ports on 127.0.0.1 (held until all are chosen, then released).
-fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+/// `N` distinct free TCP ports on `ip` (held until all are chosen, then released).
+fn free_ports<const N: usize>(ip: Ipv4Addr) -> anyhow::Result<[u16; N]> {
     let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .map(|_| TcpListener::bind((ip, 0)))
         .collect::<Result<_, _>>()
-        .context("find free loopback ports")?;
+        .with_context(|| format!("find free ports on {ip}"))?;
     let mut ports = [0u16; N];
     for (port, listener) in ports.iter_mut().zip(&listeners) {
         *port = listener.local_addr()?.port();
