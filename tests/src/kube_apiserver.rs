@@ -72,8 +72,8 @@ impl KubeApiServer {
         let binaries = binaries()?;
         let files = Files::at(dir.join("control-plane"));
         let (ca, credentials) = write_pki_files(&files, &ip.to_string())?;
-        let [etcd_client, etcd_peer] = free_ports::<2>(Ipv4Addr::LOCALHOST)?;
-        let [port] = free_ports::<1>(ip)?;
+        let [etcd_client, etcd_peer, port] =
+            free_ports([Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, ip])?;
         let server = format!("https://{ip}:{port}");
         write_controller_manager_kubeconfig(&files, &ca, &server)?;
         let etcd = spawn(
@@ -81,6 +81,7 @@ impl KubeApiServer {
             &etcd_args(&files.etcd_data(), etcd_client, etcd_peer),
             &dir.join("etcd.log"),
         )?;
+        wait_listening(etcd_client, &dir.join("etcd.log")).await?;
         let flags = ApiServerFlags {
             pki: files,
             etcd: format!("http://127.0.0.1:{etcd_client}"),
@@ -239,12 +240,33 @@ fn stop(mut child: Child, grace: Duration) {
     let _ = child.wait();
 }
 
-/// `N` distinct free TCP ports on `ip` (held until all are chosen, then released).
-fn free_ports<const N: usize>(ip: Ipv4Addr) -> anyhow::Result<[u16; N]> {
-    let listeners: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind((ip, 0)))
+/// Waits until etcd accepts connections on its client `port` (on a loaded machine it may
+/// take longer than kube-apiserver waits for its storage).
+async fn wait_listening(port: u16, log: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "etcd did not listen on 127.0.0.1:{port} within {READY_TIMEOUT:?}; the end of {}:\n{}",
+                log.display(),
+                tail(log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// A free TCP port on each of `ips`, distinct (all held until every one is chosen).
+fn free_ports<const N: usize>(ips: [Ipv4Addr; N]) -> anyhow::Result<[u16; N]> {
+    let listeners: Vec<TcpListener> = ips
+        .iter()
+        .map(|ip| TcpListener::bind((*ip, 0)))
         .collect::<Result<_, _>>()
-        .with_context(|| format!("find free ports on {ip}"))?;
+        .context("find free ports")?;
     let mut ports = [0u16; N];
     for (port, listener) in ports.iter_mut().zip(&listeners) {
         *port = listener.local_addr()?.port();
