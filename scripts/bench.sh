@@ -54,9 +54,17 @@ for bench in "${selected[@]}"; do
   fi
 done
 
+# The binaries the selected benches run: the report, the webhook, the plugin, the agent.
+packages=(-p kube-encrypt-tests)
+for bench in "${runnable[@]}"; do
+  case "$bench" in
+    webhook) packages+=(-p kube-encrypt-webhook) ;;
+    plugin) packages+=(-p kubectl-encrypt) ;;
+    mesh_throughput | convergence | agent_scale) packages+=(-p kube-encrypt-agent) ;;
+  esac
+done
 echo "== building release binaries"
-"$CARGO" build --release -p kube-encrypt-agent -p kube-encrypt-webhook -p kubectl-encrypt \
-  -p kube-encrypt-tests --bins
+"$CARGO" build --release "${packages[@]}" --bins
 for bench in "${runnable[@]}"; do
   if [ "$bench" = planner ]; then
     "$CARGO" bench --no-run -p kube-encrypt-api --bench planner
@@ -83,7 +91,7 @@ run_bench() { # bench run [args...]
     package=kube-encrypt-api
     extra=(--warm-up-time 1 --measurement-time 3)
   fi
-  echo "== $bench $* run $run/$runs (log: $log)"
+  echo "== $bench${*:+ $*} run $run/$runs (log: $log)"
   if ! KUBE_ENCRYPT_BENCH_OUT="$run_dir" KUBE_ENCRYPT_BENCH_RUN="$run" \
     "$CARGO" bench -q -p "$package" --bench "$bench" -- "${extra[@]}" "$@" 2>&1 | tee "$log"; then
     failed+=("$bench $* run $run (see $log)")
