@@ -296,9 +296,12 @@ mod tests {
         }
     }
 
+    /// Samples and their expected (min, max).
+    type SpreadCase = (&'static [f64], Option<(f64, f64)>);
+
     #[test]
     fn spread_of_samples() {
-        let cases: [(&[f64], Option<(f64, f64)>); 4] = [
+        let cases: [SpreadCase; 4] = [
             (&[], None),
             (&[4.0], Some((4.0, 4.0))),
             (&[3.0, 1.0, 2.0], Some((1.0, 3.0))),
