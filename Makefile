@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test deps build crds manifests krew fmt lint
+.PHONY: demo test bench deps build crds manifests krew fmt lint
 
 ## demo: (root) a 3-node dual-stack lab in network namespaces, encryption enabled with
 ## kubectl, node status and the flow matrix, then teardown (also on failure or Ctrl-C)
@@ -23,6 +23,12 @@ test: deps
 	$(CARGO) nextest run --workspace --no-fail-fast -E 'not ($(SERIAL_TESTS))' || status=1; \
 	$(CARGO) nextest run --workspace --no-fail-fast -E '$(SERIAL_TESTS)' --test-threads 1 || status=1; \
 	exit $$status
+
+## bench: (root for the dataplane and agent benches) every benchmark BENCH_RUNS times (3), the
+## median, spread, target, same-run baseline, ratio and verdict of each figure in
+## target/bench/report.md and report.json, plots as SVG (scripts/bench.sh; BENCH_ONLY=a,b selects)
+bench:
+	./scripts/bench.sh
 
 ## deps: install what the tests and the lab need: Debian packages, kubectl, cargo-nextest,
 ## and the real control plane built from Go modules (idempotent; scripts/install-deps.sh)

@@ -3,6 +3,11 @@
 //! (measured from the creating request's response, i.e. after the write committed, to
 //! each watcher's receipt). Run with `cargo bench -p kube-encrypt-tests --bench apiserver`.
 
+// The report rows of the other benches (see plugin.rs).
+#[path = "common/report.rs"]
+#[allow(dead_code)]
+mod report;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +24,8 @@ use kube::{Api, Client, Config, ResourceExt};
 use kube_encrypt_tests::apiserver::{start, ServerConfig};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
+
+use report::{Goal, Row, Session};
 
 const NODES: usize = 5_000;
 const WATCHERS: usize = 10;
@@ -98,6 +105,7 @@ async fn watcher(addr: SocketAddr, seen: Arc<Mutex<Vec<(String, Instant)>>>) -> 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let session = Session::begin("apiserver");
     let dir = std::env::temp_dir().join(format!(
         "kube-encrypt-apiserver-bench-{}",
         std::process::id()
@@ -158,28 +166,42 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.99),
         *latencies.last().unwrap(),
     );
-    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
-    println!(
-        "create {NODES} nodes ({IN_FLIGHT} in flight): {:.2} s ({:.0}/s), target {:.1} s: {}",
-        create_time.as_secs_f64(),
-        NODES as f64 / create_time.as_secs_f64(),
-        CREATE_TARGET.as_secs_f64(),
-        verdict(create_time <= CREATE_TARGET)
-    );
-    println!(
-        "watch delivery to {WATCHERS} watchers ({} events): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, target p99 {} ms: {}",
-        latencies.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3,
-        P99_TARGET.as_millis(),
-        verdict(p99 <= P99_TARGET)
-    );
-    println!(
-        "  (from sending the POST, including its queueing behind {IN_FLIGHT} in flight: p50 {:.1} ms, p99 {:.1} ms)",
-        percentile(&from_send, 0.5).as_secs_f64() * 1e3,
-        percentile(&from_send, 0.99).as_secs_f64() * 1e3,
-    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let rows = [
+        Row::new(
+            format!("create {NODES} Nodes ({IN_FLIGHT} in flight)"),
+            create_time.as_secs_f64(),
+            "s",
+            Goal::AtMost(CREATE_TARGET.as_secs_f64()),
+        )
+        .note(format!(
+            "{:.0} creates/s",
+            NODES as f64 / create_time.as_secs_f64()
+        )),
+        Row::new(
+            format!("watch delivery p99, {WATCHERS} watchers"),
+            ms(p99),
+            "ms",
+            Goal::AtMost(ms(P99_TARGET)),
+        )
+        .note(format!(
+            "{} events; p50 {:.1} ms, max {:.1} ms, from the committed write",
+            latencies.len(),
+            ms(p50),
+            ms(max)
+        )),
+        Row::new(
+            "watch delivery p99 from sending the POST",
+            ms(percentile(&from_send, 0.99)),
+            "ms",
+            Goal::Info,
+        )
+        .note(format!(
+            "includes queueing behind {IN_FLIGHT} in flight; p50 {:.1} ms",
+            ms(percentile(&from_send, 0.5))
+        )),
+    ];
+    session.publish("API emulator: creates and watch delivery", &rows)?;
     server.shutdown().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -21,7 +21,7 @@ use kube_encrypt_tests::lab::testing::{LabSession, RunningLab};
 use common::agent::{agent_binary, INTERFACE};
 use common::cluster;
 use common::process::Spawned;
-use common::report::{render, Goal, Row};
+use common::report::{Goal, Row, Session};
 
 const NODES: u8 = 3;
 const RUNS: usize = 3;
@@ -56,6 +56,7 @@ struct Run {
 }
 
 fn run() -> anyhow::Result<()> {
+    let report_session = Session::begin("convergence");
     common::require_root("convergence")?;
     let agent = agent_binary()?;
     let waiting = Instant::now();
@@ -79,7 +80,7 @@ fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(bench(&lab));
+    let result = rt.block_on(bench(&lab, report_session));
     if result.is_err() {
         for i in 1..=NODES {
             let log = lab.paths().log(&format!("agent-node-{i}"));
@@ -95,7 +96,7 @@ fn run() -> anyhow::Result<()> {
     result
 }
 
-async fn bench(lab: &RunningLab<'_>) -> anyhow::Result<()> {
+async fn bench(lab: &RunningLab<'_>, report_session: Session) -> anyhow::Result<()> {
     common::watch_interrupts();
     let client = kube_encrypt_tests::lab::cluster::client(&lab.kubeconfig()).await?;
     cluster::create_pool(&client, "lab-pods", "198.18.0.0/16").await?;
@@ -116,8 +117,7 @@ async fn bench(lab: &RunningLab<'_>) -> anyhow::Result<()> {
             disabling.elapsed().as_secs_f64()
         );
     }
-    report(&runs);
-    Ok(())
+    report(&runs, report_session)
 }
 
 fn seconds(at: Option<Duration>) -> String {
@@ -125,7 +125,7 @@ fn seconds(at: Option<Duration>) -> String {
         .unwrap_or_else(|| format!("> {} s", STATUS_LIMIT.as_secs()))
 }
 
-fn report(runs: &[Run]) {
+fn report(runs: &[Run], session: Session) -> anyhow::Result<()> {
     let median = |pick: fn(&Run) -> Option<Duration>, cap: Duration| {
         let values: Vec<f64> = runs
             .iter()
@@ -165,16 +165,13 @@ fn report(runs: &[Run]) {
         )
         .note(encrypted_note),
     ];
-    println!(
-        "{}",
-        render(
-            &format!(
-                "convergence: {NODES}-node lab, median of {RUNS} runs (disable/enable between), load average {}",
-                common::load_average()
-            ),
-            &rows
-        )
-    );
+    session.publish(
+        &format!(
+            "convergence: {NODES}-node lab, median of {RUNS} runs (disable/enable between), load average {}",
+            common::load_average()
+        ),
+        &rows,
+    )
 }
 
 async fn one_run(client: &Client, paths: &Paths) -> anyhow::Result<Run> {

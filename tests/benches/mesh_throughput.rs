@@ -27,7 +27,7 @@ use common::agent::{agent_binary, Agent, INTERFACE};
 use common::cluster::{self, Emulator};
 use common::net::{BenchNode, Workspace, HUB_ADDR};
 use common::process::Spawned;
-use common::report::{render, Goal, Row};
+use common::report::{Goal, Row, Session};
 
 const ROUNDS: usize = 6;
 const SECONDS: &str = "4";
@@ -56,6 +56,7 @@ struct Nodes {
 }
 
 fn run() -> anyhow::Result<()> {
+    let session = Session::begin("mesh_throughput");
     common::require_root("mesh_throughput")?;
     for tool in ["iperf3", "wg", "wireguard-go", "ping"] {
         anyhow::ensure!(
@@ -76,17 +77,22 @@ fn run() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(bench(&ws, &nodes, &binary));
+    let result = rt.block_on(bench(&ws, &nodes, &binary, session));
     drop(rt);
     result
 }
 
-async fn bench(ws: &Workspace, nodes: &Nodes, binary: &std::path::Path) -> anyhow::Result<()> {
+async fn bench(
+    ws: &Workspace,
+    nodes: &Nodes,
+    binary: &std::path::Path,
+    session: Session,
+) -> anyhow::Result<()> {
     common::watch_interrupts();
     let emulator = Emulator::start(format!("{HUB_ADDR}:0").parse()?, &ws.dir).await?;
     let client = emulator.client.clone();
     let mut agents = start_managed_mesh(ws, nodes, &client, &emulator, binary).await?;
-    let result = measure(ws, nodes, &client, &mut agents).await;
+    let result = measure(ws, nodes, &client, &mut agents, session).await;
     if result.is_err() {
         for agent in &agents {
             eprintln!(
@@ -158,6 +164,7 @@ async fn measure(
     nodes: &Nodes,
     client: &Client,
     agents: &mut [Agent],
+    session: Session,
 ) -> anyhow::Result<()> {
     let mtu = link_mtu(&nodes.n1, INTERFACE)?;
     setup_manual_wireguard(ws, nodes, mtu)?;
@@ -184,8 +191,7 @@ async fn measure(
             agent.node_name
         );
     }
-    report(&paths, &results, mtu);
-    Ok(())
+    report(&paths, &results, mtu, session)
 }
 
 /// (a), (b), (c), (c'): clients on node 1 or pod 1, servers on node 2 or pod 2.
@@ -251,21 +257,29 @@ async fn rounds(paths: &[Path], agents: &mut [Agent]) -> anyhow::Result<Vec<Vec<
     Ok(results)
 }
 
-fn report(paths: &[Path], results: &[Vec<f64>], mtu: u32) {
+/// Rows of every path, with the hand-configured pair (b) as the managed paths' baseline and
+/// plaintext (a) as the ceiling of (b).
+fn report(paths: &[Path], results: &[Vec<f64>], mtu: u32, session: Session) -> anyhow::Result<()> {
     let medians: Vec<f64> = results.iter().map(|r| common::median(r)).collect();
     let mut rows: Vec<Row> = paths
         .iter()
         .zip(results)
         .zip(&medians)
-        .map(|((path, runs), median)| {
+        .enumerate()
+        .map(|(i, ((path, runs), median))| {
             let runs: Vec<String> = runs.iter().map(|g| format!("{g:.3}")).collect();
-            Row::new(
+            let row = Row::new(
                 format!("{} median", path.label),
                 *median,
                 "Gbit/s",
                 Goal::Info,
             )
-            .note(format!("runs {}", runs.join(", ")))
+            .note(format!("runs {}", runs.join(", ")));
+            match i {
+                0 => row,
+                1 => row.baseline(medians[0]),
+                _ => row.baseline(medians[1]),
+            }
         })
         .collect();
     rows.push(
@@ -291,19 +305,16 @@ fn report(paths: &[Path], results: &[Vec<f64>], mtu: u32) {
         .note("the cost of userspace WireGuard itself"),
     );
     println!(
-        "{}",
-        render(
-            &format!(
-                "mesh_throughput: iperf3 TCP -t {SECONDS} -O {OMIT}, {ROUNDS} rounds (a b c' c, then back), 2 CPUs shared by both ends; load average {}",
-                common::load_average()
-            ),
-            &rows
-        )
-    );
-    println!(
         "  MTU: underlay veth 1500; managed {INTERFACE} {mtu} (auto, chosen by the agent); manual {MANUAL_IF} {mtu} (set to match); \
          pods' eth0 1500, path MTU {mtu} learned from the node"
     );
+    session.publish(
+        &format!(
+            "mesh_throughput: iperf3 TCP -t {SECONDS} -O {OMIT}, {ROUNDS} rounds (a b c' c, then back), 2 CPUs shared by both ends; load average {}",
+            common::load_average()
+        ),
+        &rows,
+    )
 }
 
 /// The median of the per-round ratios: runs of one round are seconds apart, so the ratio

@@ -24,7 +24,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Config};
 use kube_encrypt_api::crd::NodeEncryption;
 use kube_encrypt_tests::apiserver::{start, ServerConfig};
-use report::{render, Goal, Row};
+use report::{Goal, Row, Session};
 use serde_json::json;
 
 const NODES: usize = 5_000;
@@ -155,6 +155,7 @@ fn measure_help(bin: &Path) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
+    let session = Session::begin("plugin");
     let bin = plugin_binary()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -205,9 +206,5 @@ fn main() -> anyhow::Result<()> {
         )
         .note(format!("median of {HELP_RUNS}")),
     ];
-    print!(
-        "{}",
-        render(&format!("kubectl-encrypt ({})", bin.display()), &rows)
-    );
-    Ok(())
+    session.publish(&format!("kubectl-encrypt ({})", bin.display()), &rows)
 }

@@ -3,6 +3,7 @@
 //! only.
 
 pub mod apiserver;
+pub mod bench_report;
 pub mod kube_apiserver;
 pub mod lab;
 pub mod pki;

@@ -1,7 +1,16 @@
-//! Report rows: measured value, target, ratio and verdict (`ok` or `MISSED`), printed as a
-//! table. Missing a target never fails a bench; the row says MISSED.
+//! Report rows: measured value, target, the baseline measured in the same run, and a verdict
+//! (`ok` or `MISSED`), printed as a table; with `KUBE_ENCRYPT_BENCH_OUT=<dir>` also written
+//! as `<dir>/<bench>-<run>.json` (`kube_encrypt_tests::bench_report::schema`) for
+//! `make bench`. Missing a target never fails a bench; the row says MISSED.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use kube_encrypt_tests::bench_report::markdown::{number, target_text, with_unit};
+use kube_encrypt_tests::bench_report::schema::{self, Machine, RowRecord, RunFile};
+use kube_encrypt_tests::bench_report::{machine, OUT_ENV, RUN_ENV};
 
 /// What a measured value must reach.
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +28,9 @@ pub struct Row {
     pub value: f64,
     pub unit: &'static str,
     pub goal: Goal,
+    /// The same figure of the reference measured in the same run (a bare server, a
+    /// hand-configured pair).
+    pub baseline: Option<f64>,
     /// Shown after the verdict, such as how the value was measured.
     pub note: String,
 }
@@ -30,12 +42,19 @@ impl Row {
             value,
             unit,
             goal,
+            baseline: None,
             note: String::new(),
         }
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = note.into();
+        self
+    }
+
+    /// The reference's value of this figure, measured in the same run.
+    pub fn baseline(mut self, baseline: f64) -> Self {
+        self.baseline = Some(baseline);
         self
     }
 
@@ -57,35 +76,37 @@ impl Row {
         }
     }
 
-    fn target_text(&self) -> String {
+    fn goal_record(&self) -> (schema::Goal, Option<f64>) {
         match self.goal {
-            Goal::AtMost(t) => format!("≤ {} {}", number(t), self.unit),
-            Goal::AtLeast(t) => format!("≥ {} {}", number(t), self.unit),
-            Goal::Info => "-".into(),
+            Goal::AtMost(t) => (schema::Goal::AtMost, Some(t)),
+            Goal::AtLeast(t) => (schema::Goal::AtLeast, Some(t)),
+            Goal::Info => (schema::Goal::Info, None),
         }
     }
 
-    fn ratio_text(&self) -> String {
-        match self.goal {
-            Goal::AtMost(t) | Goal::AtLeast(t) if t != 0.0 => format!("{:.2}", self.value / t),
-            _ => "-".into(),
+    fn record(&self) -> RowRecord {
+        let (goal, target) = self.goal_record();
+        RowRecord {
+            name: self.name.clone(),
+            value: self.value,
+            unit: self.unit.to_owned(),
+            goal,
+            target,
+            baseline: self.baseline,
+            note: self.note.clone(),
+        }
+    }
+
+    fn baseline_text(&self) -> (String, String) {
+        match self.baseline {
+            Some(b) if b != 0.0 => (with_unit(b, self.unit), format!("{:.2}", self.value / b)),
+            Some(b) => (with_unit(b, self.unit), "-".into()),
+            None => ("-".into(), "-".into()),
         }
     }
 }
 
-fn number(value: f64) -> String {
-    if value == value.trunc() && value.abs() < 1e9 {
-        format!("{value:.0}")
-    } else if value.abs() >= 100.0 {
-        format!("{value:.1}")
-    } else if value.abs() >= 1.0 {
-        format!("{value:.2}")
-    } else {
-        format!("{value:.3}")
-    }
-}
-
-/// Renders the rows under `title`; the ratio is measured / target.
+/// Renders the rows under `title`; `vs base` is measured / baseline.
 pub fn render(title: &str, rows: &[Row]) -> String {
     let width = rows
         .iter()
@@ -97,8 +118,8 @@ pub fn render(title: &str, rows: &[Row]) -> String {
     let _ = writeln!(out, "\n{title}");
     let _ = writeln!(
         out,
-        "  {:<width$}  {:>14}  {:>14}  {:>6}  verdict",
-        "metric", "measured", "target", "ratio"
+        "  {:<width$}  {:>14}  {:>14}  {:>14}  {:>7}  verdict",
+        "metric", "measured", "target", "baseline", "vs base"
     );
     for row in rows {
         let verdict = match row.met() {
@@ -106,14 +127,14 @@ pub fn render(title: &str, rows: &[Row]) -> String {
             Some(false) => "MISSED",
             None => "info",
         };
-        let measured = format!("{} {}", number(row.value), row.unit);
+        let (goal, target) = row.goal_record();
+        let (baseline, ratio) = row.baseline_text();
         let _ = write!(
             out,
-            "  {:<width$}  {:>14}  {:>14}  {:>6}  {verdict}",
+            "  {:<width$}  {:>14}  {:>14}  {baseline:>14}  {ratio:>7}  {verdict}",
             row.name,
-            measured,
-            row.target_text(),
-            row.ratio_text()
+            format!("{} {}", number(row.value), row.unit),
+            target_text(goal, target, row.unit),
         );
         if !row.note.is_empty() {
             let _ = write!(out, "  ({})", row.note);
@@ -133,4 +154,58 @@ pub fn render(title: &str, rows: &[Row]) -> String {
         }
     );
     out
+}
+
+/// One run of a bench: the machine before it, then [`Session::publish`] at the end.
+pub struct Session {
+    bench: String,
+    params: BTreeMap<String, String>,
+    machine: Machine,
+}
+
+impl Session {
+    /// Call first thing in `main`: records the load average before the bench.
+    pub fn begin(bench: &str) -> Self {
+        Self {
+            bench: bench.to_owned(),
+            params: BTreeMap::new(),
+            machine: machine::start(),
+        }
+    }
+
+    /// What the bench runs with (such as the cluster size); part of each figure's identity.
+    pub fn param(mut self, key: &str, value: impl ToString) -> Self {
+        self.params.insert(key.to_owned(), value.to_string());
+        self
+    }
+
+    /// Prints the table and, with `KUBE_ENCRYPT_BENCH_OUT` set, writes the run file.
+    pub fn publish(mut self, title: &str, rows: &[Row]) -> anyhow::Result<()> {
+        println!("{}", render(title, rows));
+        let Some(dir) = std::env::var_os(OUT_ENV).map(PathBuf::from) else {
+            return Ok(());
+        };
+        machine::finish(&mut self.machine);
+        let run = match std::env::var(RUN_ENV) {
+            Ok(text) => text
+                .parse()
+                .with_context(|| format!("{RUN_ENV}={text} is not a run number"))?,
+            Err(_) => 1,
+        };
+        let file = RunFile {
+            schema: schema::SCHEMA,
+            bench: self.bench,
+            run,
+            title: title.to_owned(),
+            params: self.params,
+            date: jiff::Timestamp::now()
+                .round(jiff::Unit::Second)?
+                .to_string(),
+            machine: self.machine,
+            rows: rows.iter().map(Row::record).collect(),
+        };
+        let path = file.write(&dir)?;
+        println!("  written: {}", path.display());
+        Ok(())
+    }
 }
