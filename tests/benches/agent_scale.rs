@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 
 use common::agent::{agent_binary, hex_key, reconcile_totals, uapi_peers, Agent, METRICS_PORT};
-use common::cluster::{self, Emulator};
+use common::cluster::{self, Server};
 use common::net::{BenchNode, Workspace, HUB_ADDR};
 use common::report::{Goal, Row, Session};
 use kube_encrypt_tests::bench_report::plot::SCALE_FIGURE;
@@ -122,7 +122,10 @@ impl Size {
 
 fn run() -> anyhow::Result<()> {
     let size = Size::from_args()?;
-    let session = Session::begin("agent_scale").param("nodes", size.nodes);
+    let apiserver = Server::kind_from_args()?;
+    let session = Session::begin("agent_scale")
+        .param("nodes", size.nodes)
+        .param("apiserver", apiserver);
     common::require_root("agent_scale")?;
     let binary = agent_binary()?;
     let mut ws = Workspace::new("agent-scale")?;
@@ -133,7 +136,7 @@ fn run() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(bench(&ws, &node, &binary, size, session));
+    let result = rt.block_on(bench(&ws, &node, &binary, (size, apiserver), session));
     drop(rt);
     result
 }
@@ -158,18 +161,18 @@ async fn bench(
     ws: &Workspace,
     node: &BenchNode,
     binary: &std::path::Path,
-    size: Size,
+    (size, apiserver): (Size, &str),
     session: Session,
 ) -> anyhow::Result<()> {
     common::watch_interrupts();
-    let emulator = Emulator::start(format!("{HUB_ADDR}:0").parse()?, &ws.dir).await?;
-    let client = emulator.client.clone();
-    emulator.install_crds().await?;
+    let server = Server::start(apiserver, HUB_ADDR.parse()?, &ws.dir).await?;
+    let client = server.client().await?;
+    server.install_crds().await?;
     cluster::create_pool(&client, "bench-pods", "198.18.0.0/15").await?;
     let own = cluster::node_object(OWN_NODE, &node.addr, "198.18.0.0/24", None);
     cluster::create_node(&client, &own).await?;
     cluster::create_config(&client, &cluster::ipv4_config()).await?;
-    let mut agent = Agent::start(binary, node, OWN_NODE, &emulator.kubeconfig, &ws.dir)?;
+    let mut agent = Agent::start(binary, node, OWN_NODE, &server.kubeconfig(), &ws.dir)?;
     println!(
         "agent_scale: agent pid {} in {}; load average {}",
         agent.pid(),
@@ -181,7 +184,7 @@ async fn bench(
         eprintln!("--- last lines of the agent's log\n{}", agent.log_tail(40));
     }
     drop(agent);
-    emulator.stop().await?;
+    server.stop().await?;
     result
 }
 

@@ -1,5 +1,6 @@
-//! The Kubernetes side of a bench: the API emulator in this process, the CRDs, pools, the
-//! EncryptionConfig, Node objects, and waits on the agents' NodeEncryption status.
+//! The Kubernetes side of a bench: the API emulator in this process or the real
+//! kube-apiserver, the CRDs, pools, the EncryptionConfig, Node objects, and waits on the
+//! agents' NodeEncryption status.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,119 @@ use kube_encrypt_api::crd::{
 use kube_encrypt_api::key::WireGuardKey;
 use kube_encrypt_api::node::{INTERFACE_IPV4_ANNOTATION, PUBLIC_KEY_ANNOTATION};
 use kube_encrypt_tests::apiserver::{start, RunningServer, ServerConfig};
+use kube_encrypt_tests::kube_apiserver::KubeApiServer;
 use kube_encrypt_tests::lab::cluster::{kubeconfig_text, CRDS};
 use serde_json::json;
+
+/// The API server a bench runs against: `--apiserver kube|emulator` (or `KEB_APISERVER`);
+/// the emulator unless asked.
+pub enum Server {
+    Emulator(Emulator),
+    Kube(KubeApiServer),
+}
+
+impl Server {
+    /// `--apiserver` (after cargo's `--bench`), else `KEB_APISERVER`, else `emulator`.
+    pub fn kind_from_args() -> anyhow::Result<&'static str> {
+        let args: Vec<String> = std::env::args().collect();
+        let flag = args
+            .iter()
+            .position(|a| a == "--apiserver")
+            .and_then(|i| args.get(i + 1).cloned());
+        match flag
+            .or_else(|| std::env::var("KEB_APISERVER").ok())
+            .as_deref()
+        {
+            None | Some("emulator") => Ok("emulator"),
+            Some("kube") => Ok("kube"),
+            Some(other) => anyhow::bail!("--apiserver {other}: choose kube or emulator"),
+        }
+    }
+
+    /// Starts `kind` serving on `ip` (inside the bench's hub namespace), state in `dir`.
+    pub async fn start(kind: &str, ip: std::net::Ipv4Addr, dir: &Path) -> anyhow::Result<Self> {
+        match kind {
+            "kube" => Ok(Self::Kube(KubeApiServer::start_on(dir, ip).await?)),
+            _ => Ok(Self::Emulator(
+                Emulator::start(SocketAddr::new(ip.into(), 0), dir).await?,
+            )),
+        }
+    }
+
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        match self {
+            Self::Emulator(e) => Ok(e.client.clone()),
+            Self::Kube(k) => k.client().await,
+        }
+    }
+
+    /// A kubeconfig for agents (admin on kube-apiserver).
+    pub fn kubeconfig(&self) -> PathBuf {
+        match self {
+            Self::Emulator(e) => e.kubeconfig.clone(),
+            Self::Kube(k) => k.kubeconfig(),
+        }
+    }
+
+    /// Installs the CRDs and waits until they are served.
+    pub async fn install_crds(&self) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        apply_crds(&client).await?;
+        wait_crds_served(&client).await
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Self::Emulator(e) => e.stop().await,
+            Self::Kube(k) => {
+                drop(k);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How long CRDs may take to be served after they are created.
+const CRDS_SERVED: Duration = Duration::from_secs(30);
+
+/// Lists each kube-encrypt resource until the API server serves it.
+async fn wait_crds_served(client: &Client) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + CRDS_SERVED;
+    let one = ListParams::default().limit(1);
+    loop {
+        let pools = Api::<IPPool>::all(client.clone()).list(&one).await;
+        let configs = Api::<EncryptionConfig>::all(client.clone())
+            .list(&one)
+            .await;
+        let states = Api::<NodeEncryption>::all(client.clone()).list(&one).await;
+        if pools.is_ok() && configs.is_ok() && states.is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the CRDs were not served within {CRDS_SERVED:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Server-side applies the CRDs of `manifests/crds`.
+async fn apply_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (file, text) in CRDS {
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(text).with_context(|| format!("parse {file}"))?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("kube-encrypt-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("install CRD {name}"))?;
+    }
+    Ok(())
+}
 
 /// The emulator running in this process, and a client for it.
 pub struct Emulator {
@@ -49,20 +161,7 @@ impl Emulator {
 
     /// Installs the CRDs of `manifests/crds`.
     pub async fn install_crds(&self) -> anyhow::Result<()> {
-        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        for (file, text) in CRDS {
-            let crd: CustomResourceDefinition =
-                serde_yaml::from_str(text).with_context(|| format!("parse {file}"))?;
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            api.patch(
-                &name,
-                &PatchParams::apply("kube-encrypt-bench").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .with_context(|| format!("install CRD {name}"))?;
-        }
-        Ok(())
+        apply_crds(&self.client).await
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
