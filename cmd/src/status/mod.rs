@@ -71,7 +71,11 @@ async fn watch(
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
+        // Biased: Ctrl-C is polled first, so its handler is installed on the first turn
+        // (the future installs it when first polled; a ready change would otherwise win
+        // every turn and leave SIGINT to kill the process without the verdict's exit code).
         tokio::select! {
+            biased;
             _ = &mut interrupted => return Ok(Exit::degraded_if(last.degraded)),
             change = changes.next() => {
                 if change.is_none() {
