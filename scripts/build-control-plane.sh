@@ -14,19 +14,17 @@ cache_root="${KE_KUBE_CACHE:-/var/cache/kube-encrypt/control-plane}"
 binaries=(etcd kube-apiserver kube-controller-manager kubectl)
 
 say() { echo "build-control-plane: $*" >&2; }
+# shellcheck source=lib/go-cache.sh
+. "$root/scripts/lib/go-cache.sh"
 
 # Bump when the way of building changes (flags, binaries); go.mod and go.sum pin the sources.
 recipe=1
-key="$( (echo "recipe $recipe"; cat "$module/go.mod" "$module/go.sum") | sha256sum | cut -c1-16)"
-out="$cache_root/$key"
+out="$cache_root/$(go_cache_key "$recipe" "$module")"
 if [ "${1:-}" = "--print-dir" ]; then
   echo "$out"
   exit 0
 fi
-if [ -f "$out/.complete" ]; then
-  echo "$out"
-  exit 0
-fi
+go_cache_reuse "$out"
 
 if ! command -v go >/dev/null 2>&1; then
   say "Go is not installed: the lab's real control plane needs Go (>= 1.25); the lab falls back to its API emulator"
@@ -41,35 +39,11 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-mkdir -p "$cache_root"
-tmp="$(mktemp -d "$cache_root/.build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-say "building etcd, kube-apiserver, kube-controller-manager, kubectl $version from tests/kube (cold: several minutes, a few GiB of memory) into $out"
-start=$SECONDS
-log="$tmp/build.log"
-(
-  cd "$module"
-  # -mod=readonly: go.sum is the pin; a build never edits it.
-  GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
-    go.etcd.io/etcd/server/v3 \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kubectl
-) >"$log" 2>&1 || {
-  say "FAILED after $((SECONDS - start)) s; the go build output follows"
-  cat "$log" >&2
-  exit 1
-}
 # Go names the binary of go.etcd.io/etcd/server/v3 after "server".
-mv "$tmp/server" "$tmp/etcd"
-for b in "${binaries[@]}"; do
-  [ -x "$tmp/$b" ] || { say "FAILED: $b missing after the build"; exit 1; }
-done
-rm -f "$log"
-chmod 755 "$tmp"
-touch "$tmp/.complete"
-rm -rf "$out"
-mv "$tmp" "$out"
-trap - EXIT
-say "built in $((SECONDS - start)) s"
-echo "$out"
+after_build() { mv "$1/server" "$1/etcd"; }
+say "building etcd, kube-apiserver, kube-controller-manager, kubectl $version from tests/kube (cold: several minutes, a few GiB of memory) into $out"
+go_cache_build "$out" "$module" "$ldflags" \
+  go.etcd.io/etcd/server/v3 \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kubectl

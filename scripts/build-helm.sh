@@ -13,19 +13,18 @@ module="$root/tests/helm"
 cache_root="${KE_HELM_CACHE:-/var/cache/kube-encrypt/helm}"
 
 say() { echo "build-helm: $*" >&2; }
+binaries=(helm)
+# shellcheck source=lib/go-cache.sh
+. "$root/scripts/lib/go-cache.sh"
 
 # Bump when the way of building changes; go.mod and go.sum pin the sources.
 recipe=2
-key="$( (echo "recipe $recipe"; cat "$module/go.mod" "$module/go.sum") | sha256sum | cut -c1-16)"
-out="$cache_root/$key"
+out="$cache_root/$(go_cache_key "$recipe" "$module")"
 if [ "${1:-}" = "--print-dir" ]; then
   echo "$out"
   exit 0
 fi
-if [ -f "$out/.complete" ]; then
-  echo "$out"
-  exit 0
-fi
+go_cache_reuse "$out"
 
 if ! command -v go >/dev/null 2>&1; then
   say "Go is not installed: building Helm to check the chart needs Go (>= 1.25)"
@@ -42,28 +41,5 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
 done
 
-mkdir -p "$cache_root"
-tmp="$(mktemp -d "$cache_root/.build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
 say "building helm $version from tests/helm (cold: a few minutes) into $out"
-start=$SECONDS
-log="$tmp/build.log"
-(
-  cd "$module"
-  # -mod=readonly: go.sum is the pin; a build never edits it.
-  GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
-    helm.sh/helm/v3/cmd/helm
-) >"$log" 2>&1 || {
-  say "FAILED after $((SECONDS - start)) s; the go build output follows"
-  cat "$log" >&2
-  exit 1
-}
-[ -x "$tmp/helm" ] || { say "FAILED: helm missing after the build"; exit 1; }
-rm -f "$log"
-chmod 755 "$tmp"
-touch "$tmp/.complete"
-rm -rf "$out"
-mv "$tmp" "$out"
-trap - EXIT
-say "built in $((SECONDS - start)) s"
-echo "$out"
+go_cache_build "$out" "$module" "$ldflags" helm.sh/helm/v3/cmd/helm

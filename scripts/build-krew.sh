@@ -13,6 +13,8 @@ cache_root="${KE_KREW_CACHE:-/var/cache/kube-encrypt/krew}"
 binaries=(krew validate-krew-manifest)
 
 say() { echo "build-krew: $*" >&2; }
+# shellcheck source=lib/go-cache.sh
+. "$root/scripts/lib/go-cache.sh"
 
 if ! command -v go >/dev/null 2>&1; then
   say "Go is not installed: building krew to check the plugin manifest needs Go"
@@ -21,37 +23,10 @@ fi
 
 # Bump when the way of building changes; go.mod and go.sum pin the sources.
 recipe=1
-key="$( (echo "recipe $recipe"; cat "$module/go.mod" "$module/go.sum") | sha256sum | cut -c1-16)"
-out="$cache_root/$key"
-if [ -f "$out/.complete" ]; then
-  echo "$out"
-  exit 0
-fi
+out="$cache_root/$(go_cache_key "$recipe" "$module")"
+go_cache_reuse "$out"
 
-mkdir -p "$cache_root"
-tmp="$(mktemp -d "$cache_root/.build.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
 say "building krew and validate-krew-manifest from tests/krew into $out"
-start=$SECONDS
-log="$tmp/build.log"
-(
-  cd "$module"
-  GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/" \
-    sigs.k8s.io/krew/cmd/krew \
-    sigs.k8s.io/krew/cmd/validate-krew-manifest
-) >"$log" 2>&1 || {
-  say "FAILED after $((SECONDS - start)) s; the go build output follows"
-  cat "$log" >&2
-  exit 1
-}
-for b in "${binaries[@]}"; do
-  [ -x "$tmp/$b" ] || { say "FAILED: $b missing after the build"; exit 1; }
-done
-rm -f "$log"
-chmod 755 "$tmp"
-touch "$tmp/.complete"
-rm -rf "$out"
-mv "$tmp" "$out"
-trap - EXIT
-say "built in $((SECONDS - start)) s"
-echo "$out"
+go_cache_build "$out" "$module" "-s -w" \
+  sigs.k8s.io/krew/cmd/krew \
+  sigs.k8s.io/krew/cmd/validate-krew-manifest
