@@ -20,7 +20,7 @@ use kube_encrypt_tests::test_cluster::TestCluster;
 use serde_json::json;
 
 use super::support::{
-    create_node, create_pod, install_base, kube_cluster, kubectl, pod_token, repo, token_client,
+    agent_client, create_node, create_pod, install_base, kube_cluster, kubectl, pod_token, repo,
     token_kubeconfig,
 };
 
@@ -185,19 +185,7 @@ async fn a_gitops_apply_of_the_examples_reaches_ready() {
 
     create_node(&admin, "node-1", 1).await;
     let node = Api::<Node>::all(admin.clone()).get("node-1").await.unwrap();
-    let agent_pod = create_pod(
-        &admin,
-        "kube-encrypt-agent-node-1",
-        "kube-encrypt-agent",
-        Some("node-1"),
-    )
-    .await;
-    let agent = token_client(
-        &cluster,
-        &pod_token(&admin, "kube-encrypt-agent", &agent_pod).await,
-        "agent",
-    )
-    .await;
+    let agent = agent_client(&cluster, "node-1").await;
     report_encrypted(&agent, &node).await;
 
     apply_examples_as_argo_cd(&cluster).await;

@@ -12,7 +12,7 @@ use kube_encrypt_api::crd::{NodeEncryption, NodeEncryptionSpec};
 use serde_json::{json, Value};
 
 use super::support::{
-    create_node, create_pod, install_base, kube_cluster, kubectl_file, pod_token, token_client,
+    agent_client, create_node, install_base, kube_cluster, kubectl_file, token_client,
     unbound_token,
 };
 
@@ -112,19 +112,7 @@ async fn an_agent_writes_only_its_own_nodes_annotations_and_report() {
     let admin = cluster.client.clone();
     create_node(&admin, "node-1", 1).await;
     create_node(&admin, "node-2", 2).await;
-    let pod = create_pod(
-        &admin,
-        "kube-encrypt-agent-node-1",
-        "kube-encrypt-agent",
-        Some("node-1"),
-    )
-    .await;
-    let agent = token_client(
-        &cluster,
-        &pod_token(&admin, "kube-encrypt-agent", &pod).await,
-        "agent",
-    )
-    .await;
+    let agent = agent_client(&cluster, "node-1").await;
     wait_until_in_force(&agent, "node-2").await;
     let key = "kube-encrypt.dev/public-key";
     let wg_key = json!("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=");

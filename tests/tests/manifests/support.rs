@@ -275,6 +275,16 @@ pub fn token_kubeconfig(cluster: &TestCluster, token: &str, name: &str) -> PathB
     path
 }
 
+/// A client for the agent of `node`, as the DaemonSet would run it: the `kube-encrypt-agent`
+/// ServiceAccount with a token bound to a Pod on that node (so it carries the node-name claim).
+pub async fn agent_client(cluster: &TestCluster, node: &str) -> Client {
+    let admin = cluster.client.clone();
+    let name = format!("kube-encrypt-agent-{node}");
+    let pod = create_pod(&admin, &name, "kube-encrypt-agent", Some(node)).await;
+    let token = pod_token(&admin, "kube-encrypt-agent", &pod).await;
+    token_client(cluster, &token, "agent").await
+}
+
 /// A kube-rs client authenticating with `token`.
 pub async fn token_client(cluster: &TestCluster, token: &str, name: &str) -> Client {
     use kube::config::{KubeConfigOptions, Kubeconfig};
