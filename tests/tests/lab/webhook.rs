@@ -71,7 +71,19 @@ fn the_api_server_asks_the_webhook_and_the_policy_decides() {
     assert!(created.status.success(), "{}", text(&created));
 
     // IPv6 encryption while the IPv6 pool lacks NAT outgoing: every failing rule, one answer.
-    let denied = apply(&kc, &config(""));
+    // The webhook judges from its watch caches: until they hold the pools, the IPv4 rule has
+    // nothing to judge (the IPv6 rule refuses either way, so no attempt can get through).
+    let denied = wait_until(
+        "the webhook judges with the pools",
+        Duration::from_secs(10),
+        || {
+            let out = apply(&kc, &config(""));
+            let said = all(&out);
+            said.contains("- ipv4-nat-outgoing: ")
+                .then_some(out)
+                .ok_or(said)
+        },
+    );
     assert!(!denied.status.success());
     let said = all(&denied);
     assert!(

@@ -99,16 +99,20 @@ async fn the_api_server_calls_the_webhook_for_real_writes(backend: Backend) {
         })
         .await;
 
+        // The webhook judges from its caches: wait (with a dry run, which changes nothing)
+        // until they hold the new config, or a real write below could slip through first.
+        let dry_run_patch = PatchParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let nat_off = Patch::Merge(json!({"spec": {"natOutgoing": false}}));
+        eventually("the caches see the config", UP, async || {
+            pools.patch("v6", &dry_run_patch, &nat_off).await.err()
+        })
+        .await;
+
         // Pool changes that would break enabled IPv6 encryption.
-        let message = denial(
-            pools
-                .patch(
-                    "v6",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": {"natOutgoing": false}})),
-                )
-                .await,
-        );
+        let message = denial(pools.patch("v6", &PatchParams::default(), &nat_off).await);
         assert!(
             message.contains("keep natOutgoing: true on IPPool \"v6\""),
             "{message}"
