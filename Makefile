@@ -13,8 +13,11 @@ demo: deps
 ## test: install what is missing (scripts/install-deps.sh), then run every test: unit tests and
 ## the API suites (each against the emulator and a real kube-apiserver) in parallel, then the
 ## root tests (network namespaces, real WireGuard) and the lab end-to-end tests one at a time,
-## so their timing is not at the mercy of the parallel phase
+## so their timing is not at the mercy of the parallel phase; last, every benchmark once at a
+## tiny size (`cargo test --bench`: it still works; its numbers mean nothing)
 SERIAL_TESTS := binary(lab) | binary(dataplane)
+TINY_BENCHES := --bench apiserver --bench plugin --bench webhook --bench agent_scale \
+	--bench mesh_throughput --bench convergence
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --all-targets
@@ -22,6 +25,8 @@ test: deps
 	@status=0; \
 	$(CARGO) nextest run --workspace --no-fail-fast -E 'not ($(SERIAL_TESTS))' || status=1; \
 	$(CARGO) nextest run --workspace --no-fail-fast -E '$(SERIAL_TESTS)' --test-threads 1 || status=1; \
+	$(CARGO) test -q -p kube-encrypt-api --bench planner || status=1; \
+	$(CARGO) test -q -p kube-encrypt-tests --no-fail-fast $(TINY_BENCHES) || status=1; \
 	exit $$status
 
 ## bench: (root for the dataplane and agent benches) every benchmark BENCH_RUNS times (3), the

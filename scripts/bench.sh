@@ -6,7 +6,10 @@
 #
 #   BENCH_RUNS=3                   runs of each bench (the median of them is reported)
 #   BENCH_ONLY=webhook,plugin      only these benches (default: all below)
-#   BENCH_AGENT_NODES="100 1000 5000"  cluster sizes of agent_scale (each is its own figure)
+#   BENCH_AGENT_NODES="100 1000 5000 15000"  cluster sizes of agent_scale (each its own figure)
+#   BENCH_IMPLEMENTATIONS="wireguard-go boringtun"  userspace WireGuard of mesh_throughput;
+#                                  boringtun-cli is built with `cargo install` into
+#                                  target/bench-tools when missing (not measured if that fails)
 #   CARGO=cargo                    the cargo to use
 #
 # Benches: planner webhook plugin apiserver (no root), mesh_throughput convergence agent_scale
@@ -23,7 +26,8 @@ CARGO="${CARGO:-cargo}"
 runs="${BENCH_RUNS:-3}"
 all="planner webhook plugin apiserver mesh_throughput convergence agent_scale"
 only="${BENCH_ONLY:-$all}"
-agent_nodes="${BENCH_AGENT_NODES:-100 1000 5000}"
+agent_nodes="${BENCH_AGENT_NODES:-100 1000 5000 15000}"
+implementations="${BENCH_IMPLEMENTATIONS:-wireguard-go boringtun}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 out="$target_dir/bench"
 run_dir="$out/runs"
@@ -73,6 +77,26 @@ for bench in "${runnable[@]}"; do
   fi
 done
 
+# boringtun, when asked for: on PATH, or built from crates.io into target/bench-tools.
+tools="$target_dir/bench-tools"
+export PATH="$PATH:$tools/bin"
+measured_implementations=()
+for implementation in $implementations; do
+  case "$implementation" in
+    wireguard-go) measured_implementations+=(wireguard-go) ;;
+    boringtun)
+      if ! command -v boringtun-cli >/dev/null 2>&1; then
+        echo "== building boringtun-cli into $tools (cargo install, once)"
+        if ! "$CARGO" install -q --locked --root "$tools" boringtun-cli; then
+          skipped+=("mesh_throughput with boringtun: cargo install boringtun-cli failed")
+          continue
+        fi
+      fi
+      measured_implementations+=(boringtun) ;;
+    *) echo "BENCH_IMPLEMENTATIONS: unknown '$implementation' (known: wireguard-go boringtun)" >&2; exit 2 ;;
+  esac
+done
+
 mkdir -p "$run_dir" "$log_dir"
 # Results of the selected benches from an earlier call would mix with this one's.
 for bench in "${runnable[@]}"; do
@@ -103,6 +127,10 @@ for bench in "${runnable[@]}"; do
     if [ "$bench" = agent_scale ]; then
       for nodes in $agent_nodes; do
         run_bench "$bench" "$run" --nodes "$nodes"
+      done
+    elif [ "$bench" = mesh_throughput ]; then
+      for implementation in "${measured_implementations[@]}"; do
+        run_bench "$bench" "$run" --implementation "$implementation"
       done
     else
       run_bench "$bench" "$run"

@@ -1,13 +1,15 @@
 //! The agent at scale: one real `kube-encrypt-agent` (userspace WireGuard) in its own network
 //! and mount namespace, the API emulator in this process (inside the bench's hub namespace).
 //! After the agent's own node is Encrypted, N Nodes with published keys are created (5,000 by
-//! default; `--nodes N` or `KEB_AGENT_NODES`, up to 8,000), each as a kubelet on a cloud writes
+//! default; `--nodes N` or `KEB_AGENT_NODES`, up to 16,000), each as a kubelet on a cloud writes
 //! it (conditions, twenty images, node info, labels; the API server adds managedFields: about
 //! 8 KB per Node as served); measured: the last Node created → all N peers in the WireGuard
 //! device (target ≤ 1 s up to 5,000 nodes, ≤ 3 s above), one more node → its peer programmed
 //! (≤ 0.3 s), the agent's RSS (≤ 64 MiB up to 5,000, ≤ 96 MiB above), its CPU over 10 s of
 //! idling after convergence (~0), and over 120 s of kubelet heartbeats — 1 % of the Nodes
 //! patched every 10 s, two resyncs of the agent included — at most 1 % of a core.
+//! Baseline, in the same run and node: `wg setconf` of the same peers into the same userspace
+//! implementation (`--implementation wireguard-go|boringtun`), and `wg set` of one more.
 //!
 //! Run as root: `cargo bench -p kube-encrypt-tests --bench agent_scale` (build the agent first:
 //! `cargo build --release -p kube-encrypt-agent`); another size:
@@ -30,33 +32,33 @@ use kube::Client;
 use common::agent::{agent_binary, hex_key, reconcile_totals, uapi_peers, Agent, METRICS_PORT};
 use common::cluster::{self, Server};
 use common::net::{BenchNode, Workspace, HUB_ADDR};
-use common::report::{Goal, Row, Session};
+use common::report::{sized, Goal, Row, Session};
+use common::setconf::{self, Peer};
+use common::userspace::Implementation;
 use kube_encrypt_tests::bench_report::plot::SCALE_FIGURE;
 
-/// Cluster size without `--nodes` / `KEB_AGENT_NODES`.
+/// Cluster size without `--nodes` / `KEB_AGENT_NODES` (20 in a tiny run).
 const DEFAULT_NODES: usize = 5_000;
-/// The address plan (pod /29s from 198.18.1.0 below the node IPs in 198.19.0.0/16) holds this many.
-const MAX_NODES: usize = 8_000;
+/// The address plan (pod /30s from 198.18.1.0 below the node IPs in 198.19.0.0/16) holds this many.
+const MAX_NODES: usize = 16_000;
 const IN_FLIGHT: usize = 64;
 const OWN_NODE: &str = "bench-node";
 /// Last Node created → all peers programmed: ≤ 1 s up to 5,000 nodes, ≤ 3 s at 15,000.
 const BULK_TARGET: f64 = 1.0;
 const BULK_TARGET_LARGE: f64 = 3.0;
 const ONE_TARGET: f64 = 0.3;
+const ONE_MORE_FIGURE: &str = "one more node → its peer programmed";
 const RSS_TARGET_MIB: f64 = 64.0;
 const RSS_TARGET_LARGE_MIB: f64 = 96.0;
 /// Up to this size the smaller targets apply.
 const LARGE_ABOVE: usize = 5_000;
 /// "~0": at most 0.05 s of CPU in 10 s (0.5 % of one core).
 const IDLE_TARGET_S: f64 = 0.05;
-const IDLE_WINDOW: Duration = Duration::from_secs(10);
 /// How long the bulk phase may take before the bench gives up on the remaining peers.
 const BULK_LIMIT: Duration = Duration::from_secs(100);
 /// Heartbeats: 1 % of the Nodes every tick, for the window (the agent resyncs every 60 s by
-/// default, so the window holds two resyncs).
+/// default, so the window of 120 s holds two resyncs).
 const HEARTBEAT_SHARE: usize = 100;
-const HEARTBEAT_TICK: Duration = Duration::from_secs(10);
-const HEARTBEAT_WINDOW: Duration = Duration::from_secs(120);
 /// At most 1 % of one core over the window.
 const HEARTBEAT_CPU_TARGET: f64 = 0.01;
 
@@ -70,12 +72,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// The cluster size and its targets.
+/// The cluster size, its targets and the measuring windows.
 #[derive(Clone, Copy, Debug)]
 struct Size {
     nodes: usize,
     bulk_target: f64,
     rss_target_mib: f64,
+    /// Idle CPU is measured over this (10 s; 2 s in a tiny run).
+    idle_window: Duration,
+    /// Heartbeats: a patch wave every tick over the window (10 s and 120 s; 1 s and 3 s in
+    /// a tiny run).
+    heartbeat_tick: Duration,
+    heartbeat_window: Duration,
 }
 
 impl Size {
@@ -97,10 +105,14 @@ impl Size {
             } else {
                 RSS_TARGET_MIB
             },
+            idle_window: sized(Duration::from_secs(10), Duration::from_secs(2)),
+            heartbeat_tick: sized(Duration::from_secs(10), Duration::from_secs(1)),
+            heartbeat_window: sized(Duration::from_secs(120), Duration::from_secs(3)),
         })
     }
 
-    /// `--nodes N` (after cargo's `--bench`), else `KEB_AGENT_NODES`, else 5,000.
+    /// `--nodes N` (after cargo's `--bench`), else `KEB_AGENT_NODES`, else 5,000 (20 in a
+    /// tiny run).
     fn from_args() -> anyhow::Result<Self> {
         let args: Vec<String> = std::env::args().collect();
         let flag = args
@@ -114,7 +126,7 @@ impl Size {
                 .replace([',', '_'], "")
                 .parse()
                 .with_context(|| format!("--nodes {text} is not a number"))?,
-            None => DEFAULT_NODES,
+            None => sized(DEFAULT_NODES, 20),
         };
         Self::new(nodes)
     }
@@ -129,6 +141,8 @@ fn run() -> anyhow::Result<()> {
     common::require_root("agent_scale")?;
     let binary = agent_binary()?;
     let mut ws = Workspace::new("agent-scale")?;
+    let implementation = Implementation::from_args(&ws.dir)?;
+    let session = session.param("implementation", implementation.name);
     let hub = ws.add_hub()?;
     let node = ws.add_node(&hub, 1)?;
     ws.enter(&hub)?;
@@ -136,31 +150,52 @@ fn run() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(bench(&ws, &node, &binary, (size, apiserver), session));
+    let result = rt.block_on(bench(
+        (&ws, &node),
+        (&binary, &implementation),
+        (size, apiserver),
+        session,
+    ));
     drop(rt);
     result
 }
 
-/// A fake node `i`: InternalIP in 198.19.0.0/16, pod CIDR a /29 of 198.18.1.0+, a key.
-fn fake_node(i: usize) -> (Node, String) {
+/// A fake node: its Node object, its key as the UAPI spells it, and the peer a hand-written
+/// configuration would hold for it.
+struct Fake {
+    node: Node,
+    hex_key: String,
+    peer: Peer,
+}
+
+/// Fake node `i`: InternalIP in 198.19.0.0/16, pod CIDR a /30 of 198.18.1.0+ (its network
+/// address is the node's WireGuard interface address, as agents choose it), a random key.
+fn fake_node(i: usize) -> Fake {
     let key = cluster::random_key();
     let ip = Ipv4Addr::new(198, 19, (i / 250) as u8, (i % 250 + 1) as u8);
-    let base = u32::from(Ipv4Addr::new(198, 18, 1, 0)) + (i as u32) * 8;
-    let cidr = format!("{}/29", Ipv4Addr::from(base));
-    let interface = Ipv4Addr::from(base + 6).to_string();
+    let base = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + (i as u32) * 4);
+    let cidr = format!("{base}/30");
     let node = cluster::realistic_node_object(
         &format!("fake-{i:05}"),
         &ip.to_string(),
         &cidr,
-        Some((&key, &interface)),
+        Some((&key, &base.to_string())),
     );
-    (node, hex_key(&key))
+    let peer = Peer {
+        public_key_base64: key.to_base64(),
+        allowed_ips: cidr,
+        endpoint: format!("{ip}:51820"),
+    };
+    Fake {
+        node,
+        hex_key: hex_key(&key),
+        peer,
+    }
 }
 
 async fn bench(
-    ws: &Workspace,
-    node: &BenchNode,
-    binary: &std::path::Path,
+    (ws, node): (&Workspace, &BenchNode),
+    (binary, implementation): (&std::path::Path, &Implementation),
     (size, apiserver): (Size, &str),
     session: Session,
 ) -> anyhow::Result<()> {
@@ -172,14 +207,27 @@ async fn bench(
     let own = cluster::node_object(OWN_NODE, &node.addr, "198.18.0.0/24", None);
     cluster::create_node(&client, &own).await?;
     cluster::create_config(&client, &cluster::ipv4_config()).await?;
-    let mut agent = Agent::start(binary, node, OWN_NODE, &server.kubeconfig(), &ws.dir)?;
+    let program = implementation.program.display().to_string();
+    let mut agent = Agent::start_with(
+        binary,
+        node,
+        (OWN_NODE, &server.kubeconfig(), &ws.dir),
+        &["--userspace-implementation", &program],
+    )?;
     println!(
         "agent_scale: agent pid {} in {}; load average {}",
         agent.pid(),
         node.netns,
         common::load_average()
     );
-    let result = measure(&client, &mut agent, node, size, session).await;
+    let result = measure(
+        &client,
+        &mut agent,
+        (ws, node, implementation),
+        size,
+        session,
+    )
+    .await;
     if result.is_err() {
         eprintln!("--- last lines of the agent's log\n{}", agent.log_tail(40));
     }
@@ -191,25 +239,61 @@ async fn bench(
 async fn measure(
     client: &Client,
     agent: &mut Agent,
-    node: &BenchNode,
+    (ws, node, implementation): (&Workspace, &BenchNode, &Implementation),
     size: Size,
     session: Session,
 ) -> anyhow::Result<()> {
     wait_own_node_encrypted(client, agent).await?;
+    let fakes: Vec<Fake> = (0..=size.nodes).map(fake_node).collect();
     let mut rows = Vec::new();
-    let converged = scale_rows(client, agent, node, size, &mut rows).await?;
+    let converged = scale_rows(client, agent, node, (size, &fakes), &mut rows).await?;
     if converged {
         rows.extend(resource_rows(agent, node, size).await?);
         rows.extend(heartbeat_rows(client, agent, node, size).await?);
     } else {
         println!("the agent did not converge: memory and idle CPU were not measured");
     }
+    let peers: Vec<Peer> = fakes.iter().map(|f| f.peer.clone()).collect();
+    let (bulk, extra) = peers.split_at(size.nodes);
+    let baseline = setconf::measure(ws, node, implementation, (bulk, &extra[0]))?;
+    with_baseline(&mut rows, baseline, size.nodes);
     let title = format!(
-        "agent_scale: {} fake nodes, userspace WireGuard (wireguard-go), load average {}",
+        "agent_scale: {} fake nodes, userspace WireGuard ({}), load average {}",
         size.nodes,
+        implementation.name,
         common::load_average()
     );
     session.publish(&title, &rows)
+}
+
+/// Sets the hand-written configuration's times as the baseline of the agent's figures, and
+/// shows them as rows of their own.
+fn with_baseline(rows: &mut Vec<Row>, baseline: setconf::Timings, nodes: usize) {
+    let (bulk, one) = (baseline.bulk.as_secs_f64(), baseline.one_more.as_secs_f64());
+    for row in rows.iter_mut() {
+        if row.name == SCALE_FIGURE {
+            row.baseline = Some(bulk);
+        } else if row.name == ONE_MORE_FIGURE {
+            row.baseline = Some(one);
+        }
+    }
+    rows.push(
+        Row::new(
+            "baseline: wg setconf of the same peers",
+            bulk,
+            "s",
+            Goal::Info,
+        )
+        .note(format!(
+            "{nodes} peers into the same implementation, same node, same run"
+        )),
+    );
+    rows.push(Row::new(
+        "baseline: wg set of one more peer",
+        one,
+        "s",
+        Goal::Info,
+    ));
 }
 
 /// The bulk of N nodes, then one more; `false` when the bulk never completed (MISSED,
@@ -218,10 +302,9 @@ async fn scale_rows(
     client: &Client,
     agent: &mut Agent,
     node: &BenchNode,
-    size: Size,
+    (size, fakes): (Size, &[Fake]),
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<bool> {
-    let fakes: Vec<(Node, String)> = (0..=size.nodes).map(fake_node).collect();
     let (bulk, extra) = fakes.split_at(size.nodes);
     let metrics = format!("{}:{METRICS_PORT}", node.addr);
     let before = reconcile_totals(&metrics).await?;
@@ -274,7 +357,7 @@ async fn resource_rows(
             Goal::Info,
         ));
     }
-    rows.push(idle_cpu(agent).await?);
+    rows.push(idle_cpu(agent, size.idle_window).await?);
     rows.push(Row::new(
         "routes in table 51820",
         routes as f64,
@@ -374,14 +457,14 @@ impl Drop for Sampler {
 async fn bulk_phase(
     client: &Client,
     agent: &mut Agent,
-    nodes: &[(Node, String)],
+    nodes: &[Fake],
     size: Size,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<bool> {
     let started = Instant::now();
     let sampler = Sampler::start(agent.socket_path(), started, size.nodes);
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(nodes)
-        .map(|(node, _)| cluster::create_node_as_kubelet(client, node))
+        .map(|fake| cluster::create_node_as_kubelet(client, &fake.node))
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
@@ -446,15 +529,11 @@ async fn bulk_phase(
 }
 
 /// One more node while N peers are programmed: create → its key in the device.
-async fn one_more_node(
-    client: &Client,
-    agent: &mut Agent,
-    extra: &(Node, String),
-) -> anyhow::Result<Row> {
+async fn one_more_node(client: &Client, agent: &mut Agent, extra: &Fake) -> anyhow::Result<Row> {
     let socket = agent.socket_path();
     let started = Instant::now();
-    cluster::create_node_as_kubelet(client, &extra.0).await?;
-    let key = extra.1.clone();
+    cluster::create_node_as_kubelet(client, &extra.node).await?;
+    let key = extra.hex_key.clone();
     let at = common::poll(
         "the extra node's peer programmed",
         Duration::from_secs(30),
@@ -471,7 +550,7 @@ async fn one_more_node(
     )
     .await?;
     Ok(Row::new(
-        "one more node → its peer programmed",
+        ONE_MORE_FIGURE,
         at.as_secs_f64(),
         "s",
         Goal::AtMost(ONE_TARGET),
@@ -527,24 +606,24 @@ fn daemon_rss_mib(node: &BenchNode, agent_pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn idle_cpu(agent: &mut Agent) -> anyhow::Result<Row> {
+async fn idle_cpu(agent: &mut Agent, window: Duration) -> anyhow::Result<Row> {
     let before = agent.cpu_time()?;
     let started = Instant::now();
-    while started.elapsed() < IDLE_WINDOW {
+    while started.elapsed() < window {
         common::check_interrupted()?;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     agent.check_alive()?;
     let used = agent.cpu_time()?.saturating_sub(before);
     Ok(Row::new(
-        format!("agent CPU while idle ({} s)", IDLE_WINDOW.as_secs()),
+        format!("agent CPU while idle ({} s)", window.as_secs()),
         used.as_secs_f64(),
         "s",
         Goal::AtMost(IDLE_TARGET_S),
     )
     .note(format!(
         "{:.2} % of one core; utime+stime from /proc, {:.1} s since the agent started",
-        used.as_secs_f64() * 100.0 / IDLE_WINDOW.as_secs_f64(),
+        used.as_secs_f64() * 100.0 / window.as_secs_f64(),
         before.as_secs_f64()
     )))
 }
@@ -565,7 +644,7 @@ async fn heartbeat_rows(
     let started = Instant::now();
     let mut next = 0;
     let mut tick = 0;
-    while started.elapsed() < HEARTBEAT_WINDOW {
+    while started.elapsed() < size.heartbeat_window {
         let now = jiff::Timestamp::now()
             .strftime("%Y-%m-%dT%H:%M:%SZ")
             .to_string();
@@ -580,8 +659,8 @@ async fn heartbeat_rows(
             .await;
         results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
         tick += 1;
-        let due = started + HEARTBEAT_TICK * tick;
-        while Instant::now() < due && started.elapsed() < HEARTBEAT_WINDOW {
+        let due = started + size.heartbeat_tick * tick;
+        while Instant::now() < due && started.elapsed() < size.heartbeat_window {
             agent.check_alive()?;
             common::check_interrupted()?;
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -608,7 +687,7 @@ async fn heartbeat_rows(
         .note(format!(
             "{:.2} s of CPU; {per_tick} Nodes patched every {} s ({tick} ticks)",
             used.as_secs_f64(),
-            HEARTBEAT_TICK.as_secs()
+            size.heartbeat_tick.as_secs()
         )),
         rounds_row("heartbeats", rounds_before, rounds_after)
             .note_more("resyncs every 60 s; heartbeats alone start none"),

@@ -27,7 +27,10 @@ use tokio::sync::Mutex;
 
 use report::{Goal, Row, Session};
 
-const NODES: usize = 5_000;
+/// Nodes created: 5,000, or 50 in a tiny run.
+fn node_count() -> usize {
+    report::sized(5_000, 50)
+}
 const WATCHERS: usize = 10;
 const IN_FLIGHT: usize = 64;
 const CREATE_TARGET: Duration = Duration::from_secs(3);
@@ -96,7 +99,7 @@ async fn watcher(addr: SocketAddr, seen: Arc<Mutex<Vec<(String, Instant)>>>) -> 
             start += end + 1;
         }
         buf.drain(..start);
-        if count == NODES {
+        if count == node_count() {
             return Ok(());
         }
     }
@@ -122,14 +125,14 @@ async fn main() -> anyhow::Result<()> {
     let mut watch_tasks = Vec::new();
     let mut receipts = Vec::new();
     for _ in 0..WATCHERS {
-        let seen = Arc::new(Mutex::new(Vec::with_capacity(NODES)));
+        let seen = Arc::new(Mutex::new(Vec::with_capacity(node_count())));
         receipts.push(seen.clone());
         watch_tasks.push(tokio::spawn(watcher(server.addr(), seen)));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
-    let timings: HashMap<String, (Instant, Instant)> = futures::stream::iter(0..NODES)
+    let timings: HashMap<String, (Instant, Instant)> = futures::stream::iter(0..node_count())
         .map(|i| {
             let nodes = nodes.clone();
             async move {
@@ -151,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
             .await
             .expect("watchers finish")??;
     }
-    let (mut latencies, mut from_send) = (Vec::with_capacity(NODES * WATCHERS), Vec::new());
+    let (mut latencies, mut from_send) = (Vec::with_capacity(node_count() * WATCHERS), Vec::new());
     for seen in receipts {
         for (name, at) in seen.lock().await.iter() {
             let (sent, committed) = timings[name];
@@ -169,14 +172,17 @@ async fn main() -> anyhow::Result<()> {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let rows = [
         Row::new(
-            format!("create {NODES} Nodes ({IN_FLIGHT} in flight)"),
+            format!(
+                "create {} Nodes ({IN_FLIGHT} in flight)",
+                report::grouped(node_count())
+            ),
             create_time.as_secs_f64(),
             "s",
             Goal::AtMost(CREATE_TARGET.as_secs_f64()),
         )
         .note(format!(
             "{:.0} creates/s",
-            NODES as f64 / create_time.as_secs_f64()
+            node_count() as f64 / create_time.as_secs_f64()
         )),
         Row::new(
             format!("watch delivery p99, {WATCHERS} watchers"),

@@ -24,7 +24,10 @@ use common::process::Spawned;
 use common::report::{Goal, Row, Session};
 
 const NODES: u8 = 3;
-const RUNS: usize = 3;
+/// Runs: 3, or 1 in a tiny run.
+fn run_count() -> usize {
+    common::report::sized(3, 1)
+}
 const TARGET_S: f64 = 5.0;
 /// Encrypted and the devices' handshakes must come within this, or the bench fails.
 const FUNCTIONAL_LIMIT: Duration = Duration::from_secs(30);
@@ -101,7 +104,7 @@ async fn bench(lab: &RunningLab<'_>, report_session: Session) -> anyhow::Result<
     let client = kube_encrypt_tests::lab::cluster::client(&lab.kubeconfig()).await?;
     cluster::create_pool(&client, "lab-pods", "198.18.0.0/16").await?;
     let mut runs = Vec::new();
-    for i in 1..=RUNS {
+    for i in 1..=run_count() {
         let run = one_run(&client, &lab.paths()).await?;
         println!(
             "run {i}: Encrypted {}, devices handshaken {}, status handshaken {}",
@@ -167,7 +170,8 @@ fn report(runs: &[Run], session: Session) -> anyhow::Result<()> {
     ];
     session.publish(
         &format!(
-            "convergence: {NODES}-node lab, median of {RUNS} runs (disable/enable between), load average {}",
+            "convergence: {NODES}-node lab, median of {} runs (disable/enable between), load average {}",
+            run_count(),
             common::load_average()
         ),
         &rows,

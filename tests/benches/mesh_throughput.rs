@@ -2,15 +2,19 @@
 //! same two bench nodes (network namespaces behind a bridge, veth MTU 1500):
 //!
 //! - (a) plaintext between the node addresses: the ceiling;
-//! - (b) hand-configured wireguard-go between the nodes (`wg set`, `ip`): the manual setup;
+//! - (b) hand-configured userspace WireGuard between the nodes (`wg set`, `ip`): the manual
+//!   setup;
 //! - (c) the managed mesh, pod → pod: two real `kube-encrypt-agent`s against the API
 //!   emulator, iperf3 between pods of different nodes;
 //! - (c') the managed mesh between node-local workload addresses (198.18.<i>.1): exactly
 //!   the path of (b), only configured by the agents instead of by hand.
 //!
-//! iperf3 TCP, `-t 4 -O 1`, six rounds alternating the paths (a b c' c, then back);
-//! medians in Gbit/s and the ratios to (b) (median of per-round ratios, target ≥ 0.95).
-//! The manual interface gets the MTU the agent chose.
+//! iperf3 TCP, `-t 4 -O 1`, with 1 and with 4 parallel streams, four rounds alternating the
+//! paths (a b c' c, then back); medians in Gbit/s and the ratios to (b) (median of per-round
+//! ratios, target ≥ 0.95). The manual interface gets the MTU the agent chose. The userspace
+//! implementation of (b), (c) and (c') is wireguard-go, or boringtun with
+//! `--implementation boringtun` (its own run: `make bench` runs both when boringtun-cli is
+//! installable).
 //! Run as root: `cargo bench -p kube-encrypt-tests --bench mesh_throughput`.
 
 #[allow(dead_code)]
@@ -19,23 +23,38 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use kube::Client;
-use tokio::process::Command;
 
 use common::agent::{agent_binary, Agent, INTERFACE};
 use common::cluster::{self, Emulator};
+use common::iperf::{self, Probe, Timing};
 use common::net::{BenchNode, Workspace, HUB_ADDR};
-use common::process::Spawned;
 use common::report::{Goal, Row, Session};
+use common::userspace::Implementation;
 
-const ROUNDS: usize = 6;
-const SECONDS: &str = "4";
-const OMIT: &str = "1";
+/// Rounds: 4 (an even count, so the alternating order evens out), or 1 in a tiny run.
+fn rounds_count() -> usize {
+    common::report::sized(4, 1)
+}
+/// Each iperf3 run: 4 s after 1 s of slow start left out, or 1 s in a tiny run.
+fn timing() -> Timing {
+    common::report::sized(
+        Timing {
+            seconds: 4,
+            omit: 1,
+        },
+        Timing {
+            seconds: 1,
+            omit: 0,
+        },
+    )
+}
+/// Parallel TCP streams of each measurement.
+const STREAMS: [u32; 2] = [1, 4];
 const RATIO_TARGET: f64 = 0.95;
 const MANUAL_IF: &str = "wgm";
 const MANUAL_PORT: &str = "51830";
-const IPERF_PORT: &str = "5201";
 
 fn main() -> ExitCode {
     match run() {
@@ -58,14 +77,16 @@ struct Nodes {
 fn run() -> anyhow::Result<()> {
     let session = Session::begin("mesh_throughput");
     common::require_root("mesh_throughput")?;
-    for tool in ["iperf3", "wg", "wireguard-go", "ping"] {
+    for tool in ["iperf3", "wg", "ping"] {
         anyhow::ensure!(
             kube_encrypt_tests::lab::sys::have_command(tool),
-            "{tool} is not installed; install it (apt-get install iperf3 wireguard-tools wireguard-go iputils-ping)"
+            "{tool} is not installed; install it (apt-get install iperf3 wireguard-tools iputils-ping)"
         );
     }
     let binary = agent_binary()?;
     let mut ws = Workspace::new("mesh")?;
+    let implementation = Implementation::from_args(&ws.dir)?;
+    let session = session.param("implementation", implementation.name);
     let hub = ws.add_hub()?;
     let n1 = ws.add_node(&hub, 1)?;
     let n2 = ws.add_node(&hub, 2)?;
@@ -77,7 +98,7 @@ fn run() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(bench(&ws, &nodes, &binary, session));
+    let result = rt.block_on(bench(&ws, &nodes, (&binary, &implementation), session));
     drop(rt);
     result
 }
@@ -85,14 +106,14 @@ fn run() -> anyhow::Result<()> {
 async fn bench(
     ws: &Workspace,
     nodes: &Nodes,
-    binary: &std::path::Path,
+    (binary, implementation): (&std::path::Path, &Implementation),
     session: Session,
 ) -> anyhow::Result<()> {
     common::watch_interrupts();
     let emulator = Emulator::start(format!("{HUB_ADDR}:0").parse()?, &ws.dir).await?;
     let client = emulator.client.clone();
-    let mut agents = start_managed_mesh(ws, nodes, &client, &emulator, binary).await?;
-    let result = measure(ws, nodes, &client, &mut agents, session).await;
+    let mut agents = start_managed_mesh(ws, nodes, &emulator, (binary, implementation)).await?;
+    let result = measure(ws, nodes, &client, (&mut agents, implementation), session).await;
     if result.is_err() {
         for agent in &agents {
             eprintln!(
@@ -110,12 +131,13 @@ async fn bench(
 async fn start_managed_mesh(
     ws: &Workspace,
     nodes: &Nodes,
-    client: &Client,
     emulator: &Emulator,
-    binary: &std::path::Path,
+    (binary, implementation): (&std::path::Path, &Implementation),
 ) -> anyhow::Result<Vec<Agent>> {
+    let client = &emulator.client;
     emulator.install_crds().await?;
     cluster::create_pool(client, "bench-pods", "198.18.0.0/15").await?;
+    let program = implementation.program.display().to_string();
     let mut agents = Vec::new();
     for node in [&nodes.n1, &nodes.n2] {
         let name = format!("node-{}", node.index);
@@ -125,12 +147,11 @@ async fn start_managed_mesh(
             &cluster::node_object(&name, &node.addr, &cidr, None),
         )
         .await?;
-        agents.push(Agent::start(
+        agents.push(Agent::start_with(
             binary,
             node,
-            &name,
-            &emulator.kubeconfig,
-            &ws.dir,
+            (&name, &emulator.kubeconfig, &ws.dir),
+            &["--userspace-implementation", &program],
         )?);
     }
     cluster::create_config(client, &cluster::ipv4_config()).await?;
@@ -151,33 +172,28 @@ async fn start_managed_mesh(
     Ok(agents)
 }
 
-/// One measured path: where the client runs and what it connects to (servers: node-2, pod 2).
-struct Path {
-    label: &'static str,
-    client_netns: String,
-    target: &'static str,
-    source: Option<&'static str>,
-}
+/// Gbit/s of each probe per round: `[stream count][probe][round]`.
+type Results = Vec<Vec<Vec<f64>>>;
 
 async fn measure(
     ws: &Workspace,
     nodes: &Nodes,
     client: &Client,
-    agents: &mut [Agent],
+    (agents, implementation): (&mut [Agent], &Implementation),
     session: Session,
 ) -> anyhow::Result<()> {
     let mtu = link_mtu(&nodes.n1, INTERFACE)?;
-    setup_manual_wireguard(ws, nodes, mtu)?;
-    let paths = paths(nodes);
-    for path in &paths {
-        ping(path)
+    setup_manual_wireguard(ws, nodes, implementation, mtu)?;
+    let probes = probes(nodes, implementation.name);
+    for probe in &probes {
+        iperf::ping(probe)
             .await
-            .with_context(|| format!("{}: no connectivity", path.label))?;
+            .with_context(|| format!("{}: no connectivity", probe.label))?;
     }
-    let _servers = [iperf_server(&nodes.n2.netns)?, iperf_server(&nodes.pod2)?];
+    let _servers = [iperf::server(&nodes.n2.netns)?, iperf::server(&nodes.pod2)?];
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = wireguard_tx(&nodes.n1, INTERFACE)?;
-    let results = rounds(&paths, agents).await?;
+    let results = rounds(&probes, agents).await?;
     let encrypted = wireguard_tx(&nodes.n1, INTERFACE)?.saturating_sub(before);
     anyhow::ensure!(
         encrypted > 10_000_000,
@@ -191,38 +207,57 @@ async fn measure(
             agent.node_name
         );
     }
-    report(&paths, &results, mtu, session)
+    let mut rows = Vec::new();
+    for (streams, results) in STREAMS.iter().zip(&results) {
+        rows.extend(stream_rows(&probes, results, *streams));
+    }
+    println!(
+        "  MTU: underlay veth 1500; managed {INTERFACE} {mtu} (auto, chosen by the agent); manual {MANUAL_IF} {mtu} (set to match); \
+         pods' eth0 1500, path MTU {mtu} learned from the node"
+    );
+    let timing = timing();
+    session.publish(
+        &format!(
+            "mesh_throughput ({}): iperf3 TCP -t {} -O {}, 1 and 4 streams, {} rounds (a b c' c, then back), 2 CPUs shared by both ends; load average {}",
+            implementation.name,
+            timing.seconds,
+            timing.omit,
+            rounds_count(),
+            common::load_average()
+        ),
+        &rows,
+    )
 }
 
 /// (a), (b), (c), (c'): clients on node 1 or pod 1, servers on node 2 or pod 2.
-fn paths(nodes: &Nodes) -> [Path; 4] {
-    let path = |label, client_netns: &str, target, source| Path {
+fn probes(nodes: &Nodes, implementation: &str) -> [Probe; 4] {
+    let probe = |label: String, client_netns: &str, target, source| Probe {
         label,
         client_netns: client_netns.to_string(),
         target,
         source,
     };
     [
-        path(
-            "(a) plaintext, node → node",
+        probe(
+            "(a) plaintext, node → node".into(),
             &nodes.n1.netns,
             "192.0.2.12",
             None,
         ),
-        path(
-            "(b) manual wireguard-go, node → node",
+        probe(
+            format!("(b) manual {implementation}, node → node"),
             &nodes.n1.netns,
             "198.51.100.2",
             None,
         ),
-        path(
-            "(c) managed mesh, pod → pod",
+        probe(
+            format!("(c) managed {implementation}, pod → pod"),
             &nodes.pod1,
             "198.18.2.2",
             None,
         ),
-        path(
-            "(c') managed mesh, node workload addr",
+        probe(
+            format!("(c') managed {implementation}, node workload addr"),
             &nodes.n1.netns,
             "198.18.2.1",
             Some("198.18.1.1"),
@@ -230,25 +265,31 @@ fn paths(nodes: &Nodes) -> [Path; 4] {
     ]
 }
 
-/// Every path once per round, in the order a, b, c', c and back again on the next round
-/// (ABBA): (b) and (c') always run back to back, and a drift of the machine's load
-/// evens out. Returns the Gbit/s of each path (indexed like `paths`), per round.
-async fn rounds(paths: &[Path], agents: &mut [Agent]) -> anyhow::Result<Vec<Vec<f64>>> {
+/// Every probe with every stream count once per round, in the order a, b, c', c and back
+/// again on the next round (ABBA): (b) and (c') always run back to back, and a drift of the
+/// machine's load evens out.
+async fn rounds(probes: &[Probe], agents: &mut [Agent]) -> anyhow::Result<Results> {
     const ORDER: [usize; 4] = [0, 1, 3, 2];
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
-    for round in 0..ROUNDS {
+    let mut results: Results = vec![vec![Vec::new(); probes.len()]; STREAMS.len()];
+    for round in 0..rounds_count() {
         let mut order = ORDER;
         if round % 2 == 1 {
             order.reverse();
         }
-        for i in order {
-            let path = &paths[i];
-            common::check_interrupted()?;
-            let gbps = iperf(path)
-                .await
-                .with_context(|| format!("iperf3 over {}", path.label))?;
-            println!("round {}: {:<40} {gbps:6.3} Gbit/s", round + 1, path.label);
-            results[i].push(gbps);
+        for (s, streams) in STREAMS.iter().enumerate() {
+            for i in order {
+                let probe = &probes[i];
+                common::check_interrupted()?;
+                let gbps = iperf::run(probe, *streams, timing())
+                    .await
+                    .with_context(|| format!("iperf3 over {}", probe.label))?;
+                println!(
+                    "round {}: {:<42} ×{streams} {gbps:6.3} Gbit/s",
+                    round + 1,
+                    probe.label
+                );
+                results[s][i].push(gbps);
+            }
         }
         for agent in agents.iter_mut() {
             agent.check_alive()?;
@@ -257,19 +298,28 @@ async fn rounds(paths: &[Path], agents: &mut [Agent]) -> anyhow::Result<Vec<Vec<
     Ok(results)
 }
 
-/// Rows of every path, with the hand-configured pair (b) as the managed paths' baseline and
-/// plaintext (a) as the ceiling of (b).
-fn report(paths: &[Path], results: &[Vec<f64>], mtu: u32, session: Session) -> anyhow::Result<()> {
+/// `1 stream` / `4 streams`, as figure names spell it.
+fn streams_text(streams: u32) -> String {
+    match streams {
+        1 => "1 stream".into(),
+        n => format!("{n} streams"),
+    }
+}
+
+/// Rows of every probe at one stream count, with the hand-configured pair (b) as the managed
+/// paths' baseline and plaintext (a) as the ceiling of (b).
+fn stream_rows(probes: &[Probe], results: &[Vec<f64>], streams: u32) -> Vec<Row> {
+    let text = streams_text(streams);
     let medians: Vec<f64> = results.iter().map(|r| common::median(r)).collect();
-    let mut rows: Vec<Row> = paths
+    let mut rows: Vec<Row> = probes
         .iter()
         .zip(results)
         .zip(&medians)
         .enumerate()
-        .map(|(i, ((path, runs), median))| {
+        .map(|(i, ((probe, runs), median))| {
             let runs: Vec<String> = runs.iter().map(|g| format!("{g:.3}")).collect();
             let row = Row::new(
-                format!("{} median", path.label),
+                format!("{}, {text} median", probe.label),
                 *median,
                 "Gbit/s",
                 Goal::Info,
@@ -284,37 +334,27 @@ fn report(paths: &[Path], results: &[Vec<f64>], mtu: u32, session: Session) -> a
         .collect();
     rows.push(
         ratio_row(
-            "ratio (c)/(b): managed pod→pod / manual",
+            &format!("ratio (c)/(b), {text}: managed pod→pod / manual"),
             &results[2],
             &results[1],
         )
         .note_more("the pod path adds a veth hop and forwarding on each node"),
     );
     rows.push(ratio_row(
-        "ratio (c')/(b): managed / manual, same path",
+        &format!("ratio (c')/(b), {text}: managed / manual, same path"),
         &results[3],
         &results[1],
     ));
     rows.push(
         Row::new(
-            "ratio (b)/(a): manual WireGuard / plaintext",
+            format!("ratio (b)/(a), {text}: manual WireGuard / plaintext"),
             medians[1] / medians[0],
             "",
             Goal::Info,
         )
         .note("the cost of userspace WireGuard itself"),
     );
-    println!(
-        "  MTU: underlay veth 1500; managed {INTERFACE} {mtu} (auto, chosen by the agent); manual {MANUAL_IF} {mtu} (set to match); \
-         pods' eth0 1500, path MTU {mtu} learned from the node"
-    );
-    session.publish(
-        &format!(
-            "mesh_throughput: iperf3 TCP -t {SECONDS} -O {OMIT}, {ROUNDS} rounds (a b c' c, then back), 2 CPUs shared by both ends; load average {}",
-            common::load_average()
-        ),
-        &rows,
-    )
+    rows
 }
 
 /// The median of the per-round ratios: runs of one round are seconds apart, so the ratio
@@ -354,9 +394,14 @@ fn wireguard_tx(node: &BenchNode, link: &str) -> anyhow::Result<u64> {
         .sum())
 }
 
-/// The manual setup: wireguard-go `wgm` on both nodes, keys from `wg genkey`, `wg set` and
+/// The manual setup: the same userspace implementation as `wgm` on both nodes, keys from `wg genkey`, `wg set` and
 /// `ip` — what an operator would type — with the agent's MTU.
-fn setup_manual_wireguard(ws: &Workspace, nodes: &Nodes, mtu: u32) -> anyhow::Result<()> {
+fn setup_manual_wireguard(
+    ws: &Workspace,
+    nodes: &Nodes,
+    implementation: &Implementation,
+    mtu: u32,
+) -> anyhow::Result<()> {
     let pair = [&nodes.n1, &nodes.n2];
     let mut keys = Vec::new();
     for node in pair {
@@ -368,11 +413,7 @@ fn setup_manual_wireguard(ws: &Workspace, nodes: &Nodes, mtu: u32) -> anyhow::Re
     }
     for (i, node) in pair.iter().enumerate() {
         let other = pair[1 - i];
-        let mut start = node.command(&["wireguard-go", MANUAL_IF]);
-        start
-            .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
-            .env_remove("LOG_LEVEL");
-        kube_encrypt_tests::lab::sys::run(&mut start)?;
+        implementation.start(node, MANUAL_IF)?;
         let private = keys[i].0.display().to_string();
         let endpoint = format!("{}:{MANUAL_PORT}", other.addr);
         let allowed = format!("198.51.100.{}/32", other.index);
@@ -404,86 +445,4 @@ fn setup_manual_wireguard(ws: &Workspace, nodes: &Nodes, mtu: u32) -> anyhow::Re
         ])?;
     }
     Ok(())
-}
-
-fn in_netns(netns: &str, args: &[&str]) -> Command {
-    let mut command = Command::new("nsenter");
-    command
-        .arg(format!("--net=/run/netns/{netns}"))
-        .arg("--")
-        .args(args);
-    command.kill_on_drop(true);
-    command
-}
-
-fn iperf_server(netns: &str) -> anyhow::Result<Spawned> {
-    let mut command = std::process::Command::new("nsenter");
-    command
-        .arg(format!("--net=/run/netns/{netns}"))
-        .args(["--", "iperf3", "-s", "-p", IPERF_PORT]);
-    Spawned::start_quiet(&format!("iperf3 server in {netns}"), &mut command)
-}
-
-async fn ping(path: &Path) -> anyhow::Result<()> {
-    let mut args = vec!["ping", "-c", "5", "-i", "0.2", "-W", "2"];
-    if let Some(source) = path.source {
-        args.extend(["-I", source]);
-    }
-    args.push(path.target);
-    let output = tokio::time::timeout(
-        Duration::from_secs(15),
-        in_netns(&path.client_netns, &args).output(),
-    )
-    .await
-    .context("ping did not finish")??;
-    if !output.status.success() {
-        bail!(
-            "ping {} from {} failed:\n{}",
-            path.target,
-            path.client_netns,
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
-    Ok(())
-}
-
-/// One iperf3 TCP run; the receiver's rate in Gbit/s.
-async fn iperf(path: &Path) -> anyhow::Result<f64> {
-    let mut args = vec![
-        "iperf3",
-        "-c",
-        path.target,
-        "-p",
-        IPERF_PORT,
-        "-t",
-        SECONDS,
-        "-O",
-        OMIT,
-        "-J",
-        "--connect-timeout",
-        "3000",
-    ];
-    if let Some(source) = path.source {
-        args.extend(["-B", source]);
-    }
-    let output = tokio::time::timeout(
-        Duration::from_secs(30),
-        in_netns(&path.client_netns, &args).output(),
-    )
-    .await
-    .context("iperf3 did not finish within 30 s")??;
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "iperf3 printed no JSON: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
-    if let Some(error) = report.get("error") {
-        bail!("iperf3: {error}");
-    }
-    report
-        .pointer("/end/sum_received/bits_per_second")
-        .and_then(|v| v.as_f64())
-        .map(|bps| bps / 1e9)
-        .context("iperf3 JSON without end.sum_received.bits_per_second")
 }

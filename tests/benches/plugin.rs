@@ -27,7 +27,10 @@ use kube_encrypt_tests::apiserver::{start, ServerConfig};
 use report::{Goal, Row, Session};
 use serde_json::json;
 
-const NODES: usize = 5_000;
+/// Nodes (with their NodeEncryption objects) seeded: 5,000, or 50 in a tiny run.
+fn node_count() -> usize {
+    report::sized(5_000, 50)
+}
 const IN_FLIGHT: usize = 64;
 const STATUS_TARGET: Duration = Duration::from_secs(1);
 const HELP_TARGET: Duration = Duration::from_millis(20);
@@ -63,7 +66,7 @@ fn node(i: usize) -> Node {
 fn report_status(i: usize) -> serde_json::Value {
     let key =
         kube_encrypt_api::fixtures::key(&format!("node-{i:05}"), kube_encrypt_api::net::Family::V4);
-    let peers = NODES as i64 - 1;
+    let peers = node_count() as i64 - 1;
     json!({"ipv4": {
         "state": "Encrypted", "backend": "kernel", "interface": "wg-encrypt", "publicKey": key.to_base64(),
         "listenPort": 51820, "mtu": 1440, "peers": {"configured": peers, "handshaken": peers, "ratio": format!("{peers}/{peers}")},
@@ -90,7 +93,7 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
     pools.create(&PostParams::default(), &pool).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let reports: Api<NodeEncryption> = Api::all(client.clone());
-    stream::iter(0..NODES)
+    stream::iter(0..node_count())
         .map(|i| {
             let (nodes, reports) = (nodes.clone(), reports.clone());
             async move {
@@ -189,7 +192,7 @@ fn main() -> anyhow::Result<()> {
     let (seed_time, status, lines, help) = result?;
     let rows = [
         Row::new(
-            "status, 5,000 nodes",
+            format!("status, {} nodes", report::grouped(node_count())),
             status.as_secs_f64() * 1000.0,
             "ms",
             Goal::AtMost(STATUS_TARGET.as_secs_f64() * 1000.0),

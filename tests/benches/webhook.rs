@@ -40,13 +40,26 @@ use common::process::Spawned;
 use common::report::{Goal, Row, Session};
 
 const FEW_POOLS: usize = 4;
-const POOLS: usize = 1_000;
 const RATE: u32 = 1_000;
 const RATE_CONNECTIONS: u32 = 4;
-const RATE_SECONDS: u64 = 10;
 const THROUGHPUT_CONNECTIONS: usize = 16;
-const THROUGHPUT_SECONDS: u64 = 4;
-const ROUNDS: usize = 3;
+
+/// Pools cached for the RSS figure: 1,000, or 50 in a tiny run.
+fn pool_count() -> usize {
+    common::report::sized(1_000, 50)
+}
+/// Seconds at the steady rate: 10, or 1 in a tiny run.
+fn rate_seconds() -> u64 {
+    common::report::sized(10, 1)
+}
+/// Seconds of each throughput round: 4, or 1 in a tiny run.
+fn throughput_seconds() -> u64 {
+    common::report::sized(4, 1)
+}
+/// Alternating rounds per server: 3, or 1 in a tiny run.
+fn rounds() -> usize {
+    common::report::sized(3, 1)
+}
 const P99_TARGET_MS: f64 = 2.0;
 const RATIO_TARGET: f64 = 0.8;
 const RSS_TARGET_MIB: f64 = 30.0;
@@ -159,14 +172,14 @@ async fn bench(session: Session) -> anyhow::Result<()> {
     let webhook_latency = steady_rate(&webhook_target).await?;
     let bare_latency = steady_rate(&bare_target).await?;
     let (mut webhook_rates, mut bare_rates) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         bare_rates.push(throughput(&bare_target).await?);
         webhook_rates.push(throughput(&webhook_target).await?);
     }
     let (webhook_rate, bare_rate) = (common::median(&webhook_rates), common::median(&bare_rates));
 
-    create_pools(&emulator, FEW_POOLS..POOLS).await?;
-    wait_cached(&webhook_target, &pool_cidr(POOLS - 1)).await?;
+    create_pools(&emulator, FEW_POOLS..pool_count()).await?;
+    wait_cached(&webhook_target, &pool_cidr(pool_count() - 1)).await?;
     let (rss_cached, _) = rss_kib(webhook.pid())?;
     let many_rate = throughput(&webhook_target).await?;
     webhook.check_alive()?;
@@ -180,12 +193,12 @@ async fn bench(session: Session) -> anyhow::Result<()> {
                 webhook_latency.p50, bare_latency.p50, webhook_latency.max)),
         Row::new("throughput", webhook_rate, "req/s", Goal::Info)
             .baseline(bare_rate)
-            .note(format!("median of {ROUNDS} rounds {} (bare {})", rates(&webhook_rates), rates(&bare_rates))),
+            .note(format!("median of {} rounds {} (bare {})", rounds(), rates(&webhook_rates), rates(&bare_rates))),
         Row::new("throughput webhook / bare", webhook_rate / bare_rate, "x", Goal::AtLeast(RATIO_TARGET))
-            .note(format!("{FEW_POOLS} pools cached, {THROUGHPUT_CONNECTIONS} keep-alive connections, {THROUGHPUT_SECONDS} s per round")),
-        Row::new(format!("throughput, {POOLS} pools"), many_rate, "req/s", Goal::Info)
+            .note(format!("{FEW_POOLS} pools cached, {THROUGHPUT_CONNECTIONS} keep-alive connections, {} s per round", throughput_seconds())),
+        Row::new(format!("throughput, {} pools", common::report::grouped(pool_count())), many_rate, "req/s", Goal::Info)
             .baseline(bare_rate),
-        Row::new(format!("RSS with {POOLS} pools cached"), kib_to_mib(rss_after), "MiB", Goal::AtMost(RSS_TARGET_MIB))
+        Row::new(format!("RSS with {} pools cached", common::report::grouped(pool_count())), kib_to_mib(rss_after), "MiB", Goal::AtMost(RSS_TARGET_MIB))
             .note(format!("before load {:.1} MiB, peak {:.1} MiB", kib_to_mib(rss_cached), kib_to_mib(hwm))),
     ];
     session.publish(
@@ -425,11 +438,11 @@ struct Latency {
     max: f64,
 }
 
-/// Sends at a steady [`RATE`] over [`RATE_CONNECTIONS`] connections for [`RATE_SECONDS`];
+/// Sends at a steady [`RATE`] over [`RATE_CONNECTIONS`] connections for [`rate_seconds`];
 /// latency counts from each request's scheduled time (so a stall is not hidden).
 async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
     let interval = Duration::from_secs(1) * RATE_CONNECTIONS / RATE;
-    let per_connection = RATE_SECONDS * u64::from(RATE / RATE_CONNECTIONS);
+    let per_connection = rate_seconds() * u64::from(RATE / RATE_CONNECTIONS);
     let start = Instant::now() + Duration::from_millis(200);
     let mut tasks = Vec::new();
     for c in 0..RATE_CONNECTIONS {
@@ -466,9 +479,9 @@ async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
 }
 
 /// Requests per second answered by [`THROUGHPUT_CONNECTIONS`] connections sending back to
-/// back for [`THROUGHPUT_SECONDS`].
+/// back for [`throughput_seconds`].
 async fn throughput(target: &Target) -> anyhow::Result<f64> {
-    let until = Instant::now() + Duration::from_secs(THROUGHPUT_SECONDS);
+    let until = Instant::now() + Duration::from_secs(throughput_seconds());
     let mut tasks = Vec::new();
     for _ in 0..THROUGHPUT_CONNECTIONS {
         let target = target.clone();

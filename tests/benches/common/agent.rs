@@ -51,14 +51,24 @@ impl Agent {
         kubeconfig: &Path,
         dir: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_with(binary, node, (node_name, kubeconfig, dir), &[])
+    }
+
+    /// [`Agent::start`] with `extra` flags after the normal ones.
+    pub fn start_with(
+        binary: &Path,
+        node: &BenchNode,
+        (node_name, kubeconfig, dir): (&str, &Path, &Path),
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let state_dir = dir.join(format!("state-{node_name}"));
         let log = dir.join(format!("agent-{node_name}.log"));
         let binary = binary.display().to_string();
         let kubeconfig = kubeconfig.display().to_string();
         let state = state_dir.display().to_string();
         // nsenter execs the agent, so the child's PID is the agent's.
-        let mut command = node.command(&[
-            &binary,
+        let mut args = vec![
+            binary.as_str(),
             "--node-name",
             node_name,
             "--kubeconfig",
@@ -67,7 +77,9 @@ impl Agent {
             &state,
             "--log-format",
             "text",
-        ]);
+        ];
+        args.extend(extra);
+        let mut command = node.command(&args);
         let process = Spawned::start_logged(&format!("agent {node_name}"), &mut command, &log)?;
         Ok(Self {
             node_name: node_name.into(),

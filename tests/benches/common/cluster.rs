@@ -30,7 +30,8 @@ pub enum Server {
 }
 
 impl Server {
-    /// `--apiserver` (after cargo's `--bench`), else `KEB_APISERVER`, else `emulator`.
+    /// `--apiserver` (after cargo's `--bench`), else `KEB_APISERVER`, else `kube` when the
+    /// real control plane is built (as the lab chooses), else `emulator`.
     pub fn kind_from_args() -> anyhow::Result<&'static str> {
         let args: Vec<String> = std::env::args().collect();
         let flag = args
@@ -41,6 +42,7 @@ impl Server {
             .or_else(|| std::env::var("KEB_APISERVER").ok())
             .as_deref()
         {
+            None if kube_encrypt_tests::kube_apiserver::binaries().is_ok() => Ok("kube"),
             None | Some("emulator") => Ok("emulator"),
             Some("kube") => Ok("kube"),
             Some(other) => anyhow::bail!("--apiserver {other}: choose kube or emulator"),

@@ -15,9 +15,12 @@
 
 pub mod agent;
 pub mod cluster;
+pub mod iperf;
 pub mod net;
 pub mod process;
 pub mod report;
+pub mod setconf;
+pub mod userspace;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

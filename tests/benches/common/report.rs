@@ -12,6 +12,35 @@ use kube_encrypt_tests::bench_report::markdown::{number, target_text, with_unit}
 use kube_encrypt_tests::bench_report::schema::{self, Machine, RowRecord, RunFile};
 use kube_encrypt_tests::bench_report::{machine, OUT_ENV, RUN_ENV};
 
+/// True when this bench runs without cargo's `--bench` flag: `cargo test --bench NAME`, as
+/// `make test` runs every bench, once at a tiny size, to prove it still works. The numbers of
+/// a tiny run mean nothing; `cargo bench` (and `make bench`) run the full size.
+pub fn tiny() -> bool {
+    !std::env::args().any(|arg| arg == "--bench")
+}
+
+/// `full` in a real run, `small` in a [`tiny`] one.
+pub fn sized<T>(full: T, small: T) -> T {
+    if tiny() {
+        small
+    } else {
+        full
+    }
+}
+
+/// `5000` → `5,000`, as figure names spell sizes.
+pub fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// What a measured value must reach.
 #[derive(Clone, Copy, Debug)]
 pub enum Goal {
@@ -179,8 +208,19 @@ impl Session {
         self
     }
 
-    /// Prints the table and, with `KUBE_ENCRYPT_BENCH_OUT` set, writes the run file.
+    /// Prints the table and, with `KUBE_ENCRYPT_BENCH_OUT` set, writes the run file (never
+    /// for a tiny run, whose numbers mean nothing).
     pub fn publish(mut self, title: &str, rows: &[Row]) -> anyhow::Result<()> {
+        if tiny() {
+            println!(
+                "{}",
+                render(
+                    &format!("TINY RUN (works; numbers mean nothing) {title}"),
+                    rows
+                )
+            );
+            return Ok(());
+        }
         println!("{}", render(title, rows));
         let Some(dir) = std::env::var_os(OUT_ENV).map(PathBuf::from) else {
             return Ok(());
