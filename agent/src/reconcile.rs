@@ -88,8 +88,8 @@ pub struct Reconciler<D, H, W> {
     /// The plan's problems and skipped peers as last logged (warning or not), to log only
     /// changes.
     notes: Vec<(bool, String)>,
-    /// Some programmed peer had not completed a handshake at the end of the last round.
-    handshakes_pending: bool,
+    /// The programmed peers' handshakes at the end of the last round.
+    handshakes: Handshakes,
     /// Interfaces that vanished behind the agent's back.
     incidents: Incidents,
     /// Why the remembered scope could not be saved this round.
@@ -111,7 +111,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
             limiter: StatusLimiter::new(REFRESH_INTERVAL),
             applied: None,
             notes: Vec::new(),
-            handshakes_pending: false,
+            handshakes: Handshakes::Done,
             incidents: Incidents::default(),
             scope_problem: None,
         }
@@ -122,10 +122,10 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         &self.driver
     }
 
-    /// Whether a programmed peer is in the middle of its first handshake: handshakes raise no
-    /// watch event, so the loop looks again soon to report them.
-    pub fn handshakes_pending(&self) -> bool {
-        self.handshakes_pending
+    /// Whether some programmed peer has not handshaken yet: handshakes raise no watch event,
+    /// so the loop looks again soon to report them.
+    pub fn handshakes(&self) -> Handshakes {
+        self.handshakes
     }
 
     /// The cluster writer (tests inspect their fake through it).
@@ -347,7 +347,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter> Reconciler<D, H, W> {
         review: &ConfigReview,
         now: SystemTime,
     ) {
-        self.handshakes_pending = awaiting_handshakes(observed);
+        self.handshakes = handshakes_of(observed);
         self.metrics.set_mesh(MeshSnapshot {
             configured: PerFamily::from_fn(|f| observed.dataplane.family(f).peers.len()),
             peers: PerFamily::from_fn(|f| peer_samples(plan, observed, f, now)),
@@ -514,15 +514,34 @@ fn refused_plan() -> NodePlan {
     }
 }
 
-/// True when a handshake is under way: a peer of either family has sent (traffic or handshake
-/// initiations) but never completed one. Silent peers do not count, so an idle mesh with
-/// unreachable peers costs nothing between resyncs.
-fn awaiting_handshakes(observed: &Observed) -> bool {
-    observed.peer_stats.iter().any(|(_, peers)| {
-        peers
-            .iter()
-            .any(|p| p.last_handshake.is_none() && p.tx_bytes > 0)
-    })
+/// What the last round saw of the programmed peers' first handshakes, least pressing first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Handshakes {
+    /// Every programmed peer has handshaken (or there is none).
+    Done,
+    /// Some peer never handshook and nothing was sent to it yet: the other node may start
+    /// the handshake when its own traffic begins.
+    Silent,
+    /// Some peer was sent traffic or handshake initiations but never completed a handshake.
+    Underway,
+}
+
+/// The most pressing case among the peers that never handshook.
+fn handshakes_of(observed: &Observed) -> Handshakes {
+    observed
+        .peer_stats
+        .iter()
+        .flat_map(|(_, peers)| peers)
+        .filter(|p| p.last_handshake.is_none())
+        .map(|p| {
+            if p.tx_bytes > 0 {
+                Handshakes::Underway
+            } else {
+                Handshakes::Silent
+            }
+        })
+        .max()
+        .unwrap_or(Handshakes::Done)
 }
 
 /// The parts a [`Reconciler`] is built from.

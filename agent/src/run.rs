@@ -24,7 +24,7 @@ use crate::host::HostProbe;
 use crate::keys::{ensure_state_dir, KeyStore};
 use crate::lock::StateLock;
 use crate::metrics::Metrics;
-use crate::reconcile::{Outcome, Parts, Reconciler};
+use crate::reconcile::{Handshakes, Outcome, Parts, Reconciler};
 use crate::scope::ScopeMemory;
 use crate::server::{self, Health};
 use crate::watch::Caches;
@@ -298,20 +298,48 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter, C: ClusterSource> ControlLoop<D,
 }
 
 impl<D: Driver, H: HostProbe, W: ClusterWriter, C> ControlLoop<D, H, W, C> {
-    /// The resync interval, or sooner (1 s, doubling) after the dataplane changed and while a
-    /// handshake is under way, so the status reports handshakes without waiting for the resync.
     fn after_success(&self, outcome: Outcome, handshakes: &mut RetryDelay) -> Duration {
         let changed = matches!(outcome, Outcome::Converged { applied } if applied > 0);
-        if changed {
-            handshakes.reset();
-        }
-        if changed || self.reconciler.handshakes_pending() {
-            handshakes.next_delay()
-        } else {
-            handshakes.reset();
-            self.resync
-        }
+        next_wait(
+            changed,
+            self.reconciler.handshakes(),
+            handshakes,
+            self.resync,
+        )
     }
+}
+
+/// Silent peers (see [`Handshakes::Silent`]) are looked at again at most this long after a
+/// change: at 1, 2, 4, 8 and 16 s, then at the resync. An idle mesh whose peers never talk
+/// costs five extra rounds per change, not one every few seconds.
+const SILENT_FOLLOW_UP: Duration = Duration::from_secs(16);
+
+/// The wait after a successful round: the resync interval, or sooner (1 s, doubling) after
+/// the dataplane changed and while a first handshake is under way — or, for a short while
+/// after a change, while a peer is silent — so the status reports handshakes without waiting
+/// for the resync.
+fn next_wait(
+    changed: bool,
+    handshakes: Handshakes,
+    delay: &mut RetryDelay,
+    resync: Duration,
+) -> Duration {
+    if changed {
+        delay.reset();
+    }
+    let keep_looking = match handshakes {
+        Handshakes::Underway => true,
+        Handshakes::Silent => delay.upcoming() <= SILENT_FOLLOW_UP,
+        Handshakes::Done => false,
+    };
+    if changed || keep_looking {
+        return delay.next_delay();
+    }
+    // A silent peer keeps the schedule spent until the next change.
+    if handshakes == Handshakes::Done {
+        delay.reset();
+    }
+    resync
 }
 
 /// The loop's two back-off schedules.
@@ -319,7 +347,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter, C> ControlLoop<D, H, W, C> {
 struct Delays {
     /// After a failed round.
     retry: RetryDelay,
-    /// While handshakes are pending after a successful round.
+    /// While first handshakes are awaited after a successful round.
     handshakes: RetryDelay,
 }
 
@@ -349,6 +377,11 @@ impl RetryDelay {
     pub fn reset(&mut self) {
         self.next = self.first.min(self.max);
     }
+
+    /// The delay [`RetryDelay::next_delay`] would return.
+    pub fn upcoming(&self) -> Duration {
+        self.next
+    }
 }
 
 #[cfg(test)]
@@ -362,5 +395,82 @@ mod tests {
         assert_eq!(delays, [1, 2, 4, 5, 5]);
         retry.reset();
         assert_eq!(retry.next_delay(), Duration::from_secs(1));
+    }
+
+    /// One round: whether it changed the dataplane, and the handshakes it saw.
+    type Round = (bool, Handshakes);
+
+    /// Waits after a sequence of rounds, from a fresh schedule, with a resync of 60 s.
+    fn waits(rounds: &[Round]) -> Vec<u64> {
+        let mut delay = RetryDelay::new(Duration::from_secs(1), Duration::from_secs(60));
+        rounds
+            .iter()
+            .map(|(changed, h)| {
+                next_wait(*changed, *h, &mut delay, Duration::from_secs(60)).as_secs()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_loop_looks_again_soon_for_handshakes_after_a_change() {
+        use Handshakes::*;
+        let rows: [(&str, &[Round], &[u64]); 6] = [
+            (
+                "nothing changes",
+                &[(false, Done), (false, Done)],
+                &[60, 60],
+            ),
+            (
+                "a change, all handshaken at once",
+                &[(true, Done), (false, Done)],
+                &[1, 60],
+            ),
+            (
+                "a silent peer is followed for 31 s, then left to the resync",
+                &[
+                    (true, Silent),
+                    (false, Silent),
+                    (false, Silent),
+                    (false, Silent),
+                    (false, Silent),
+                    (false, Silent),
+                    (false, Silent),
+                    (false, Silent),
+                ],
+                &[1, 2, 4, 8, 16, 60, 60, 60],
+            ),
+            (
+                "a silent peer handshakes: back to the resync",
+                &[(true, Silent), (false, Silent), (false, Done)],
+                &[1, 2, 60],
+            ),
+            (
+                "a handshake under way is followed up to the resync",
+                &[
+                    (true, Underway),
+                    (false, Underway),
+                    (false, Underway),
+                    (false, Underway),
+                    (false, Underway),
+                    (false, Underway),
+                    (false, Underway),
+                    (false, Underway),
+                ],
+                &[1, 2, 4, 8, 16, 32, 60, 60],
+            ),
+            (
+                "all handshaken, then a peer sent to: followed from 1 s",
+                &[
+                    (true, Done),
+                    (false, Done),
+                    (false, Underway),
+                    (false, Underway),
+                ],
+                &[1, 60, 1, 2],
+            ),
+        ];
+        for (what, rounds, expected) in rows {
+            assert_eq!(waits(rounds), expected, "{what}");
+        }
     }
 }

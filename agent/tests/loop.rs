@@ -13,7 +13,7 @@ use kube_encrypt_agent::fake::{FakeDriver, FakeWriter};
 use kube_encrypt_agent::host::{wireguard_support, FixedHost};
 use kube_encrypt_agent::keys::{key_path, KeyStore};
 use kube_encrypt_agent::metrics::Metrics;
-use kube_encrypt_agent::reconcile::{Outcome, Parts, ReconcileError, Reconciler};
+use kube_encrypt_agent::reconcile::{Handshakes, Outcome, Parts, ReconcileError, Reconciler};
 use kube_encrypt_agent::scope::ScopeMemory;
 use kube_encrypt_api::crd::{EncryptionConfigSpec, EncryptionState, IPPoolSpec, RouteSource};
 use kube_encrypt_api::dataplane::{Dataplane, RouteKind};
@@ -591,14 +591,22 @@ async fn a_handshake_under_way_asks_for_an_early_look() {
         tx_bytes,
     };
     let cases = [
-        ("a silent peer is not polled", stats(None, 0), false),
-        ("node-b's handshake is under way", stats(None, 148), true),
-        ("node-b handshook", stats(Some(h.now), 296), false),
+        ("node-b is silent", stats(None, 0), Handshakes::Silent),
+        (
+            "node-b's handshake is under way",
+            stats(None, 148),
+            Handshakes::Underway,
+        ),
+        (
+            "node-b handshook",
+            stats(Some(h.now), 296),
+            Handshakes::Done,
+        ),
     ];
-    for (name, peer, pending) in cases {
+    for (name, peer, expected) in cases {
         h.driver.set_peer_stats(Family::V4, vec![peer]);
         h.round().await.unwrap();
-        assert_eq!(h.reconciler.handshakes_pending(), pending, "{name}");
+        assert_eq!(h.reconciler.handshakes(), expected, "{name}");
     }
 }
 
