@@ -5,9 +5,10 @@
 //! it (conditions, twenty images, node info, labels; the API server adds managedFields: about
 //! 8 KB per Node as served); measured: the last Node created → all N peers in the WireGuard
 //! device (target ≤ 1 s up to 5,000 nodes, ≤ 3 s above), one more node → its peer programmed
-//! (≤ 0.3 s), the agent's RSS (≤ 64 MiB up to 5,000, ≤ 96 MiB above), its CPU over 10 s of
-//! idling after convergence (~0), and over 120 s of kubelet heartbeats — 1 % of the Nodes
-//! patched every 10 s, two resyncs of the agent included — at most 1 % of a core.
+//! (≤ 0.3 s), the agent's RSS (≤ 64 MiB up to 5,000, ≤ 96 MiB above), its CPU over 120 s of
+//! kubelet heartbeats — 1 % of the Nodes patched every 10 s, two resyncs of the agent
+//! included — at most 1 % of a core, then over 65 s of idling (one resync included, the
+//! follow-up rounds after the last change long over) — at most 0.5 % of a core (~0).
 //! Baseline, in the same run and node: `wg setconf` of the same peers into the same userspace
 //! implementation (`--implementation wireguard-go|boringtun`), and `wg set` of one more.
 //!
@@ -52,8 +53,8 @@ const RSS_TARGET_MIB: f64 = 64.0;
 const RSS_TARGET_LARGE_MIB: f64 = 96.0;
 /// Up to this size the smaller targets apply.
 const LARGE_ABOVE: usize = 5_000;
-/// "~0": at most 0.05 s of CPU in 10 s (0.5 % of one core).
-const IDLE_TARGET_S: f64 = 0.05;
+/// "~0": at most 0.5 % of one core (0.05 s of CPU in 10 s), a resync included.
+const IDLE_TARGET: f64 = 0.005;
 /// How long the bulk phase may take before the bench gives up on the remaining peers.
 const BULK_LIMIT: Duration = Duration::from_secs(100);
 /// Heartbeats: 1 % of the Nodes every tick, for the window (the agent resyncs every 60 s by
@@ -78,7 +79,8 @@ struct Size {
     nodes: usize,
     bulk_target: f64,
     rss_target_mib: f64,
-    /// Idle CPU is measured over this (10 s; 2 s in a tiny run).
+    /// Idle CPU is measured over this: 65 s, so one resync (every 60 s) falls in it; 2 s in
+    /// a tiny run.
     idle_window: Duration,
     /// Heartbeats: a patch wave every tick over the window (10 s and 120 s; 1 s and 3 s in
     /// a tiny run).
@@ -105,7 +107,7 @@ impl Size {
             } else {
                 RSS_TARGET_MIB
             },
-            idle_window: sized(Duration::from_secs(10), Duration::from_secs(2)),
+            idle_window: sized(Duration::from_secs(65), Duration::from_secs(2)),
             heartbeat_tick: sized(Duration::from_secs(10), Duration::from_secs(1)),
             heartbeat_window: sized(Duration::from_secs(120), Duration::from_secs(3)),
         })
@@ -250,6 +252,7 @@ async fn measure(
     if converged {
         rows.extend(resource_rows(agent, node, size).await?);
         rows.extend(heartbeat_rows(client, agent, node, size).await?);
+        rows.push(idle_cpu(agent, size.idle_window).await?);
     } else {
         println!("the agent did not converge: memory and idle CPU were not measured");
     }
@@ -329,7 +332,7 @@ async fn scale_rows(
     Ok(true)
 }
 
-/// Routes (a functional check), memory and idle CPU after convergence.
+/// Routes (a functional check) and memory after convergence.
 async fn resource_rows(
     agent: &mut Agent,
     node: &BenchNode,
@@ -357,7 +360,6 @@ async fn resource_rows(
             Goal::Info,
         ));
     }
-    rows.push(idle_cpu(agent, size.idle_window).await?);
     rows.push(Row::new(
         "routes in table 51820",
         routes as f64,
@@ -616,14 +618,17 @@ async fn idle_cpu(agent: &mut Agent, window: Duration) -> anyhow::Result<Row> {
     agent.check_alive()?;
     let used = agent.cpu_time()?.saturating_sub(before);
     Ok(Row::new(
-        format!("agent CPU while idle ({} s)", window.as_secs()),
-        used.as_secs_f64(),
-        "s",
-        Goal::AtMost(IDLE_TARGET_S),
+        format!(
+            "agent CPU while idle ({} s, a resync included)",
+            window.as_secs()
+        ),
+        used.as_secs_f64() * 100.0 / window.as_secs_f64(),
+        "% core",
+        Goal::AtMost(IDLE_TARGET * 100.0),
     )
     .note(format!(
-        "{:.2} % of one core; utime+stime from /proc, {:.1} s since the agent started",
-        used.as_secs_f64() * 100.0 / window.as_secs_f64(),
+        "{:.3} s of CPU, the agent resyncs every 60 s; utime+stime from /proc, {:.1} s since the agent started",
+        used.as_secs_f64(),
         before.as_secs_f64()
     )))
 }
