@@ -279,6 +279,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter, C: ClusterSource> ControlLoop<D,
             tracing::debug!("watch caches not synced yet; keeping the dataplane as it is");
             return self.resync;
         };
+        let started = Instant::now();
         let result = self.reconciler.reconcile(&cluster, SystemTime::now()).await;
         self.health
             .set_ready(matches!(result, Ok(Outcome::Converged { .. })));
@@ -286,7 +287,7 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter, C: ClusterSource> ControlLoop<D,
             Ok(outcome) => {
                 tracing::debug!(?outcome, "reconciled");
                 delays.retry.reset();
-                self.after_success(outcome, &mut delays.handshakes)
+                self.after_success(outcome, started.elapsed(), &mut delays.handshakes)
             }
             Err(e) => {
                 let delay = delays.retry.next_delay();
@@ -298,48 +299,70 @@ impl<D: Driver, H: HostProbe, W: ClusterWriter, C: ClusterSource> ControlLoop<D,
 }
 
 impl<D: Driver, H: HostProbe, W: ClusterWriter, C> ControlLoop<D, H, W, C> {
-    fn after_success(&self, outcome: Outcome, handshakes: &mut RetryDelay) -> Duration {
-        let changed = matches!(outcome, Outcome::Converged { applied } if applied > 0);
-        next_wait(
-            changed,
-            self.reconciler.handshakes(),
-            handshakes,
-            self.resync,
-        )
+    fn after_success(&self, outcome: Outcome, took: Duration, delay: &mut RetryDelay) -> Duration {
+        let round = Finished {
+            changed: matches!(outcome, Outcome::Converged { applied } if applied > 0),
+            handshakes: self.reconciler.handshakes(),
+            took,
+        };
+        next_wait(round, delay, self.resync)
     }
 }
 
-/// Silent peers (see [`Handshakes::Silent`]) are looked at again at most this long after a
-/// change: at 1, 2, 4, 8 and 16 s, then at the resync. An idle mesh whose peers never talk
-/// costs five extra rounds per change, not one every few seconds.
-const SILENT_FOLLOW_UP: Duration = Duration::from_secs(16);
-
-/// The wait after a successful round: the resync interval, or sooner (1 s, doubling) after
-/// the dataplane changed and while a first handshake is under way — or, for a short while
-/// after a change, while a peer is silent — so the status reports handshakes without waiting
-/// for the resync.
-fn next_wait(
+/// What a successful round leaves for the schedule.
+#[derive(Clone, Copy, Debug)]
+struct Finished {
+    /// It changed the dataplane.
     changed: bool,
     handshakes: Handshakes,
-    delay: &mut RetryDelay,
-    resync: Duration,
-) -> Duration {
-    if changed {
+    /// How long it took.
+    took: Duration,
+}
+
+/// Silent peers (see [`Handshakes::Silent`]) are looked at again at most this long after a
+/// change: at 1, 2, 4, 8 and 16 s, then at the resync.
+const SILENT_FOLLOW_UP: Duration = Duration::from_secs(16);
+/// A look at silent peers may cost at most this share of a core (its round's time over the
+/// wait before it): a small mesh is looked at five times in 31 s, a mesh of thousands of nodes,
+/// whose rounds take longer, fewer times or not at all — never more than 0.5 % of a core.
+const SILENT_BUDGET: f64 = 0.005;
+
+/// The wait after a successful round: the resync interval, or sooner (1 s, doubling) after
+/// the dataplane changed and while a first handshake is under way — or, within budget for a
+/// short while after a change, while a peer is silent — so the status reports handshakes
+/// without waiting for the resync.
+fn next_wait(round: Finished, delay: &mut RetryDelay, resync: Duration) -> Duration {
+    if round.changed {
         delay.reset();
+        return delay.next_delay();
     }
-    let keep_looking = match handshakes {
+    let keep_looking = match round.handshakes {
         Handshakes::Underway => true,
-        Handshakes::Silent => delay.upcoming() <= SILENT_FOLLOW_UP,
+        Handshakes::Silent => silent_look_due(delay, round.took),
         Handshakes::Done => false,
     };
-    if changed || keep_looking {
+    if keep_looking {
         return delay.next_delay();
     }
     // A silent peer keeps the schedule spent until the next change.
-    if handshakes == Handshakes::Done {
+    if round.handshakes == Handshakes::Done {
         delay.reset();
     }
     resync
+}
+
+/// Skips the looks at silent peers that would cost more than [`SILENT_BUDGET`]; true when one
+/// within [`SILENT_FOLLOW_UP`] is left.
+fn silent_look_due(delay: &mut RetryDelay, took: Duration) -> bool {
+    let affordable = |wait: Duration| took.as_secs_f64() <= wait.as_secs_f64() * SILENT_BUDGET;
+    while delay.upcoming() <= SILENT_FOLLOW_UP && !affordable(delay.upcoming()) {
+        let before = delay.upcoming();
+        delay.next_delay();
+        if delay.upcoming() == before {
+            break; // capped below the follow-up: nothing longer to wait for
+        }
+    }
+    delay.upcoming() <= SILENT_FOLLOW_UP && affordable(delay.upcoming())
 }
 
 /// The loop's two back-off schedules.
@@ -400,13 +423,19 @@ mod tests {
     /// One round: whether it changed the dataplane, and the handshakes it saw.
     type Round = (bool, Handshakes);
 
-    /// Waits after a sequence of rounds, from a fresh schedule, with a resync of 60 s.
-    fn waits(rounds: &[Round]) -> Vec<u64> {
+    /// Waits after a sequence of rounds taking `took` each, from a fresh schedule, with a
+    /// resync of 60 s.
+    fn waits(rounds: &[Round], took: Duration) -> Vec<u64> {
         let mut delay = RetryDelay::new(Duration::from_secs(1), Duration::from_secs(60));
         rounds
             .iter()
-            .map(|(changed, h)| {
-                next_wait(*changed, *h, &mut delay, Duration::from_secs(60)).as_secs()
+            .map(|(changed, handshakes)| {
+                let round = Finished {
+                    changed: *changed,
+                    handshakes: *handshakes,
+                    took,
+                };
+                next_wait(round, &mut delay, Duration::from_secs(60)).as_secs()
             })
             .collect()
     }
@@ -414,38 +443,56 @@ mod tests {
     #[test]
     fn the_loop_looks_again_soon_for_handshakes_after_a_change() {
         use Handshakes::*;
-        let rows: [(&str, &[Round], &[u64]); 6] = [
+        let silent_after_a_change: &[Round] = &[
+            (true, Silent),
+            (false, Silent),
+            (false, Silent),
+            (false, Silent),
+            (false, Silent),
+            (false, Silent),
+            (false, Silent),
+            (false, Silent),
+        ];
+        let fast = Duration::from_millis(5);
+        let rows: [(&str, &[Round], Duration, &[u64]); 8] = [
             (
                 "nothing changes",
                 &[(false, Done), (false, Done)],
+                fast,
                 &[60, 60],
             ),
             (
                 "a change, all handshaken at once",
                 &[(true, Done), (false, Done)],
+                fast,
                 &[1, 60],
             ),
             (
                 "a silent peer is followed for 31 s, then left to the resync",
-                &[
-                    (true, Silent),
-                    (false, Silent),
-                    (false, Silent),
-                    (false, Silent),
-                    (false, Silent),
-                    (false, Silent),
-                    (false, Silent),
-                    (false, Silent),
-                ],
+                silent_after_a_change,
+                fast,
                 &[1, 2, 4, 8, 16, 60, 60, 60],
+            ),
+            (
+                "rounds of 20 ms: only the looks costing ≤ 0.5 % of a core (4 s and longer)",
+                silent_after_a_change,
+                Duration::from_millis(20),
+                &[1, 4, 8, 16, 60, 60, 60, 60],
+            ),
+            (
+                "rounds of 0.5 s (15,000 nodes): silent peers wait for the resync",
+                silent_after_a_change,
+                Duration::from_millis(500),
+                &[1, 60, 60, 60, 60, 60, 60, 60],
             ),
             (
                 "a silent peer handshakes: back to the resync",
                 &[(true, Silent), (false, Silent), (false, Done)],
+                fast,
                 &[1, 2, 60],
             ),
             (
-                "a handshake under way is followed up to the resync",
+                "a handshake under way is followed up to the resync, whatever a round costs",
                 &[
                     (true, Underway),
                     (false, Underway),
@@ -456,6 +503,7 @@ mod tests {
                     (false, Underway),
                     (false, Underway),
                 ],
+                Duration::from_millis(500),
                 &[1, 2, 4, 8, 16, 32, 60, 60],
             ),
             (
@@ -466,11 +514,19 @@ mod tests {
                     (false, Underway),
                     (false, Underway),
                 ],
+                fast,
                 &[1, 60, 1, 2],
             ),
         ];
-        for (what, rounds, expected) in rows {
-            assert_eq!(waits(rounds), expected, "{what}");
+        for (what, rounds, took, expected) in rows {
+            assert_eq!(waits(rounds, took), expected, "{what}");
         }
+    }
+
+    #[test]
+    fn a_resync_shorter_than_the_follow_up_ends_the_skipping() {
+        let mut delay = RetryDelay::new(Duration::from_secs(1), Duration::from_secs(10));
+        assert!(!silent_look_due(&mut delay, Duration::from_secs(1)));
+        assert_eq!(delay.upcoming(), Duration::from_secs(10));
     }
 }
