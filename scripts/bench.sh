@@ -17,7 +17,9 @@
 # target/bench/runs/<bench>-<run>.json (one per run), target/bench/logs/, and from
 # `bench-report`: target/bench/report.md, report.json, throughput.svg, agent-scale.svg.
 # A missed target is reported as MISSED; a bench that fails makes the script exit non-zero
-# after the report of the others.
+# after the report of the others. A call replaces the runs of what it measures and keeps the
+# rest of target/bench/runs (other benches, sizes, implementations), so the report can gather
+# several calls; remove that directory for a clean slate.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -98,10 +100,6 @@ for implementation in $implementations; do
 done
 
 mkdir -p "$run_dir" "$log_dir"
-# Results of the selected benches from an earlier call would mix with this one's.
-for bench in "${runnable[@]}"; do
-  rm -f "$run_dir/$bench"-*.json
-done
 
 failed=()
 run_bench() { # bench run [args...]
@@ -114,6 +112,18 @@ run_bench() { # bench run [args...]
   if [ "$bench" = planner ]; then
     package=kube-encrypt-api
     extra=(--warm-up-time 1 --measurement-time 3)
+  fi
+  # Runs of this bench and variant from an earlier call would mix with this call's; other
+  # variants (another cluster size, implementation) stay, so a report can gather several calls
+  # (`--nodes 100` is `nodes100` in the run file's name).
+  if [ "$run" = 1 ]; then
+    local variant
+    variant="$(printf '%s' "$*" | sed -E 's/--([a-z]+) /\1/g')"
+    if [ -n "$variant" ]; then
+      rm -f "$run_dir/$bench"-*"$variant"-[0-9]*.json
+    else
+      rm -f "$run_dir/$bench"-*.json
+    fi
   fi
   echo "== $bench${*:+ $*} run $run/$runs (log: $log)"
   if ! KUBE_ENCRYPT_BENCH_OUT="$run_dir" KUBE_ENCRYPT_BENCH_RUN="$run" \
