@@ -7,4 +7,5 @@ pub mod bench_report;
 pub mod kube_apiserver;
 pub mod lab;
 pub mod pki;
+pub mod procfs;
 pub mod test_cluster;
