@@ -8,4 +8,5 @@ pub mod kube_apiserver;
 pub mod lab;
 pub mod pki;
 pub mod procfs;
+pub mod soak;
 pub mod test_cluster;
