@@ -67,89 +67,140 @@ struct Soak<'a> {
     options: &'a Options,
 }
 
+/// The lab as `up` left it: its files, nodes and a line describing it.
+struct LabFacts {
+    paths: Paths,
+    store: Store,
+    nodes: Vec<String>,
+    description: String,
+}
+
+impl LabFacts {
+    fn read(lab: &RunningLab) -> anyhow::Result<Self> {
+        let paths = lab.paths();
+        let store = Store::load(&paths)?.context("the lab's state is gone right after `up`")?;
+        let nodes: Vec<String> = store
+            .state
+            .topology()
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
+        let description = format!(
+            "{} nodes, dual stack, {}, admission webhook",
+            nodes.len(),
+            store.state.spec.apiserver.describe()
+        );
+        Ok(Self {
+            paths,
+            store,
+            nodes,
+            description,
+        })
+    }
+}
+
+/// What the churn phase saw.
+struct Churned {
+    date: Timestamp,
+    seconds: f64,
+    plan: Vec<Planned>,
+    events: Vec<Event>,
+    sampler: Sampler,
+}
+
 fn soak(
     s: &Soak,
     up_started: Timestamp,
     mut machine: crate::bench_report::schema::Machine,
 ) -> anyhow::Result<SoakReport> {
-    let paths = s.lab.paths();
-    let store = Store::load(&paths)?.context("the lab's state is gone right after `up`")?;
-    let topo = store.state.topology();
-    let nodes: Vec<String> = topo.nodes.iter().map(|n| n.name.clone()).collect();
-    let lab = format!(
-        "{} nodes, dual stack, {}, admission webhook",
-        nodes.len(),
-        store.state.spec.apiserver.describe()
-    );
+    let facts = LabFacts::read(s.lab)?;
     let client = s.rt.block_on(cluster::client(&s.lab.kubeconfig()))?;
     let mut churn = Churn::new(client.clone(), s.options.seed);
     say("== encryption on (pools with NAT outgoing, EncryptionConfig for IPv4 and IPv6)");
     s.rt.block_on(churn.enable_encryption())?;
-    let settled = s.rt.block_on(settle::wait(&client, &nodes, SETTLE));
+    let settled = s.rt.block_on(settle::wait(&client, &facts.nodes, SETTLE));
     settled.map_err(|last| anyhow!("encryption did not settle within {SETTLE:?}: {last}"))?;
     let mut windows = vec![Window {
         start: up_started,
         end: Timestamp::now(),
         cause: "lab start-up and enabling encryption".into(),
     }];
-
-    let date = Timestamp::now();
-    let start = Instant::now();
-    let sampler = Sampler::start(
-        Watched::new(paths.clone(), nodes.clone()),
-        start,
-        s.options.sample_every,
-    );
-    let plan = schedule::plan(s.options.length);
-    say(&format!(
-        "== churn for {:.1} min: {}",
-        s.options.length.as_secs_f64() / 60.0,
-        schedule::counts(&plan)
-            .iter()
-            .map(|(a, n)| format!("{n} × {}", a.describe()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    let mut executor = Executor {
-        s,
-        paths: &paths,
-        churn: &mut churn,
-        nodes: &nodes,
-        kills: 0,
-    };
-    let events = executor.run_plan(&plan, start, &mut windows);
-    let churn_seconds = start.elapsed().as_secs_f64();
-    let events = events?;
-
-    let ending = finish(s, &mut churn, &nodes, &store)?;
-    let samples = sampler.finish();
-    let length = samples.last().map_or(churn_seconds, |x| x.t);
-    let watched = Watched::new(paths.clone(), nodes.clone());
-    let processes = watched
-        .roles()
+    let churned = churn_phase(s, &facts, &mut churn, &mut windows)?;
+    let ending = finish(s, &mut churn, &facts.nodes, &facts.store)?;
+    let samples = churned.sampler.finish();
+    let length = samples.last().map_or(churned.seconds, |x| x.t);
+    let roles = Watched::new(facts.paths.clone(), facts.nodes.clone()).roles();
+    let processes = roles
         .iter()
         .map(|role| sample::growth(role, &samples, length))
         .collect();
-    let log_files = log_files(&paths, &watched.roles());
+    let log_files = log_files(&facts.paths, &roles);
     let logs = logs::collect(&log_files, &windows).context("read the lab's logs")?;
     keep_logs(&log_files, &s.options.out.join("soak-logs"))?;
     machine::finish(&mut machine);
-    let actions = action_counts(&plan, &events);
+    let actions = action_counts(&churned.plan, &churned.events);
     let failures = failures(&actions, &ending);
     Ok(SoakReport {
-        date: date.to_string(),
+        date: churned.date.to_string(),
         planned_minutes: s.options.length.as_secs_f64() / 60.0,
-        churn_seconds,
+        churn_seconds: churned.seconds,
         machine,
-        lab,
+        lab: facts.description,
         seed: s.options.seed,
         actions,
-        events,
+        events: churned.events,
         ending,
         processes,
         logs,
         failures,
         samples,
+    })
+}
+
+/// The schedule executed while the sampler runs; the sampler is left running for the end.
+fn churn_phase(
+    s: &Soak,
+    facts: &LabFacts,
+    churn: &mut Churn,
+    windows: &mut Vec<Window>,
+) -> anyhow::Result<Churned> {
+    let date = Timestamp::now();
+    let start = Instant::now();
+    let watched = Watched::new(facts.paths.clone(), facts.nodes.clone());
+    let sampler = Sampler::start(watched, start, s.options.sample_every);
+    let plan = schedule::plan(s.options.length);
+    let counts: Vec<String> = schedule::counts(&plan)
+        .iter()
+        .map(|(a, n)| format!("{n} × {}", a.describe()))
+        .collect();
+    say(&format!(
+        "== churn for {:.1} min: {}",
+        s.options.length.as_secs_f64() / 60.0,
+        counts.join(", ")
+    ));
+    let mut executor = Executor {
+        s,
+        paths: &facts.paths,
+        churn,
+        nodes: &facts.nodes,
+        kills: 0,
+    };
+    let events = executor.run_plan(&plan, start, windows);
+    let seconds = start.elapsed().as_secs_f64();
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            sampler.finish();
+            return Err(e);
+        }
+    };
+    Ok(Churned {
+        date,
+        seconds,
+        plan,
+        events,
+        sampler,
     })
 }
 
@@ -224,13 +275,14 @@ impl Executor<'_> {
 
     /// A cluster write, retried once after [`RETRY_AFTER`].
     fn write(&mut self, action: Action) -> anyhow::Result<Outcome> {
-        let first = self.write_once(action);
-        if first.is_ok() {
-            return Ok(first?);
+        match self.write_once(action) {
+            Ok(outcome) => Ok(outcome),
+            Err(first) => {
+                std::thread::sleep(RETRY_AFTER);
+                self.write_once(action)
+                    .map_err(|e| anyhow!("{e} (and before a retry: {first})"))
+            }
         }
-        std::thread::sleep(RETRY_AFTER);
-        self.write_once(action)
-            .map_err(|e| anyhow!("{e} (also before a retry: {})", first.unwrap_err()))
     }
 
     fn write_once(&mut self, action: Action) -> Result<Outcome, kube::Error> {
