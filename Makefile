@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test bench deps build crds manifests krew fmt lint
+.PHONY: demo test bench soak deps build crds manifests krew fmt lint
 
 ## demo: (root) a 3-node dual-stack lab in network namespaces, encryption enabled with
 ## kubectl, node status and the flow matrix, then teardown (also on failure or Ctrl-C)
@@ -34,6 +34,14 @@ test: deps
 ## target/bench/report.md and report.json, plots as SVG (scripts/bench.sh; BENCH_ONLY=a,b selects)
 bench:
 	./scripts/bench.sh
+
+## soak: (root) the 3-node dual-stack lab under node churn, config and pool changes, agent and
+## API-server restarts for SOAK_MINUTES (30); RSS/CPU of agents and webhook over time, every
+## ERROR/WARN logged, the flow matrix at the end, in target/bench/soak.md, soak.json, soak-rss.svg
+## (scripts/soak.sh)
+SOAK_MINUTES ?= 30
+soak:
+	SOAK_MINUTES=$(SOAK_MINUTES) ./scripts/soak.sh
 
 ## deps: install what the tests and the lab need: Debian packages, kubectl, cargo-nextest,
 ## and the real control plane built from Go modules (idempotent; scripts/install-deps.sh)

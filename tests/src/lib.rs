@@ -7,4 +7,6 @@ pub mod bench_report;
 pub mod kube_apiserver;
 pub mod lab;
 pub mod pki;
+pub mod procfs;
+pub mod soak;
 pub mod test_cluster;

@@ -1,7 +1,8 @@
 //! The lab itself (root, network namespaces): lifecycle, bad input, rollback, the objects it
 //! registers in the emulator, the agent supervisor; and the agents end to end in it: dual
-//! stack, faults, bad data, MTU. Tests hold the lab test lock, so they run one lab at a time,
-//! also across test binaries and with other users of the machine.
+//! stack, faults, bad data, MTU; and the soak harness for a minute. Tests hold the lab test
+//! lock, so they run one lab at a time, also across test binaries and with other users of
+//! the machine.
 
 mod lab {
     pub mod agents;
@@ -18,6 +19,7 @@ mod lab {
     pub mod mtu;
     pub mod plugin;
     pub mod pmtu;
+    pub mod soak;
     pub mod support;
     pub mod webhook;
 }

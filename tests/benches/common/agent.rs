@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use kube_encrypt_tests::procfs;
+
 use super::net::{BenchNode, WIREGUARD_RUN_DIR};
 use super::process::Spawned;
 
@@ -105,32 +107,12 @@ impl Agent {
 
     /// Resident memory of the agent process (not its WireGuard daemon), in KiB.
     pub fn rss_kib(&self) -> anyhow::Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let field = |name: &str| -> anyhow::Result<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .with_context(|| format!("no {name} in /proc/{}/status", self.pid()))
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
+        Ok(procfs::rss_kib(self.pid())?)
     }
 
     /// User + system CPU time the agent used so far.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> anyhow::Result<u64> {
-            fields
-                .get(i)
-                .and_then(|v| v.parse().ok())
-                .context("malformed /proc/<pid>/stat")
-        };
-        // utime and stime are fields 14 and 15 (index 11 and 12 after the name).
-        let total = ticks(11)? + ticks(12)?;
-        Ok(Duration::from_millis(total * 1000 / clock_ticks()))
+        Ok(procfs::cpu_time(self.pid())?)
     }
 
     /// The hex public keys of the peers programmed in the agent's WireGuard device.
@@ -147,15 +129,6 @@ impl Agent {
             .join(relative)
             .join(format!("{INTERFACE}.sock"))
     }
-}
-
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
 }
 
 /// `get=1` on a WireGuard UAPI socket; returns the peers' public keys (hex).

@@ -1,5 +1,6 @@
 //! Hand-written SVG plots: dataplane throughput per configuration (bars at the median,
-//! whiskers min–max) and the agent's time to program every peer against the cluster size.
+//! whiskers min–max), the agent's time to program every peer against the cluster size, and
+//! lines over time (the soak's RSS per process).
 
 use std::fmt::Write;
 
@@ -164,6 +165,106 @@ pub fn scale_svg(figures: &[Figure]) -> Option<String> {
     Some(svg)
 }
 
+/// Colours of the lines of a time series, in turn.
+const PALETTE: [&str; 6] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1",
+];
+
+/// One line of a time-series plot: `(x, y)` points, and x values to mark with a circle
+/// (such as a process restart).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub marks: Vec<f64>,
+}
+
+/// Lines of `series` against time, with a legend; `None` when no series has two points.
+pub fn time_series_svg(
+    title: &str,
+    x_unit: &str,
+    y_unit: &str,
+    series: &[Series],
+) -> Option<String> {
+    let all = || series.iter().flat_map(|s| s.points.iter());
+    if series.iter().all(|s| s.points.len() < 2) {
+        return None;
+    }
+    let x_max = all()
+        .map(|p| p.0)
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let y_max = all()
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE)
+        * 1.1;
+    let legend = 20.0 * series.len() as f64;
+    let (left, right, top, bottom) = (70.0, WIDTH - 30.0, 40.0, 320.0);
+    let x = |v: f64| left + v / x_max * (right - left);
+    let y = |v: f64| bottom - v / y_max * (bottom - top);
+    let mut svg = svg_open(bottom + 50.0 + legend, title);
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n\
+         <text x=\"12\" y=\"{:.1}\">{}</text>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">0</text>\n\
+         <text x=\"{right:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+        (left + right) / 2.0,
+        bottom + 36.0,
+        escape(x_unit),
+        top + 4.0,
+        escape(y_unit),
+        left - 6.0,
+        top + 4.0,
+        number(y_max),
+        left - 6.0,
+        bottom + 4.0,
+        bottom + 16.0,
+        number(x_max),
+    );
+    for (i, s) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let line: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(px, py)| format!("{:.1},{:.1}", x(px), y(py)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"/>",
+            line.join(" ")
+        );
+        for mark in &s.marks {
+            let at = s.points.iter().find(|p| p.0 >= *mark).or(s.points.last());
+            if let Some(&(px, py)) = at {
+                let _ = writeln!(
+                    svg,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+                    x(px),
+                    y(py)
+                );
+            }
+        }
+        let ly = bottom + 56.0 + i as f64 * 20.0;
+        let _ = write!(
+            svg,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n\
+             <text x=\"{:.1}\" y=\"{ly:.1}\">{}</text>\n",
+            left + 24.0,
+            ly - 4.0,
+            ly - 4.0,
+            left + 30.0,
+            escape(&s.name),
+        );
+    }
+    svg.push_str("</svg>\n");
+    Some(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +347,31 @@ mod tests {
         let second = svg.find(">5000</text>").expect("the 5000-node label");
         assert!(first < second, "{svg}");
         assert_eq!(svg.matches("target 1 s").count(), 2, "{svg}");
+    }
+
+    #[test]
+    fn time_series_draw_one_line_per_series_with_its_marks() {
+        let series = [
+            Series {
+                name: "agent <node-1>".into(),
+                points: vec![(0.0, 10.0), (1.0, 11.0), (2.0, 11.0)],
+                marks: vec![1.0],
+            },
+            Series {
+                name: "webhook".into(),
+                points: vec![(0.0, 20.0), (2.0, 21.0)],
+                marks: vec![],
+            },
+        ];
+        let svg = time_series_svg("RSS", "minutes", "MiB", &series).expect("two lines");
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
+        assert!(svg.contains(">agent &lt;node-1&gt;</text>"), "{svg}");
+        let single = Series {
+            name: "one".into(),
+            points: vec![(0.0, 1.0)],
+            marks: vec![],
+        };
+        assert_eq!(time_series_svg("RSS", "minutes", "MiB", &[single]), None);
     }
 }
