@@ -235,11 +235,13 @@ where
     let kind = K::kind(&()).into_owned();
     let task = tokio::spawn(async move {
         let mut filter = ChangeFilter::default();
+        let mut refusals = 0u32;
         let stream = events.reflect(writer);
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
+                    refusals = 0;
                     if matches!(event, Event::InitDone) && !flag.swap(true, Ordering::AcqRel) {
                         tracing::info!(kind, "watch cache synced");
                     }
@@ -251,7 +253,12 @@ where
                     tracing::debug!(kind, "watch expired; relisting");
                 }
                 Err(e) if http_status(&e) == Some(403) => {
-                    tracing::error!(kind, error = %e, "{}", forbidden_hint(&kind))
+                    refusals += 1;
+                    if refusals < PERSISTENT_REFUSALS {
+                        tracing::warn!(kind, error = %e, "HTTP 403 Forbidden listing or watching {kind}s; retrying with backoff (an API server that just restarted may refuse until its authorizer has synced)");
+                    } else {
+                        tracing::error!(kind, error = %e, "{}", forbidden_hint(&kind));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch failed; retrying with backoff (the dataplane is kept as it is)")
@@ -277,6 +284,11 @@ fn http_status(error: &watcher::Error) -> Option<u16> {
         _ => None,
     }
 }
+
+/// A refusal is reported as an RBAC problem from this many in a row on: right after an API
+/// server restart its authorizer may refuse for a moment (the watch retries with backoff, so
+/// three in a row take several seconds).
+const PERSISTENT_REFUSALS: u32 = 3;
 
 /// What to grant when the API server refuses the agent a list or watch of `kind`.
 fn forbidden_hint(kind: &str) -> String {
