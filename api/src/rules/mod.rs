@@ -221,10 +221,10 @@ pub fn evaluate_pool_change_against(
     pool_change_findings(&change, config, pools.views())
 }
 
-fn pool_change_findings<'p>(
-    change: &PoolChange,
+fn pool_change_findings<'a>(
+    change: &'a PoolChange,
     config: Option<ConfigRef<'_>>,
-    pools: impl IntoIterator<Item = PoolView<'p>> + Clone,
+    pools: impl IntoIterator<Item = PoolView<'a>> + Clone,
 ) -> Vec<Finding> {
     let before = pool::before(change, pools.clone());
     let after = pool::apply(change, pools);

@@ -169,21 +169,14 @@ pub(super) fn check_overlap<'a>(
 }
 
 /// The pools not named `touched`.
-fn others<'a, 'p: 'a>(
-    pools: impl IntoIterator<Item = PoolView<'p>>,
-    touched: &str,
-) -> Vec<PoolView<'a>> {
-    pools
-        .into_iter()
-        .filter(|p| p.name != touched)
-        .map(|p| -> PoolView<'a> { p })
-        .collect()
+fn others<'a>(pools: impl IntoIterator<Item = PoolView<'a>>, touched: &str) -> Vec<PoolView<'a>> {
+    pools.into_iter().filter(|p| p.name != touched).collect()
 }
 
 /// The cluster's pools once `change` is applied to `pools`.
-pub(super) fn apply<'a, 'p: 'a>(
+pub(super) fn apply<'a>(
     change: &'a PoolChange,
-    pools: impl IntoIterator<Item = PoolView<'p>>,
+    pools: impl IntoIterator<Item = PoolView<'a>>,
 ) -> Vec<PoolView<'a>> {
     let touched = change.pool().name.as_str();
     let mut after = others(pools, touched);
@@ -195,9 +188,9 @@ pub(super) fn apply<'a, 'p: 'a>(
 
 /// The cluster's pools just before `change`: `pools`, with the old version of the changed pool
 /// in it (and a pool being created not yet in it), whatever the caller's cache already holds.
-pub(super) fn before<'a, 'p: 'a>(
+pub(super) fn before<'a>(
     change: &'a PoolChange,
-    pools: impl IntoIterator<Item = PoolView<'p>>,
+    pools: impl IntoIterator<Item = PoolView<'a>>,
 ) -> Vec<PoolView<'a>> {
     let touched = change.pool().name.as_str();
     let mut before = others(pools, touched);
