@@ -33,12 +33,14 @@ pub fn decode(body: &[u8]) -> Result<Decoded, BadReview> {
     }
 }
 
-/// The review when its kind comes before its objects and everything decodes.
+/// The review when its kind comes before its objects and everything decodes. The body is
+/// checked to be UTF-8 once, so strings are not checked one by one.
 pub(super) fn one_pass(body: &[u8]) -> Option<Decoded> {
+    let text = std::str::from_utf8(body).ok()?;
     let OnePass {
         api_version,
         request,
-    } = serde_json::from_slice(body).ok()?;
+    } = serde_json::from_str(text).ok()?;
     let OnePassRequest { request, objects } = request?;
     let objects = objects?;
     let subject = Subject::with_objects(&request, || Ok(objects));

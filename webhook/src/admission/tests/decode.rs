@@ -116,6 +116,14 @@ fn other_orders_and_shapes_take_two_passes() {
             "{body}"
         );
     }
+    let mut not_utf8 = kind_first.clone().into_bytes();
+    let uid = not_utf8.windows(4).position(|w| w == br#""u","#).unwrap();
+    not_utf8[uid + 1] = 0xff;
+    assert!(one_pass(&not_utf8).is_none());
+    assert!(
+        matches!(decode(&not_utf8), Err(BadReview::Malformed(_))),
+        "a uid that is not UTF-8 is refused"
+    );
     let late = decode(objects_first.as_bytes()).unwrap();
     let early = decode(kind_first.as_bytes()).unwrap();
     assert_eq!(
