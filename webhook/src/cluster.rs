@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool, SINGLETON_NAME};
-use kube_encrypt_api::rules::NamedPool;
+use kube_encrypt_api::rules::{NamedPool, PoolSet};
 
 /// The cluster as the rules see it at one moment.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterSnapshot {
     /// The EncryptionConfig named `default`, when it exists.
     pub config: Option<Arc<EncryptionConfig>>,
-    /// Every IPPool, sorted by name.
-    pub pools: Arc<[NamedPool]>,
+    /// Every IPPool, sorted by name, CIDRs parsed once per snapshot.
+    pub pools: PoolSet,
 }
 
 impl ClusterSnapshot {
@@ -30,7 +30,7 @@ impl ClusterSnapshot {
         pools.sort_by(|a, b| a.name.cmp(&b.name));
         Self {
             config,
-            pools: pools.into(),
+            pools: PoolSet::new(pools),
         }
     }
 }
@@ -92,7 +92,12 @@ mod tests {
             .as_ref()
             .and_then(|c| c.metadata.name.clone());
         assert_eq!(name.as_deref(), Some("default"));
-        let names: Vec<&str> = snapshot.pools.iter().map(|p| p.name.as_str()).collect();
+        let names: Vec<&str> = snapshot
+            .pools
+            .pools()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(names, ["a", "b"]);
         let none = ClusterSnapshot::of([configs[0].clone()], &pools);
         assert!(

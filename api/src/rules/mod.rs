@@ -7,6 +7,10 @@
 //!  IPPools ─► evaluate_pools ─────────────────────────┘
 //! ```
 //!
+//! A caller judging many requests against one set of pools (the webhook, per cache snapshot)
+//! builds a [`PoolSet`] once, which parses every CIDR, and calls [`evaluate_config_against`] /
+//! [`evaluate_pool_change_against`]: the same rules, the same findings.
+//!
 //! Every finding says what is wrong and what to change. Rules for which [`Rule::in_crd_schema`]
 //! holds are also CEL rules of the CRDs (their messages start with the rule id); a test runs the
 //! same table through both.
@@ -23,8 +27,10 @@ use std::fmt;
 
 use crate::crd::{EncryptionConfig, EncryptionConfigSpec, IPPool, IPPoolSpec, SINGLETON_NAME};
 
+use pool::PoolView;
+
 pub use config::interface_name_problem;
-pub use pool::{network as pool_network, PoolCidrError};
+pub use pool::{network as pool_network, PoolCidrError, PoolSet};
 pub use rule::{Rule, Severity, UnknownRule};
 
 /// One problem found by a rule.
@@ -131,9 +137,30 @@ pub fn evaluate_config(
     spec: &EncryptionConfigSpec,
     pools: &[NamedPool],
 ) -> Vec<Finding> {
+    config_findings(name, spec, views(pools).iter().copied())
+}
+
+/// [`evaluate_config`] against pools parsed once.
+pub fn evaluate_config_against(
+    name: &str,
+    spec: &EncryptionConfigSpec,
+    pools: &PoolSet,
+) -> Vec<Finding> {
+    config_findings(name, spec, pools.views())
+}
+
+fn config_findings<'a>(
+    name: &str,
+    spec: &EncryptionConfigSpec,
+    pools: impl IntoIterator<Item = PoolView<'a>> + Clone,
+) -> Vec<Finding> {
     let mut findings = config::check(name, spec);
     findings.extend(nat::check_config(spec, pools));
     sorted(findings)
+}
+
+fn views(pools: &[NamedPool]) -> Vec<PoolView<'_>> {
+    pools.iter().map(PoolView::of).collect()
 }
 
 /// The findings of the rules that guard the dataplane ([`Rule::guards_dataplane`]) about
@@ -182,15 +209,35 @@ pub fn evaluate_pool_change(
     config: Option<ConfigRef<'_>>,
     pools: &[NamedPool],
 ) -> Vec<Finding> {
-    let before = pool::before(&change, pools);
-    let after = pool::apply(&change, pools);
+    pool_change_findings(&change, config, views(pools).iter().copied())
+}
+
+/// [`evaluate_pool_change`] against pools parsed once.
+pub fn evaluate_pool_change_against(
+    change: PoolChange,
+    config: Option<ConfigRef<'_>>,
+    pools: &PoolSet,
+) -> Vec<Finding> {
+    pool_change_findings(&change, config, pools.views())
+}
+
+fn pool_change_findings<'a>(
+    change: &'a PoolChange,
+    config: Option<ConfigRef<'_>>,
+    pools: impl IntoIterator<Item = PoolView<'a>> + Clone,
+) -> Vec<Finding> {
+    let before = pool::before(change, pools.clone());
+    let after = pool::apply(change, pools);
     let mut findings = Vec::new();
-    if let PoolChange::Create(new) | PoolChange::Update { new, .. } = &change {
+    if let PoolChange::Create(new) | PoolChange::Update { new, .. } = change {
         findings.extend(pool::check_cidr(new));
-        findings.extend(pool::check_overlap(new, &after));
+        findings.extend(pool::check_overlap(
+            PoolView::of(new),
+            after.iter().copied(),
+        ));
     }
     if let Some(config) = config {
-        findings.extend(nat::check_change(&change, config, &before, &after));
+        findings.extend(nat::check_change(change, config, &before, &after));
     }
     sorted(findings)
 }
@@ -198,8 +245,9 @@ pub fn evaluate_pool_change(
 /// Every problem among the cluster's pools: invalid CIDRs and each overlapping pair once.
 pub fn evaluate_pools(pools: &[NamedPool]) -> Vec<Finding> {
     let mut findings: Vec<Finding> = pools.iter().filter_map(pool::check_cidr).collect();
-    for (i, p) in pools.iter().enumerate() {
-        findings.extend(pool::check_overlap(p, &pools[i + 1..]));
+    let views = views(pools);
+    for (i, p) in views.iter().enumerate() {
+        findings.extend(pool::check_overlap(*p, views[i + 1..].iter().copied()));
     }
     sorted(findings)
 }

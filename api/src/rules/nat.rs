@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use crate::crd::EncryptionConfigSpec;
 use crate::net::Family;
 
-use super::pool::network;
-use super::{ConfigRef, Finding, NamedPool, PoolChange, Rule};
+use super::pool::PoolView;
+use super::{ConfigRef, Finding, PoolChange, Rule};
 
 fn rule(family: Family) -> Rule {
     match family {
@@ -18,30 +18,28 @@ fn rule(family: Family) -> Rule {
 
 /// The NAT-outgoing state of one family across the enabled pools with a valid CIDR.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct FamilyPools {
+struct FamilyPools<'a> {
     /// At least one enabled pool of the family exists.
     any: bool,
     /// Enabled pools of the family with `natOutgoing: false`, by name.
-    without_nat: BTreeSet<String>,
+    without_nat: BTreeSet<&'a str>,
 }
 
-impl FamilyPools {
-    fn of(pools: &[NamedPool], family: Family) -> Self {
+impl<'a> FamilyPools<'a> {
+    fn of(pools: impl IntoIterator<Item = PoolView<'a>>, family: Family) -> Self {
         let mut state = Self::default();
-        let in_family = |p: &&NamedPool| {
-            !p.spec.disabled && network(&p.spec.cidr).is_ok_and(|n| Family::of_net(&n) == family)
-        };
-        for pool in pools.iter().filter(in_family) {
+        let in_family = |p: &PoolView<'_>| p.network.is_some_and(|n| Family::of_net(&n) == family);
+        for pool in pools.into_iter().filter(in_family) {
             state.any = true;
             if !pool.spec.nat_outgoing {
-                state.without_nat.insert(pool.name.clone());
+                state.without_nat.insert(pool.name);
             }
         }
         state
     }
 }
 
-fn quoted(names: &BTreeSet<String>) -> String {
+fn quoted(names: &BTreeSet<&str>) -> String {
     names
         .iter()
         .map(|n| format!("{n:?}"))
@@ -50,7 +48,7 @@ fn quoted(names: &BTreeSet<String>) -> String {
 }
 
 /// `IPPool "a" has` / `IPPools "a", "b" have`.
-fn pools_have(names: &BTreeSet<String>) -> String {
+fn pools_have(names: &BTreeSet<&str>) -> String {
     match names.len() {
         1 => format!("IPPool {} has", quoted(names)),
         _ => format!("IPPools {} have", quoted(names)),
@@ -58,10 +56,13 @@ fn pools_have(names: &BTreeSet<String>) -> String {
 }
 
 /// The NAT findings of a config against the cluster's pools.
-pub(super) fn check_config(spec: &EncryptionConfigSpec, pools: &[NamedPool]) -> Vec<Finding> {
+pub(super) fn check_config<'a>(
+    spec: &EncryptionConfigSpec,
+    pools: impl IntoIterator<Item = PoolView<'a>> + Clone,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for family in spec.enabled_families() {
-        let state = FamilyPools::of(pools, family);
+        let state = FamilyPools::of(pools.clone(), family);
         let field = format!("spec.{}.enabled", family.field());
         if !state.any {
             findings.push(Finding::new(
@@ -92,22 +93,22 @@ pub(super) fn check_config(spec: &EncryptionConfigSpec, pools: &[NamedPool]) -> 
 pub(super) fn check_change(
     change: &PoolChange,
     config: ConfigRef<'_>,
-    before: &[NamedPool],
-    after: &[NamedPool],
+    before: &[PoolView<'_>],
+    after: &[PoolView<'_>],
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for family in config.spec.enabled_families() {
         let (old, new) = (
-            FamilyPools::of(before, family),
-            FamilyPools::of(after, family),
+            FamilyPools::of(before.iter().copied(), family),
+            FamilyPools::of(after.iter().copied(), family),
         );
         if old.any && !new.any {
             findings.push(last_pool_removed(change, config.name, family));
         }
-        let added: BTreeSet<String> = new
+        let added: BTreeSet<&str> = new
             .without_nat
             .difference(&old.without_nat)
-            .cloned()
+            .copied()
             .collect();
         if !added.is_empty() {
             findings.push(Finding::new(

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::crd::IPPoolSpec;
 use crate::net::{parse_network, NetworkParseError};
 
 use super::{Finding, NamedPool, PoolChange, Rule};
@@ -71,19 +72,88 @@ fn enabled_network(pool: &NamedPool) -> Option<IpNet> {
         .flatten()
 }
 
+/// A pool as the overlap and NAT rules read it, its CIDR already parsed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PoolView<'a> {
+    pub name: &'a str,
+    pub spec: &'a IPPoolSpec,
+    /// The pool's network when it takes part in overlap and NAT checks (enabled, valid CIDR).
+    pub network: Option<IpNet>,
+}
+
+impl<'a> PoolView<'a> {
+    /// Parses the pool's CIDR.
+    pub fn of(pool: &'a NamedPool) -> Self {
+        Self::parsed(pool, enabled_network(pool))
+    }
+
+    fn parsed(pool: &'a NamedPool, network: Option<IpNet>) -> Self {
+        Self {
+            name: &pool.name,
+            spec: &pool.spec,
+            network,
+        }
+    }
+}
+
+/// The cluster's pools with each CIDR parsed once, for judging many requests against one
+/// snapshot of the cluster (the webhook's watch cache): the `_against` functions of
+/// [`crate::rules`] find exactly what their slice counterparts find.
+#[derive(Clone, Debug, Default)]
+pub struct PoolSet {
+    pools: Vec<NamedPool>,
+    networks: Vec<Option<IpNet>>,
+}
+
+impl PoolSet {
+    pub fn new(pools: Vec<NamedPool>) -> Self {
+        let networks = pools.iter().map(enabled_network).collect();
+        Self { pools, networks }
+    }
+
+    /// The pools, in the order given.
+    pub fn pools(&self) -> &[NamedPool] {
+        &self.pools
+    }
+
+    pub fn len(&self) -> usize {
+        self.pools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pools.is_empty()
+    }
+
+    pub(super) fn views(&self) -> impl Iterator<Item = PoolView<'_>> + Clone {
+        self.pools
+            .iter()
+            .zip(&self.networks)
+            .map(|(pool, network)| PoolView::parsed(pool, *network))
+    }
+}
+
+impl FromIterator<NamedPool> for PoolSet {
+    fn from_iter<I: IntoIterator<Item = NamedPool>>(pools: I) -> Self {
+        Self::new(pools.into_iter().collect())
+    }
+}
+
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// `pool-overlap` of `pool` against every other enabled pool of `others` (by name).
-pub(super) fn check_overlap(pool: &NamedPool, others: &[NamedPool]) -> Vec<Finding> {
-    let Some(net) = enabled_network(pool) else {
+pub(super) fn check_overlap<'a>(
+    pool: PoolView<'_>,
+    others: impl IntoIterator<Item = PoolView<'a>>,
+) -> Vec<Finding> {
+    let Some(net) = pool.network else {
         return Vec::new();
     };
     others
-        .iter()
+        .into_iter()
         .filter(|other| other.name != pool.name)
-        .filter_map(|other| Some((other, enabled_network(other)?)))
+        .filter_map(|other| Some((other, other.network?)))
         .filter(|(_, other_net)| overlaps(&net, other_net))
         .map(|(other, other_net)| {
             Finding::new(
@@ -98,31 +168,34 @@ pub(super) fn check_overlap(pool: &NamedPool, others: &[NamedPool]) -> Vec<Findi
         .collect()
 }
 
+/// The pools not named `touched`.
+fn others<'a>(pools: impl IntoIterator<Item = PoolView<'a>>, touched: &str) -> Vec<PoolView<'a>> {
+    pools.into_iter().filter(|p| p.name != touched).collect()
+}
+
 /// The cluster's pools once `change` is applied to `pools`.
-pub(super) fn apply(change: &PoolChange, pools: &[NamedPool]) -> Vec<NamedPool> {
+pub(super) fn apply<'a>(
+    change: &'a PoolChange,
+    pools: impl IntoIterator<Item = PoolView<'a>>,
+) -> Vec<PoolView<'a>> {
     let touched = change.pool().name.as_str();
-    let mut after: Vec<NamedPool> = pools
-        .iter()
-        .filter(|p| p.name != touched)
-        .cloned()
-        .collect();
+    let mut after = others(pools, touched);
     if let PoolChange::Create(new) | PoolChange::Update { new, .. } = change {
-        after.push(new.clone());
+        after.push(PoolView::of(new));
     }
     after
 }
 
 /// The cluster's pools just before `change`: `pools`, with the old version of the changed pool
 /// in it (and a pool being created not yet in it), whatever the caller's cache already holds.
-pub(super) fn before(change: &PoolChange, pools: &[NamedPool]) -> Vec<NamedPool> {
+pub(super) fn before<'a>(
+    change: &'a PoolChange,
+    pools: impl IntoIterator<Item = PoolView<'a>>,
+) -> Vec<PoolView<'a>> {
     let touched = change.pool().name.as_str();
-    let mut before: Vec<NamedPool> = pools
-        .iter()
-        .filter(|p| p.name != touched)
-        .cloned()
-        .collect();
+    let mut before = others(pools, touched);
     if let PoolChange::Delete(old) | PoolChange::Update { old, .. } = change {
-        before.push(old.clone());
+        before.push(PoolView::of(old));
     }
     before
 }

@@ -14,6 +14,7 @@
 //! an AdmissionReview is refused with [`BadReview`] (HTTP 400); a review whose object cannot
 //! be decoded is denied with code 400 and the reason.
 
+mod decode;
 mod response;
 mod review;
 mod subject;
@@ -33,7 +34,7 @@ use crate::policy::reload::PolicyHandle;
 use crate::policy::Requester;
 
 pub use review::{Answer, Request, Response, Review, API_VERSION};
-pub use subject::{Subject, SubjectError, GROUP};
+pub use subject::{ConfigObject, Name, Object, Objects, PoolObject, Subject, SubjectError, GROUP};
 pub use verdict::{Leniency, Verdict};
 
 /// Why a body got no AdmissionReview answer.
@@ -75,11 +76,14 @@ impl Admission {
     }
 
     fn answer(&self, body: &[u8]) -> Result<Answer, BadReview> {
-        let review: Review = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
-        let request = review.request.ok_or(BadReview::NoRequest)?;
+        let decode::Decoded {
+            api_version,
+            request,
+            subject,
+        } = decode::decode(body)?;
         let resource = subject::resource_name(&request);
         let operation = subject::operation_name(&request.operation);
-        let (response, outcome) = match Subject::of(&request, body) {
+        let (response, outcome) = match subject {
             Ok(subject) => {
                 let verdict = self.judge(&request, subject);
                 for (rule, action) in &verdict.actions {
@@ -94,7 +98,7 @@ impl Admission {
             }
         };
         self.metrics.count_request(resource, operation, outcome);
-        Ok(response.into_answer(&review.api_version))
+        Ok(response.into_answer(&api_version))
     }
 
     fn judge(&self, request: &Request, subject: Subject) -> Verdict {
@@ -125,18 +129,15 @@ impl Admission {
 }
 
 /// The rules' findings about a config, given the cached pools.
-fn config_findings(
-    config: &kube_encrypt_api::crd::EncryptionConfig,
-    cluster: &ClusterSnapshot,
-) -> Vec<Finding> {
+fn config_findings(config: &ConfigObject, cluster: &ClusterSnapshot) -> Vec<Finding> {
     let config = ConfigRef::from(config);
-    rules::evaluate_config(config.name, config.spec, &cluster.pools)
+    rules::evaluate_config_against(config.name, config.spec, &cluster.pools)
 }
 
 /// The rules' findings about a pool change, given the cached config and pools.
 fn pool_findings(
-    old: Option<&kube_encrypt_api::crd::IPPool>,
-    new: Option<&kube_encrypt_api::crd::IPPool>,
+    old: Option<&PoolObject>,
+    new: Option<&PoolObject>,
     cluster: &ClusterSnapshot,
 ) -> Vec<Finding> {
     let change = match (old, new) {
@@ -149,5 +150,5 @@ fn pool_findings(
         (None, None) => return Vec::new(),
     };
     let config = cluster.config.as_deref().map(ConfigRef::from);
-    rules::evaluate_pool_change(change, config, &cluster.pools)
+    rules::evaluate_pool_change_against(change, config, &cluster.pools)
 }

@@ -1,6 +1,7 @@
-//! The AdmissionReview wire format (`admission.k8s.io/v1`), decoded in two cheap passes: the
-//! envelope with the objects skipped (which kind, which operation), then the whole review
-//! with the objects decoded straight into the API crate's type for that kind. (kube's generic
+//! The AdmissionReview wire format (`admission.k8s.io/v1`). [`super::decode`] reads a review
+//! in one pass when its kind precedes its objects; otherwise in two: the envelope with the
+//! objects skipped (which kind, which operation), then the whole review with the objects
+//! decoded straight into the API crate's type for that kind. (kube's generic
 //! `AdmissionReview<DynamicObject>` buffers the whole body through `serde(flatten)` and
 //! decodes each object twice, which cost more than the rules.)
 

@@ -1,10 +1,65 @@
-//! What an AdmissionRequest is about, decoded into the API crate's types.
+//! What an AdmissionRequest is about, decoded into the API crate's types: each object's name
+//! and spec, which is all the rules read (status, labels, annotations and `managedFields` are
+//! skipped unread).
 
 use kube::core::admission::Operation;
-use kube_encrypt_api::crd::{EncryptionConfig, IPPool};
+use kube::core::GroupVersionKind;
+use kube_encrypt_api::crd::{EncryptionConfigSpec, IPPoolSpec};
+use kube_encrypt_api::rules::{ConfigRef, NamedPool};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::review::{Request, Review};
+
+/// An object under review as the rules see it: its name and its spec (the API crate's type).
+#[derive(Debug, Deserialize)]
+pub struct Object<S> {
+    #[serde(default)]
+    pub metadata: Name,
+    pub spec: S,
+}
+
+/// `metadata.name`.
+#[derive(Debug, Default, Deserialize)]
+pub struct Name {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An EncryptionConfig under review.
+pub type ConfigObject = Object<EncryptionConfigSpec>;
+/// An IPPool under review.
+pub type PoolObject = Object<IPPoolSpec>;
+
+impl<S> Object<S> {
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+impl<'a> From<&'a ConfigObject> for ConfigRef<'a> {
+    fn from(config: &'a ConfigObject) -> Self {
+        ConfigRef {
+            name: config.name(),
+            spec: &config.spec,
+        }
+    }
+}
+
+impl From<&PoolObject> for NamedPool {
+    fn from(pool: &PoolObject) -> Self {
+        NamedPool::new(pool.name(), pool.spec.clone())
+    }
+}
+
+/// The old object and object of a review, decoded as the type its kind names.
+#[derive(Debug)]
+pub enum Objects {
+    Config(Option<Box<ConfigObject>>, Option<Box<ConfigObject>>),
+    Pool(Option<Box<PoolObject>>, Option<Box<PoolObject>>),
+    /// Not a kind this webhook judges: not decoded.
+    Other,
+}
 
 /// The API group of the resources this webhook judges.
 pub const GROUP: &str = "kube-encrypt.dev";
@@ -14,13 +69,13 @@ pub const GROUP: &str = "kube-encrypt.dev";
 pub enum Subject {
     /// An EncryptionConfig being created or updated.
     Config {
-        new: Box<EncryptionConfig>,
-        old: Option<Box<EncryptionConfig>>,
+        new: Box<ConfigObject>,
+        old: Option<Box<ConfigObject>>,
     },
     /// An IPPool being created (no old), updated or deleted (no new).
     Pool {
-        old: Option<Box<IPPool>>,
-        new: Option<Box<IPPool>>,
+        old: Option<Box<PoolObject>>,
+        new: Option<Box<PoolObject>>,
     },
     /// Anything else: not this webhook's business (a deletion of the config, a subresource,
     /// another kind the ValidatingWebhookConfiguration should not send).
@@ -53,7 +108,12 @@ pub fn operation_name(operation: &Operation) -> &'static str {
 
 /// The metric label of the request's resource.
 pub fn resource_name(request: &Request) -> &'static str {
-    match (request.kind.group.as_str(), request.kind.kind.as_str()) {
+    resource_of(&request.kind)
+}
+
+/// The resource of objects of `kind`: `encryptionconfigs`, `ippools` or `other`.
+pub fn resource_of(kind: &GroupVersionKind) -> &'static str {
+    match (kind.group.as_str(), kind.kind.as_str()) {
         (GROUP, "EncryptionConfig") => "encryptionconfigs",
         (GROUP, "IPPool") => "ippools",
         _ => "other",
@@ -63,6 +123,14 @@ pub fn resource_name(request: &Request) -> &'static str {
 impl Subject {
     /// Decodes the objects of `request`, whose review is `body`.
     pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
+        Self::with_objects(request, || Objects::of(request, body))
+    }
+
+    /// The subject of `request`, whose objects `decode` yields when the request needs them.
+    pub fn with_objects(
+        request: &Request,
+        decode: impl FnOnce() -> Result<Objects, SubjectError>,
+    ) -> Result<Self, SubjectError> {
         if request
             .sub_resource
             .as_deref()
@@ -78,7 +146,9 @@ impl Subject {
         };
         match (resource_name(request), &request.operation) {
             ("encryptionconfigs", Operation::Create | Operation::Update) => {
-                let (old, new) = objects::<Box<EncryptionConfig>>(body, "EncryptionConfig")?;
+                let Objects::Config(old, new) = decode()? else {
+                    return Err(SubjectError::wrong_kind("EncryptionConfig"));
+                };
                 let new = new.ok_or_else(|| missing("object"))?;
                 Ok(Subject::Config { new, old })
             }
@@ -86,7 +156,9 @@ impl Subject {
                 "ippools",
                 operation @ (Operation::Create | Operation::Update | Operation::Delete),
             ) => {
-                let (old, new) = objects::<Box<IPPool>>(body, "IPPool")?;
+                let Objects::Pool(old, new) = decode()? else {
+                    return Err(SubjectError::wrong_kind("IPPool"));
+                };
                 let needs_old = *operation != Operation::Create;
                 let needs_new = *operation != Operation::Delete;
                 let old = match needs_old {
@@ -100,6 +172,32 @@ impl Subject {
                 Ok(Subject::Pool { old, new })
             }
             _ => Ok(Subject::Other),
+        }
+    }
+}
+
+impl Objects {
+    /// The objects of `request`, decoded from its review `body` as the type its kind names.
+    pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
+        match resource_name(request) {
+            "encryptionconfigs" => {
+                let (old, new) = objects(body, "EncryptionConfig")?;
+                Ok(Objects::Config(old, new))
+            }
+            "ippools" => {
+                let (old, new) = objects(body, "IPPool")?;
+                Ok(Objects::Pool(old, new))
+            }
+            _ => Ok(Objects::Other),
+        }
+    }
+}
+
+impl SubjectError {
+    fn wrong_kind(kind: &'static str) -> Self {
+        SubjectError::Undecodable {
+            kind,
+            reason: "the objects were decoded as another kind".into(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! NAT rules when an IPPool is created, updated, disabled or deleted.
 
-use super::{assert_row, disabled, enabled, pool};
+use super::{assert_row, disabled, enabled, pool, pool_change_findings};
 use crate::crd::EncryptionConfigSpec;
 use crate::rules::{evaluate_pool_change, ConfigRef, NamedPool, PoolChange, Rule, Rule::*};
 
@@ -83,6 +83,8 @@ fn rows() -> Vec<Row> {
         Row { name: "config with no pool yet, first pool with NAT", config: V6_ON, pools: vec![], change: Create(v6()), expect: &[] },
         // several problems at once
         Row { name: "overlapping v6 pool without NAT, v6 on", config: V6_ON, pools: vec![v6()], change: Create(pool("new", "2001:db8:1:1::/64", false)), expect: &[PoolOverlap, Ipv6NatOutgoing] },
+        Row { name: "disable the last v6 pool among many v4 pools", config: V6_ON, pools: (0..20).map(|i| pool(&format!("v4-{i}"), &format!("198.18.{i}.0/24"), true)).chain([v6()]).collect(), change: update(v6(), disabled(v6())), expect: &[Ipv6NatOutgoing] },
+        Row { name: "fix a pool whose CIDR had spaces", config: V6_ON, pools: vec![v6(), pool("b", " 2001:db8:2::/48", false)], change: update(pool("b", " 2001:db8:2::/48", false), pool("b", "2001:db8:2::/48", true)), expect: &[] },
         Row { name: "invalid CIDR is only a CIDR problem", config: V6_ON, pools: vec![v6()], change: Create(pool("new", "2001:db8:1::1/48", false)), expect: &[PoolCidr] },
         Row { name: "v6 pool broken while both on", config: BOTH_ON, pools: vec![v4(), v6()], change: update(v6(), pool("v6", "2001:db8:1::1/48", true)), expect: &[PoolCidr, Ipv6NatOutgoing] },
     ]
@@ -100,7 +102,7 @@ fn pool_change_nat_table() {
             name: "default",
             spec,
         });
-        let findings = evaluate_pool_change(r.change, config, &r.pools);
+        let findings = pool_change_findings(r.name, r.change, config, &r.pools);
         assert_row(r.name, &findings, r.expect);
     }
 }

@@ -10,7 +10,10 @@ mod rule_ids;
 
 use serde_json::Value;
 
-use super::{Finding, NamedPool, Rule};
+use super::{
+    evaluate_config, evaluate_config_against, evaluate_pool_change, evaluate_pool_change_against,
+    ConfigRef, Finding, NamedPool, PoolChange, PoolSet, Rule,
+};
 use crate::crd::{EncryptionConfigSpec, IPPoolSpec};
 
 /// The rule ids of `findings`, sorted, one per finding.
@@ -63,4 +66,34 @@ fn pool(name: &str, cidr: &str, nat: bool) -> NamedPool {
 fn disabled(mut pool: NamedPool) -> NamedPool {
     pool.spec.disabled = true;
     pool
+}
+
+/// [`evaluate_config`], checked to find exactly what [`evaluate_config_against`] finds on the
+/// same pools parsed once into a [`PoolSet`] (the webhook's path).
+fn config_findings(row: &str, spec: &EncryptionConfigSpec, pools: &[NamedPool]) -> Vec<Finding> {
+    let findings = evaluate_config("default", spec, pools);
+    let set = PoolSet::new(pools.to_vec());
+    assert_eq!(
+        evaluate_config_against("default", spec, &set),
+        findings,
+        "row {row:?}: a PoolSet finds something else"
+    );
+    findings
+}
+
+/// [`evaluate_pool_change`], checked the same way against [`evaluate_pool_change_against`].
+fn pool_change_findings(
+    row: &str,
+    change: PoolChange,
+    config: Option<ConfigRef<'_>>,
+    pools: &[NamedPool],
+) -> Vec<Finding> {
+    let findings = evaluate_pool_change(change.clone(), config, pools);
+    let set = PoolSet::new(pools.to_vec());
+    assert_eq!(
+        evaluate_pool_change_against(change, config, &set),
+        findings,
+        "row {row:?}: a PoolSet finds something else"
+    );
+    findings
 }

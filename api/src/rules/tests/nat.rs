@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{assert_row, disabled, enabled, pool, spec};
+use super::{assert_row, config_findings, disabled, enabled, pool, spec};
 use crate::crd::EncryptionConfigSpec;
 use crate::rules::{evaluate_config, NamedPool, Rule, Rule::*};
 
@@ -31,6 +31,9 @@ fn rows() -> Vec<Row> {
         Row { name: "v6 on, one v6 pool with and one without NAT", spec: enabled(false, true), pools: vec![v6_nat(), pool("b", "2001:db8:2::/48", false)], expect: &[Ipv6NatOutgoing] },
         Row { name: "v6 on, disabled v6 pool without NAT is ignored", spec: enabled(false, true), pools: vec![v6_nat(), disabled(pool("b", "2001:db8:2::/48", false))], expect: &[] },
         Row { name: "v6 on, invalid pool CIDR is ignored", spec: enabled(false, true), pools: vec![v6_nat(), pool("bad", "2001:db8:3::1/48", false)], expect: &[] },
+        Row { name: "v6 on, CIDR with spaces is ignored", spec: enabled(false, true), pools: vec![v6_nat(), pool("spaced", " 2001:db8:4::/48", false)], expect: &[] },
+        Row { name: "v6 on, IPv4-mapped pool is not a v6 pool", spec: enabled(false, true), pools: vec![pool("mapped", "::ffff:198.18.0.0/112", true)], expect: &[Ipv6NatOutgoing] },
+        Row { name: "v6 on, many v6 pools, one without NAT", spec: enabled(false, true), pools: (0..50).map(|i| pool(&format!("p{i:02}"), &format!("2001:db8:{i:x}::/48"), i != 37)).collect(), expect: &[Ipv6NatOutgoing] },
         Row { name: "v4 only, v6 pool lacks NAT", spec: enabled(true, false), pools: vec![v4_nat(), pool("b", "2001:db8:2::/48", false)], expect: &[] },
         Row { name: "v4 on, v4 pool without NAT", spec: enabled(true, false), pools: vec![pool("a", "198.18.0.0/16", false)], expect: &[Ipv4NatOutgoing] },
         Row { name: "v4 on, no v4 pool", spec: enabled(true, false), pools: vec![v6_nat()], expect: &[Ipv4NatOutgoing] },
@@ -51,7 +54,7 @@ fn nat_config_table() {
     for r in rows() {
         assert_row(
             r.name,
-            &evaluate_config("default", &r.spec, &r.pools),
+            &config_findings(r.name, &r.spec, &r.pools),
             r.expect,
         );
     }

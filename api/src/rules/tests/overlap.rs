@@ -1,6 +1,6 @@
 //! `pool-overlap` (and `pool-cidr`) for pool changes and for the whole pool list.
 
-use super::{assert_row, disabled, pool};
+use super::{assert_row, disabled, pool, pool_change_findings};
 use crate::rules::{evaluate_pool_change, evaluate_pools, NamedPool, PoolChange, Rule, Rule::*};
 
 struct Row {
@@ -47,6 +47,9 @@ fn rows() -> Vec<Row> {
         Row { name: "update onto another pool", pools: vec![a(), pool("c", "198.20.0.0/16", true)], change: update(a(), "198.20.0.0/24"), expect: &[PoolOverlap] },
         Row { name: "re-enable onto another pool", pools: vec![a(), disabled(pool("c", "198.18.0.0/24", true))], change: PoolChange::Update { old: disabled(pool("c", "198.18.0.0/24", true)), new: pool("c", "198.18.0.0/24", true) }, expect: &[PoolOverlap] },
         Row { name: "delete never overlaps", pools: vec![a(), pool("c", "198.18.0.0/24", true)], change: PoolChange::Delete(pool("c", "198.18.0.0/24", true)), expect: &[] },
+        Row { name: "overlapping one of many pools", pools: (0..100).map(|i| pool(&format!("p{i:03}"), &format!("198.18.{i}.0/24"), true)).collect(), change: create("c", "198.18.42.128/25"), expect: &[PoolOverlap] },
+        Row { name: "disjoint from many pools", pools: (0..100).map(|i| pool(&format!("p{i:03}"), &format!("198.18.{i}.0/24"), true)).collect(), change: create("c", "198.18.200.0/24"), expect: &[] },
+        Row { name: "overlapping a pool whose CIDR is invalid", pools: vec![pool("bad", "198.18.0.1/16", true)], change: create("c", "198.18.0.0/24"), expect: &[] },
         Row { name: "host bits set", pools: vec![a()], change: create("c", "198.18.0.1/16"), expect: &[PoolCidr] },
         Row { name: "not a CIDR", pools: vec![a()], change: create("c", "pods"), expect: &[PoolCidr] },
         Row { name: "invalid CIDR on a disabled pool", pools: vec![a()], change: PoolChange::Create(disabled(pool("c", "pods", true))), expect: &[PoolCidr] },
@@ -58,7 +61,7 @@ fn pool_overlap_table() {
     for r in rows() {
         assert_row(
             r.name,
-            &evaluate_pool_change(r.change, None, &r.pools),
+            &pool_change_findings(r.name, r.change, None, &r.pools),
             r.expect,
         );
     }
