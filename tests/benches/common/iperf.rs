@@ -69,8 +69,35 @@ pub async fn ping(probe: &Probe) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Attempts of one measurement: a server still finishing the previous test (on a loaded
+/// machine) refuses the next one ("busy", or a reset connection) for a moment.
+const ATTEMPTS: usize = 3;
+
 /// One iperf3 TCP run with `streams` parallel connections; the receiver's total in Gbit/s.
+/// A refusal by a server still busy with the previous test is retried after 2 s.
 pub async fn run(probe: &Probe, streams: u32, timing: Timing) -> anyhow::Result<f64> {
+    let mut attempt = 1;
+    loop {
+        match run_once(probe, streams, timing).await {
+            Err(e) if attempt < ATTEMPTS && server_was_busy(&e) => {
+                println!(
+                    "iperf3 over {} (attempt {attempt}): {e:#}; again in 2 s",
+                    probe.label
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn server_was_busy(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("the server is busy") || text.contains("unable to connect to server")
+}
+
+async fn run_once(probe: &Probe, streams: u32, timing: Timing) -> anyhow::Result<f64> {
     let (seconds, omit, streams) = (
         timing.seconds.to_string(),
         timing.omit.to_string(),
