@@ -4,7 +4,7 @@
 //! A malformed annotation is recorded on that node's view as a [`NodeProblem`]; it never fails
 //! the conversion, so one bad node cannot break the mesh for the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -208,19 +208,21 @@ impl NodeView {
 pub fn workload_ips_by_node<'a>(
     pods: impl IntoIterator<Item = &'a Pod>,
 ) -> BTreeMap<String, Vec<IpAddr>> {
-    let mut by_node: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
+    // Grouped under the pods' own `&str` names (hashed): no String per pod, no string
+    // comparisons down a tree; the sorted map is built once per node at the end.
+    let mut by_node: HashMap<&str, Vec<IpAddr>> = HashMap::new();
     for pod in pods {
         let Some(node) = pod_node(pod) else { continue };
-        by_node
-            .entry(node.to_owned())
-            .or_default()
-            .extend(pod_ips(pod));
-    }
-    for ips in by_node.values_mut() {
-        ips.sort_unstable();
-        ips.dedup();
+        by_node.entry(node).or_default().extend(pod_ips(pod));
     }
     by_node
+        .into_iter()
+        .map(|(node, mut ips)| {
+            ips.sort_unstable();
+            ips.dedup();
+            (node.to_owned(), ips)
+        })
+        .collect()
 }
 
 fn pod_node(pod: &Pod) -> Option<&str> {
@@ -235,15 +237,21 @@ fn pod_node(pod: &Pod) -> Option<&str> {
     spec.node_name.as_deref()
 }
 
+/// `status.podIPs`, or `status.podIP` when that list is empty (the API server keeps podIP
+/// equal to podIPs[0], so reading both would parse every address twice).
 fn pod_ips(pod: &Pod) -> impl Iterator<Item = IpAddr> + '_ {
     let status = pod.status.as_ref();
     let listed = status
-        .and_then(|s| s.pod_ips.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|p| &p.ip);
-    let single = status.and_then(|s| s.pod_ip.as_ref());
-    listed.chain(single).filter_map(|text| text.parse().ok())
+        .and_then(|s| s.pod_ips.as_deref())
+        .unwrap_or_default();
+    let single = status
+        .and_then(|s| s.pod_ip.as_ref())
+        .filter(|_| listed.is_empty());
+    listed
+        .iter()
+        .map(|p| &p.ip)
+        .chain(single)
+        .filter_map(|text| text.parse().ok())
 }
 
 /// Converts every node, attaching workload IPs when they are given.
@@ -266,6 +274,51 @@ mod tests {
     use super::*;
     use crate::fixtures::TestNode;
     use crate::quote::MAX_QUOTED_CHARS;
+
+    #[test]
+    fn a_pods_addresses_come_from_pod_ips_else_pod_ip() {
+        let rows: [(&str, serde_json::Value, &[&str]); 5] = [
+            (
+                "podIPs, dual stack",
+                serde_json::json!({"podIP": "198.18.2.10", "podIPs": [{"ip": "198.18.2.10"}, {"ip": "2001:db8::10"}]}),
+                &["198.18.2.10", "2001:db8::10"],
+            ),
+            (
+                "podIP alone (an older API server)",
+                serde_json::json!({"podIP": "198.18.2.11"}),
+                &["198.18.2.11"],
+            ),
+            (
+                "an empty podIPs list",
+                serde_json::json!({"podIP": "198.18.2.12", "podIPs": []}),
+                &["198.18.2.12"],
+            ),
+            (
+                "a podIP that disagrees with podIPs is not added",
+                serde_json::json!({"podIP": "198.18.9.9", "podIPs": [{"ip": "198.18.2.13"}]}),
+                &["198.18.2.13"],
+            ),
+            (
+                "unparsable addresses are left out",
+                serde_json::json!({"podIP": "nope", "podIPs": [{"ip": "nope"}, {"ip": "198.18.2.14"}]}),
+                &["198.18.2.14"],
+            ),
+        ];
+        for (what, status, expected) in rows {
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"}, "spec": {"nodeName": "node-2", "containers": []}, "status": status
+            }))
+            .unwrap();
+            let got: Vec<String> = pod_ips(&pod).map(|ip| ip.to_string()).collect();
+            assert_eq!(got, expected, "{what}");
+            let by_node = workload_ips_by_node([&pod, &pod]);
+            assert_eq!(
+                by_node["node-2"].len(),
+                expected.len(),
+                "{what}: deduplicated"
+            );
+        }
+    }
 
     /// Every problem message stays short, whatever the size of the value it quotes.
     #[test]
