@@ -194,19 +194,7 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = wireguard_tx(&nodes.n1, INTERFACE)?;
     let results = rounds(&probes, agents).await?;
-    let encrypted = wireguard_tx(&nodes.n1, INTERFACE)?.saturating_sub(before);
-    anyhow::ensure!(
-        encrypted > 10_000_000,
-        "the managed runs sent only {encrypted} bytes through {INTERFACE}: the traffic did not go through the mesh"
-    );
-    let still = cluster::ipv4_statuses(client).await?;
-    for agent in agents.iter() {
-        anyhow::ensure!(
-            cluster::encrypted_with(&still, &agent.node_name, 1),
-            "{} no longer reports Encrypted",
-            agent.node_name
-        );
-    }
+    ensure_through_the_mesh(nodes, client, agents, before).await?;
     let mut rows = Vec::new();
     for (streams, results) in STREAMS.iter().zip(&results) {
         rows.extend(stream_rows(&probes, results, *streams));
@@ -227,6 +215,30 @@ async fn measure(
         ),
         &rows,
     )
+}
+
+/// The managed runs really went through the mesh (bytes on node 1's device since `before`),
+/// and every agent still reports Encrypted.
+async fn ensure_through_the_mesh(
+    nodes: &Nodes,
+    client: &Client,
+    agents: &[Agent],
+    before: u64,
+) -> anyhow::Result<()> {
+    let encrypted = wireguard_tx(&nodes.n1, INTERFACE)?.saturating_sub(before);
+    anyhow::ensure!(
+        encrypted > 10_000_000,
+        "the managed runs sent only {encrypted} bytes through {INTERFACE}: the traffic did not go through the mesh"
+    );
+    let still = cluster::ipv4_statuses(client).await?;
+    for agent in agents {
+        anyhow::ensure!(
+            cluster::encrypted_with(&still, &agent.node_name, 1),
+            "{} no longer reports Encrypted",
+            agent.node_name
+        );
+    }
+    Ok(())
 }
 
 /// (a), (b), (c), (c'): clients on node 1 or pod 1, servers on node 2 or pod 2.
