@@ -38,6 +38,7 @@ use tokio::net::TcpStream;
 use common::cluster::{create_config, create_pool, ipv4_config, Emulator};
 use common::process::Spawned;
 use common::report::{Goal, Row, Session};
+use kube_encrypt_tests::procfs;
 
 const FEW_POOLS: usize = 4;
 const RATE: u32 = 1_000;
@@ -161,30 +162,37 @@ async fn bench(session: Session) -> anyhow::Result<()> {
         addr: webhook_addr,
         ca: ca.clone(),
         body: review.clone(),
+        pid: webhook.pid(),
     };
     let bare_target = Target {
         addr: bare_addr,
         ca: bare_ca.cert_pem().to_owned(),
         body: review,
+        pid: bare.pid(),
     };
     check_answer(&webhook_target).await?;
 
     let webhook_latency = steady_rate(&webhook_target).await?;
     let bare_latency = steady_rate(&bare_target).await?;
-    let (mut webhook_rates, mut bare_rates) = (Vec::new(), Vec::new());
+    let (mut webhook_rounds, mut bare_rounds) = (Vec::new(), Vec::new());
     for _ in 0..rounds() {
-        bare_rates.push(throughput(&bare_target).await?);
-        webhook_rates.push(throughput(&webhook_target).await?);
+        bare_rounds.push(throughput(&bare_target).await?);
+        webhook_rounds.push(throughput(&webhook_target).await?);
     }
+    let (webhook_rates, bare_rates) = (Round::rates(&webhook_rounds), Round::rates(&bare_rounds));
     let (webhook_rate, bare_rate) = (common::median(&webhook_rates), common::median(&bare_rates));
+    let (webhook_cpu, bare_cpu) = (
+        Round::median_cpu(&webhook_rounds),
+        Round::median_cpu(&bare_rounds),
+    );
 
     create_pools(&emulator, FEW_POOLS..pool_count()).await?;
     wait_cached(&webhook_target, &pool_cidr(pool_count() - 1)).await?;
-    let (rss_cached, _) = rss_kib(webhook.pid())?;
-    let many_rate = throughput(&webhook_target).await?;
+    let (rss_cached, _) = procfs::rss_kib(webhook.pid())?;
+    let many = throughput(&webhook_target).await?;
     webhook.check_alive()?;
     bare.check_alive()?;
-    let (rss_after, hwm) = rss_kib(webhook.pid())?;
+    let (rss_after, hwm) = procfs::rss_kib(webhook.pid())?;
 
     let rows = vec![
         Row::new("p99 at 1,000 req/s", webhook_latency.p99, "ms", Goal::AtMost(P99_TARGET_MS))
@@ -195,9 +203,13 @@ async fn bench(session: Session) -> anyhow::Result<()> {
             .baseline(bare_rate)
             .note(format!("median of {} rounds {} (bare {})", rounds(), rates(&webhook_rates), rates(&bare_rates))),
         Row::new("throughput webhook / bare", webhook_rate / bare_rate, "x", Goal::AtLeast(RATIO_TARGET))
-            .note(format!("{FEW_POOLS} pools cached, {THROUGHPUT_CONNECTIONS} keep-alive connections, {} s per round", throughput_seconds())),
-        Row::new(format!("throughput, {} pools", common::report::grouped(pool_count())), many_rate, "req/s", Goal::Info)
-            .baseline(bare_rate),
+            .note(format!("{FEW_POOLS} pools cached, {THROUGHPUT_CONNECTIONS} keep-alive connections, {} s per round; client and servers share the machine's cores", throughput_seconds())),
+        Row::new("server CPU per review", webhook_cpu, "µs", Goal::Info)
+            .baseline(bare_cpu)
+            .note("user + system time of the server process during the throughput rounds, per request (median round)"),
+        Row::new(format!("throughput, {} pools", common::report::grouped(pool_count())), many.rate, "req/s", Goal::Info)
+            .baseline(bare_rate)
+            .note(format!("server CPU per review {:.1} µs", many.cpu_per_request)),
         Row::new(format!("RSS with {} pools cached", common::report::grouped(pool_count())), kib_to_mib(rss_after), "MiB", Goal::AtMost(RSS_TARGET_MIB))
             .note(format!("before load {:.1} MiB, peak {:.1} MiB", kib_to_mib(rss_cached), kib_to_mib(hwm))),
     ];
@@ -334,18 +346,6 @@ async fn wait_ready(addr: SocketAddr, ca: &str, process: &mut Spawned) -> anyhow
     }
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 /// An EncryptionConfig UPDATE as the API server sends it (IPv4 on, MTU changed).
 fn review_body() -> Bytes {
     let gvk =
@@ -379,6 +379,8 @@ struct Target {
     addr: SocketAddr,
     ca: String,
     body: Bytes,
+    /// The server's process, whose CPU time a throughput round reads.
+    pid: u32,
 }
 
 type Conn = SendRequest<Full<Bytes>>;
@@ -438,8 +440,10 @@ struct Latency {
     max: f64,
 }
 
-/// Sends at a steady [`RATE`] over [`RATE_CONNECTIONS`] connections for [`rate_seconds`];
-/// latency counts from each request's scheduled time (so a stall is not hidden).
+/// Sends at a steady [`RATE`] over [`RATE_CONNECTIONS`] connections for [`rate_seconds`].
+/// A request that waited for the one before it counts from its scheduled time, so a stall is
+/// not hidden (coordinated omission); any other counts from when it was sent, so the
+/// client's timer (tokio's wheel wakes up to 1 ms late) is not charged to the server.
 async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
     let interval = Duration::from_secs(1) * RATE_CONNECTIONS / RATE;
     let per_connection = rate_seconds() * u64::from(RATE / RATE_CONNECTIONS);
@@ -451,15 +455,22 @@ async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
         tasks.push(tokio::spawn(async move {
             let mut conn = connect(target.addr, &target.ca).await?;
             let mut samples = Vec::new();
+            let mut previous_done = Instant::now();
             for i in 0..per_connection {
                 let due = start + offset + interval * u32::try_from(i)?;
                 tokio::time::sleep_until(due.into()).await;
+                let sent = if previous_done > due {
+                    due
+                } else {
+                    Instant::now()
+                };
                 let (status, _) =
                     request(&mut conn, "POST", "/validate", target.body.clone()).await?;
                 if status != 200 {
                     bail!("status {status} under load");
                 }
-                samples.push(due.elapsed());
+                previous_done = Instant::now();
+                samples.push(previous_done - sent);
             }
             anyhow::Ok(samples)
         }));
@@ -478,9 +489,26 @@ async fn steady_rate(target: &Target) -> anyhow::Result<Latency> {
     })
 }
 
+/// One throughput round: requests per second, and the server's CPU time per request.
+struct Round {
+    rate: f64,
+    cpu_per_request: f64,
+}
+
+impl Round {
+    fn rates(rounds: &[Round]) -> Vec<f64> {
+        rounds.iter().map(|r| r.rate).collect()
+    }
+
+    fn median_cpu(rounds: &[Round]) -> f64 {
+        common::median(&rounds.iter().map(|r| r.cpu_per_request).collect::<Vec<_>>())
+    }
+}
+
 /// Requests per second answered by [`THROUGHPUT_CONNECTIONS`] connections sending back to
-/// back for [`throughput_seconds`].
-async fn throughput(target: &Target) -> anyhow::Result<f64> {
+/// back for [`throughput_seconds`], and the server's CPU time (µs) per request.
+async fn throughput(target: &Target) -> anyhow::Result<Round> {
+    let cpu_before = procfs::cpu_time(target.pid)?;
     let until = Instant::now() + Duration::from_secs(throughput_seconds());
     let mut tasks = Vec::new();
     for _ in 0..THROUGHPUT_CONNECTIONS {
@@ -504,7 +532,12 @@ async fn throughput(target: &Target) -> anyhow::Result<f64> {
     for task in tasks {
         total += task.await??;
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed();
+    let cpu = procfs::cpu_time(target.pid)?.saturating_sub(cpu_before);
+    Ok(Round {
+        rate: total as f64 / elapsed.as_secs_f64(),
+        cpu_per_request: cpu.as_secs_f64() * 1e6 / total.max(1) as f64,
+    })
 }
 
 /// The baseline: hyper + rustls answering every request with a fixed AdmissionReview after

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
@@ -89,8 +90,13 @@ impl App {
         if declared.is_some_and(|len| len > max as u64) {
             return Err(self.too_large());
         }
-        let body = Limited::new(req.into_body(), max);
-        match tokio::time::timeout(self.limits.body_timeout, body.collect()).await {
+        let mut collect = std::pin::pin!(Limited::new(req.into_body(), max).collect());
+        // A small body usually came with the headers: the timer is armed only when it did not.
+        let collected = match (&mut collect).now_or_never() {
+            Some(collected) => Ok(collected),
+            None => tokio::time::timeout(self.limits.body_timeout, collect).await,
+        };
+        match collected {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(self.too_large()),
             Ok(Err(e)) => {
