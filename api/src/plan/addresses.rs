@@ -45,14 +45,53 @@ pub(super) fn push_uncovered(nets: &mut Vec<IpNet>, addr: IpAddr) {
 
 /// Sorts and deduplicates.
 pub(super) fn normalized(mut nets: Vec<IpNet>) -> Vec<IpNet> {
-    nets.sort_unstable();
+    nets.sort_unstable_by_key(order);
     nets.dedup();
     nets
+}
+
+/// `net` as integers that sort as [`IpNet`]'s own order does (IPv4 before IPv6, then address,
+/// then prefix length), and compare much faster: what the planner sorts by, at hundreds of
+/// thousands of prefixes.
+pub(super) fn order(net: &IpNet) -> (bool, u128, u8) {
+    match net {
+        IpNet::V4(v4) => (false, u128::from(u32::from(v4.addr())), v4.prefix_len()),
+        IpNet::V6(v6) => (true, u128::from(v6.addr()), v6.prefix_len()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sort_key_orders_prefixes_as_ipnet_does() {
+        let nets: Vec<IpNet> = [
+            "198.18.1.0/24",
+            "198.18.1.0/32",
+            "198.18.0.0/16",
+            "198.18.1.7/24",
+            "0.0.0.0/0",
+            "255.255.255.255/32",
+            "2001:db8::/32",
+            "2001:db8::1/128",
+            "::/0",
+            "::ffff:198.18.1.0/120",
+            "ffff::/16",
+            "192.0.2.0/24",
+        ]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+        for rotation in 0..nets.len() {
+            let mut by_key = nets.clone();
+            by_key.rotate_left(rotation);
+            let mut by_ord = by_key.clone();
+            by_key.sort_unstable_by_key(order);
+            by_ord.sort();
+            assert_eq!(by_key, by_ord, "rotation {rotation}");
+        }
+    }
 
     #[test]
     fn the_interface_takes_the_network_address_of_the_first_pod_cidr() {

@@ -7,7 +7,7 @@ use crate::dataplane::{FamilyDataplane, InterfaceSpec, PeerSpec, Route, RouteKin
 use crate::mtu;
 use crate::net::Family;
 
-use super::addresses::{own_interface_address, push_uncovered};
+use super::addresses::{order, own_interface_address, push_uncovered};
 use super::mesh::{Mesh, OwnKey};
 use super::{FamilyOutcome, NodePlan, Publication, WireGuardSupport};
 
@@ -172,9 +172,11 @@ fn routes(table: u32, interface: &str, peers: &[PeerSpec], throws: Vec<IpNet>) -
         .iter()
         .flat_map(|p| &p.allowed_ips)
         .map(|n| (*n, false));
-    let mut all: Vec<(IpNet, bool)> = throws.into_iter().map(|n| (n, true)).collect();
+    let allowed: usize = peers.iter().map(|p| p.allowed_ips.len()).sum();
+    let mut all: Vec<(IpNet, bool)> = Vec::with_capacity(throws.len() + allowed);
+    all.extend(throws.into_iter().map(|n| (n, true)));
     all.extend(routed);
-    all.sort_unstable();
+    all.sort_unstable_by_key(|(net, throw)| (order(net), *throw));
     all.dedup_by(|later, kept| {
         let same = later.0 == kept.0;
         if same {
@@ -182,23 +184,19 @@ fn routes(table: u32, interface: &str, peers: &[PeerSpec], throws: Vec<IpNet>) -
         }
         same
     });
-    let kinds = |throw: bool| {
+    let mut routes = Vec::with_capacity(all.len() * 2);
+    for (destination, throw) in all {
+        let route = |kind| Route {
+            table,
+            destination,
+            kind,
+        };
         if throw {
-            vec![RouteKind::Throw]
+            routes.push(route(RouteKind::Throw));
         } else {
-            vec![
-                RouteKind::Device(interface.to_owned()),
-                RouteKind::Unreachable,
-            ]
+            routes.push(route(RouteKind::Device(interface.to_owned())));
+            routes.push(route(RouteKind::Unreachable));
         }
-    };
-    all.into_iter()
-        .flat_map(|(destination, throw)| {
-            kinds(throw).into_iter().map(move |kind| Route {
-                table,
-                destination,
-                kind,
-            })
-        })
-        .collect()
+    }
+    routes
 }
