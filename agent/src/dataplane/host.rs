@@ -217,25 +217,36 @@ impl Driver for HostDriver {
         })
         .await?;
         let peer_names = self.state.peer_names()?;
-        let mut observed = Observed::default();
-        for family in Family::ALL {
-            let scopes = scope.families.get(family);
-            let found = bounded(
+        let family = |family: Family| {
+            bounded(
                 format!("observe the {family} dataplane"),
                 OBSERVE_TIMEOUT,
-                observe_family(&self.handle, family, scopes, &links, &peer_names),
+                observe_family(
+                    &self.handle,
+                    family,
+                    scope.families.get(family),
+                    &links,
+                    &peer_names,
+                ),
             )
-            .await?;
+        };
+        let nft = self.firewall();
+        let firewall = bounded(
+            format!("list nftables table inet {}", super::firewall::TABLE),
+            OBSERVE_TIMEOUT,
+            nft.observe(),
+        );
+        // The reads are independent: the device dumps, the route and rule dumps and `nft`
+        // run at once rather than one after the other.
+        let (v4, v6, firewall) =
+            futures::try_join!(family(Family::V4), family(Family::V6), firewall)?;
+        let mut observed = Observed::default();
+        for (family, found) in [(Family::V4, v4), (Family::V6, v6)] {
             *observed.dataplane.families.get_mut(family) = found.dataplane;
             *observed.device_keys.get_mut(family) = found.device_key;
             *observed.peer_stats.get_mut(family) = found.peer_stats;
         }
-        observed.dataplane.firewall = bounded(
-            format!("list nftables table inet {}", super::firewall::TABLE),
-            OBSERVE_TIMEOUT,
-            self.firewall().observe(),
-        )
-        .await?;
+        observed.dataplane.firewall = firewall;
         observed.dataplane.sysctls = self.sysctls().observe()?;
         self.state.retry_unsaved();
         observed.state_problems = self.state.unsaved();

@@ -39,23 +39,44 @@ pub(crate) async fn observe_family(
     links: &[Link],
     peer_names: &PeerNames,
 ) -> Result<FamilyObservation, DriverError> {
+    // The device, the routes and the rule are read at once: a device of thousands of peers
+    // and a table of thousands of routes take a while each.
+    let (device, routes, rule) = futures::try_join!(
+        device(handle, family, scopes, links, peer_names),
+        routes(handle, family, scopes, links),
+        rule(handle, family, scopes),
+    )?;
+    let mut found = device;
+    found.dataplane.routes = routes;
+    found.dataplane.rule = rule;
+    Ok(found)
+}
+
+/// The family's WireGuard device within its scope entries: interface, peers, key and
+/// counters; nothing when there is none.
+async fn device(
+    handle: &Handle,
+    family: Family,
+    scopes: &[FamilyScope],
+    links: &[Link],
+    peer_names: &PeerNames,
+) -> Result<FamilyObservation, DriverError> {
     let mut found = FamilyObservation::default();
-    if let Some((link, state)) = find_interface(scopes, links).await? {
-        let device = state.device();
-        found.device_key = device.public_key.as_ref().and_then(wireguard::api_key);
-        let names = peer_names.get(&link.name);
-        let (peers, stats) = peers(device, |key| {
-            names
-                .and_then(|n| n.get(&key.to_base64()))
-                .cloned()
-                .unwrap_or_default()
-        });
-        found.dataplane.peers = peers;
-        found.peer_stats = stats;
-        found.dataplane.interface = interface_spec(handle, family, &link, device).await?;
-    }
-    found.dataplane.routes = routes(handle, family, scopes, links).await?;
-    found.dataplane.rule = rule(handle, family, scopes).await?;
+    let Some((link, state)) = find_interface(scopes, links).await? else {
+        return Ok(found);
+    };
+    let device = state.device();
+    found.device_key = device.public_key.as_ref().and_then(wireguard::api_key);
+    let names = peer_names.get(&link.name);
+    let (peers, stats) = peers(device, |key| {
+        names
+            .and_then(|n| n.get(&key.to_base64()))
+            .cloned()
+            .unwrap_or_default()
+    });
+    found.dataplane.peers = peers;
+    found.peer_stats = stats;
+    found.dataplane.interface = interface_spec(handle, family, &link, device).await?;
     Ok(found)
 }
 
