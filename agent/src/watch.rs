@@ -2,8 +2,9 @@
 //! `WorkloadIPs` mode) Pods. Objects are stripped to what the planner reads before they are
 //! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]) and are kept
 //! as the planner's views ([`NodeTable`]), and their watch starts once the config is known,
-//! so that it keeps the labels the node selector reads from the first list on. Every watcher retries with backoff forever: while the API
-//! server is away the caches keep their last state (fail static) and relist when it is back.
+//! so that it keeps the labels the node selector reads from the first list on. Every watcher
+//! retries with backoff forever: while the API server is away the caches keep their last
+//! state (fail static) and relist when it is back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
