@@ -1,6 +1,7 @@
 //! The cluster as the agent sees it (a snapshot of its watch caches) and the only two writes
 //! it makes: its own Node's annotations and its own NodeEncryption status.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -10,7 +11,7 @@ use kube::Client;
 use kube_encrypt_api::crd::{
     EncryptionConfigSpec, NodeEncryption, NodeEncryptionSpec, NodeEncryptionStatus,
 };
-use kube_encrypt_api::node::{node_views, workload_ips_by_node, NodeView};
+use kube_encrypt_api::node::{attach_workload_ips, node_views, workload_ips_by_node, NodeView};
 use kube_encrypt_api::rules::NamedPool;
 use serde_json::{json, Value};
 
@@ -24,19 +25,37 @@ pub struct ClusterState {
     pub config: Option<EncryptionConfigSpec>,
     /// Every IPPool, by name (the rules name them in their findings).
     pub pools: Vec<NamedPool>,
+    /// Nodes as objects: what the agent writes against is read from its own (annotations,
+    /// uid). The watch caches keep only that one, with every node in `views`; without
+    /// `views`, every node is here and converted at each round.
     pub nodes: Vec<Arc<Node>>,
+    /// Every node as the planner reads it (sorted by name, no workload IPs), converted once
+    /// when the watch delivered it.
+    pub views: Option<Arc<Vec<NodeView>>>,
     /// The pods, only in `WorkloadIPs` mode.
     pub pods: Option<Vec<Arc<Pod>>>,
 }
 
 impl ClusterState {
-    /// Every node as the planner sees it.
-    pub fn node_views(&self) -> Vec<NodeView> {
+    /// Every node as the planner sees it: the views as they are, or copies with their
+    /// workload IPs in `WorkloadIPs` mode; converted from `nodes` when there are no views.
+    pub fn node_views(&self) -> Cow<'_, [NodeView]> {
         let workload_ips = self
             .pods
             .as_ref()
             .map(|pods| workload_ips_by_node(pods.iter().map(Arc::as_ref)));
-        node_views(self.nodes.iter().map(Arc::as_ref), workload_ips.as_ref())
+        match (&self.views, workload_ips) {
+            (Some(views), None) => Cow::Borrowed(views.as_slice()),
+            (Some(views), Some(by_node)) => {
+                let mut views = views.as_ref().clone();
+                attach_workload_ips(&mut views, &by_node);
+                Cow::Owned(views)
+            }
+            (None, workload_ips) => Cow::Owned(node_views(
+                self.nodes.iter().map(Arc::as_ref),
+                workload_ips.as_ref(),
+            )),
+        }
     }
 
     /// The Node named `name`.

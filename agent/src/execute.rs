@@ -2,6 +2,8 @@
 //! rebuild of devices holding a key that is not the node's), then the changes in order,
 //! logged with its `Display` and its failures collected per family.
 
+use std::borrow::Cow;
+
 use kube_encrypt_api::dataplane::{Dataplane, FamilyDataplane, RouteKind};
 use kube_encrypt_api::diff::{diff, Change};
 use kube_encrypt_api::key::WireGuardKey;
@@ -18,7 +20,9 @@ pub fn changes_towards(
     observed: &Observed,
     own_keys: &PerFamily<Option<WireGuardKey>>,
 ) -> Vec<Change> {
-    let mut current = observed.dataplane.clone();
+    // The observed dataplane is copied only when a device is to be rebuilt (thousands of
+    // peers and routes otherwise copied every round).
+    let mut current = Cow::Borrowed(&observed.dataplane);
     let mut changes = Vec::new();
     for family in Family::ALL {
         let device_key = observed.device_keys.get(family).as_ref();
@@ -27,7 +31,7 @@ pub fn changes_towards(
         };
         if device_key.is_some() && device_key != own_keys.get(family).as_ref() {
             let name = interface.name.clone();
-            forget_interface(current.families.get_mut(family), &name);
+            forget_interface(current.to_mut().families.get_mut(family), &name);
             changes.push(Change::DeleteInterface { family, name });
         }
     }

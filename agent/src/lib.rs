@@ -25,6 +25,7 @@ pub mod incidents;
 pub mod keys;
 pub mod lock;
 pub mod metrics;
+pub mod node_table;
 pub mod publish;
 pub mod reconcile;
 pub mod run;

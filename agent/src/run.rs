@@ -103,7 +103,7 @@ pub async fn run_until<D: Driver, H: HostProbe>(
     });
     let control = ControlLoop {
         reconciler,
-        caches: Caches::start(client, changes.clone()),
+        caches: Caches::start(client, &config.node_name, changes.clone()),
         changes,
         health,
         resync: config.resync_interval,

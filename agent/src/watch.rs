@@ -1,15 +1,16 @@
 //! The agent's watch caches: reflectors for EncryptionConfig, IPPool, Node and (only in
 //! `WorkloadIPs` mode) Pods. Objects are stripped to what the planner reads before they are
-//! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]), and their
-//! watch starts once the config is known, so that it keeps the labels the node selector
-//! reads from the first list on. Every watcher retries with backoff forever: while the API
-//! server is away the caches keep their last state (fail static) and relist when it is back.
+//! stored, to bound memory; Nodes are never even parsed in full ([`SlimNode`]) and are kept
+//! as the planner's views ([`NodeTable`]), and their watch starts once the config is known,
+//! so that it keeps the labels the node selector reads from the first list on. Every watcher
+//! retries with backoff forever: while the API server is away the caches keep their last
+//! state (fail static) and relist when it is back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus};
@@ -26,27 +27,40 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::cluster::ClusterState;
+use crate::node_table::NodeTable;
 use crate::slim_node::{label_keys, SlimNode};
 
 /// Pods that can still hold an IP: terminal ones are left to the API server.
 pub const LIVE_PODS: &str = "status.phase!=Succeeded,status.phase!=Failed";
 
-/// One reflector: its store, whether its first list completed, and its task.
-struct Reflected<K: Resource<DynamicType = ()> + 'static> {
-    store: Store<K>,
+/// A watch task: stopped when dropped.
+struct Watching {
+    /// Set once the first list completed.
     synced: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
-impl<K: Resource<DynamicType = ()> + 'static> Drop for Reflected<K> {
+impl Drop for Watching {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Reflected<K> {
+impl Watching {
     fn synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+}
+
+/// One reflector: its store and its watch.
+struct Reflected<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    watching: Watching,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Reflected<K> {
+    fn synced(&self) -> bool {
+        self.watching.synced()
     }
 
     fn objects(&self) -> Vec<Arc<K>> {
@@ -57,6 +71,8 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Reflected<K> {
 /// The watch caches and the signal they raise on every relevant change.
 pub struct Caches {
     client: Client,
+    /// The agent's node: the only Node kept as an object.
+    own_node: String,
     changes: Arc<Notify>,
     configs: Reflected<EncryptionConfig>,
     pools: Reflected<IPPool>,
@@ -65,15 +81,17 @@ pub struct Caches {
     pods: Option<Reflected<Pod>>,
 }
 
-/// The Node reflector and the label keys it keeps.
+/// The Nodes as views ([`NodeTable`]), their watch and the label keys it keeps.
 struct NodeCache {
-    reflected: Reflected<Node>,
+    table: Arc<Mutex<NodeTable>>,
+    watching: Watching,
     labels: BTreeSet<String>,
 }
 
 impl Caches {
-    /// Starts the reflectors; `changes` is notified whenever a cached object changes.
-    pub fn start(client: Client, changes: Arc<Notify>) -> Self {
+    /// Starts the reflectors of the agent of node `own_node`; `changes` is notified whenever
+    /// a cached object changes.
+    pub fn start(client: Client, own_node: &str, changes: Arc<Notify>) -> Self {
         let configs = reflect(
             Api::all(client.clone()),
             watcher::Config::default(),
@@ -88,6 +106,7 @@ impl Caches {
         );
         Self {
             client,
+            own_node: own_node.to_owned(),
             changes,
             configs,
             pools,
@@ -114,8 +133,11 @@ impl Caches {
             tracing::info!(labels = ?wanted, "the node selector reads other labels: watching the Nodes again");
         }
         let api = Api::all(self.client.clone());
+        let table = Arc::new(Mutex::new(NodeTable::new(&self.own_node)));
+        let watching = watch_nodes(api, wanted.clone(), table.clone(), self.changes.clone());
         self.nodes = Some(NodeCache {
-            reflected: reflect_nodes(api, wanted.clone(), self.changes.clone()),
+            table,
+            watching,
             labels: wanted,
         });
     }
@@ -152,8 +174,7 @@ impl Caches {
     /// A consistent snapshot, or `None` while a needed cache has not completed its first list
     /// (reconciling against a half-filled cache would tear down the mesh).
     pub fn snapshot(&self) -> Option<ClusterState> {
-        let nodes = self.nodes.as_ref().map(|n| &n.reflected);
-        let nodes_synced = nodes.is_some_and(|n| n.synced());
+        let nodes_synced = self.nodes.as_ref().is_some_and(|n| n.watching.synced());
         if !(self.configs.synced() && self.pools.synced() && nodes_synced) {
             return None;
         }
@@ -165,6 +186,11 @@ impl Caches {
             (Some(pods), true) if pods.synced() => Some(pods.objects()),
             (_, true) => return None,
         };
+        let nodes = self
+            .nodes
+            .as_ref()
+            .map(|n| n.table.lock().expect("node table lock").snapshot())
+            .unwrap_or_default();
         Some(ClusterState {
             config,
             pools: self
@@ -173,7 +199,8 @@ impl Caches {
                 .iter()
                 .map(|p| NamedPool::from(p.as_ref()))
                 .collect(),
-            nodes: nodes.map(|n| n.objects()).unwrap_or_default(),
+            nodes: nodes.own.into_iter().collect(),
+            views: Some(nodes.views),
             pods,
         })
     }
@@ -182,19 +209,22 @@ impl Caches {
 /// Nodes are listed in pages of this many: a page is held whole while it is read.
 const NODE_PAGE: u32 = 100;
 
-/// The Node reflector: the watch deserializes [`SlimNode`]s (a kubelet's images, conditions
-/// and managedFields are never allocated) and stores them as Nodes with only `label_keys`
-/// among their labels.
-fn reflect_nodes(
+/// The Node watch: it deserializes [`SlimNode`]s (a kubelet's images, conditions and
+/// managedFields are never allocated), keeps only `label_keys` among their labels, and
+/// hands them to `table`, which keeps their views.
+fn watch_nodes(
     api: Api<SlimNode>,
     label_keys: BTreeSet<String>,
+    table: Arc<Mutex<NodeTable>>,
     changes: Arc<Notify>,
-) -> Reflected<Node> {
+) -> Watching {
     let config = watcher::Config::default().page_size(NODE_PAGE);
     let events = watcher::watcher(api, config)
         .default_backoff()
         .map_ok(move |event| SlimNode::into_node_event(event, &label_keys));
-    reflect_events(events, changes)
+    follow(events, changes, move |event: Event<Node>| {
+        table.lock().expect("node table lock").apply(event)
+    })
 }
 
 /// Runs a reflector for `K` with `strip` applied to every object, notifying `changes` on the
@@ -230,22 +260,40 @@ where
     K: Resource<DynamicType = ()> + Clone + Serialize + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
+    let mut filter = ChangeFilter::default();
+    let watching = follow(events.reflect(writer), changes, move |event: Event<K>| {
+        filter.relevant(&event)
+    });
+    Reflected { store, watching }
+}
+
+/// Follows a watch `events` stream in a task: every event goes to `take`, which says whether
+/// it changed what a round reads (then `changes` is notified); failures are logged and
+/// retried (the stream backs off).
+fn follow<K>(
+    events: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    changes: Arc<Notify>,
+    mut take: impl FnMut(Event<K>) -> bool + Send + 'static,
+) -> Watching
+where
+    K: Resource<DynamicType = ()> + Send + 'static,
+{
     let synced = Arc::new(AtomicBool::new(false));
     let flag = synced.clone();
     let kind = K::kind(&()).into_owned();
     let task = tokio::spawn(async move {
-        let mut filter = ChangeFilter::default();
         let mut refusals = 0u32;
-        let stream = events.reflect(writer);
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
             match event {
                 Ok(event) => {
                     refusals = 0;
-                    if matches!(event, Event::InitDone) && !flag.swap(true, Ordering::AcqRel) {
+                    let done = matches!(event, Event::InitDone);
+                    let relevant = take(event);
+                    if done && !flag.swap(true, Ordering::AcqRel) {
                         tracing::info!(kind, "watch cache synced");
                     }
-                    if filter.relevant(&event) {
+                    if relevant {
                         changes.notify_one();
                     }
                 }
@@ -267,11 +315,7 @@ where
         }
         tracing::error!(kind, "watch stream ended unexpectedly");
     });
-    Reflected {
-        store,
-        synced,
-        task,
-    }
+    Watching { synced, task }
 }
 
 /// The API server's HTTP status for a failed list or watch, when it answered.

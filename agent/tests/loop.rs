@@ -77,6 +77,7 @@ fn cluster(config: Option<EncryptionConfigSpec>) -> ClusterState {
         config,
         pools: vec![NamedPool::new("pods", IPPoolSpec::test("198.18.0.0/16"))],
         nodes: nodes(),
+        views: None,
         pods: None,
     }
 }

@@ -261,12 +261,18 @@ pub fn node_views<'a>(
 ) -> Vec<NodeView> {
     let mut views: Vec<NodeView> = nodes.into_iter().map(NodeView::from_node).collect();
     if let Some(by_node) = workload_ips {
-        for view in &mut views {
-            view.workload_ips = by_node.get(&view.name).cloned().unwrap_or_default();
-        }
+        attach_workload_ips(&mut views, by_node);
     }
     views.sort_by(|a, b| a.name.cmp(&b.name));
     views
+}
+
+/// Sets every view's workload IPs from `by_node` ([`workload_ips_by_node`]); a node without
+/// pods gets none.
+pub fn attach_workload_ips(views: &mut [NodeView], by_node: &BTreeMap<String, Vec<IpAddr>>) {
+    for view in views {
+        view.workload_ips = by_node.get(&view.name).cloned().unwrap_or_default();
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::events::SharedInterest;
 use super::firewall::Firewall;
 use super::interface::Interfaces;
 use super::links;
-use super::observe::observe_family;
+use super::observe::{find_device, observe_family, routing_tables};
 use super::routing::{self, describe_route, describe_rule};
 use super::state::StateDir;
 use super::sysctl::Sysctls;
@@ -217,25 +217,48 @@ impl Driver for HostDriver {
         })
         .await?;
         let peer_names = self.state.peer_names()?;
+        let scopes = |family: Family| scope.families.get(family).as_slice();
+        let device = |family: Family| {
+            bounded(
+                format!("read the {family} WireGuard device"),
+                OBSERVE_TIMEOUT,
+                find_device(scopes(family), &links),
+            )
+        };
+        let routing = async {
+            let mut tables = Vec::with_capacity(Family::ALL.len());
+            for family in Family::ALL {
+                let dumps = routing_tables(&self.handle, family, scopes(family), &links);
+                let operation = format!("list the {family} routes and rules");
+                tables.push(bounded(operation, OBSERVE_TIMEOUT, dumps).await?);
+            }
+            Ok::<_, DriverError>(tables)
+        };
+        let nft = self.firewall();
+        let firewall = bounded(
+            format!("list nftables table inet {}", super::firewall::TABLE),
+            OBSERVE_TIMEOUT,
+            nft.observe(),
+        );
+        // The devices (read through their own sockets), the netlink dumps (one after the
+        // other: one socket serves one dump at a time) and `nft` are read at once.
+        let (v4, v6, tables, firewall) =
+            futures::try_join!(device(Family::V4), device(Family::V6), routing, firewall)?;
         let mut observed = Observed::default();
-        for family in Family::ALL {
-            let scopes = scope.families.get(family);
+        for ((family, device), routing) in
+            [(Family::V4, v4), (Family::V6, v6)].into_iter().zip(tables)
+        {
             let found = bounded(
                 format!("observe the {family} dataplane"),
                 OBSERVE_TIMEOUT,
-                observe_family(&self.handle, family, scopes, &links, &peer_names),
+                observe_family(&self.handle, family, device, routing, &peer_names),
             )
             .await?;
             *observed.dataplane.families.get_mut(family) = found.dataplane;
             *observed.device_keys.get_mut(family) = found.device_key;
             *observed.peer_stats.get_mut(family) = found.peer_stats;
         }
-        observed.dataplane.firewall = bounded(
-            format!("list nftables table inet {}", super::firewall::TABLE),
-            OBSERVE_TIMEOUT,
-            self.firewall().observe(),
-        )
-        .await?;
+        observed.dataplane.firewall = firewall;
         observed.dataplane.sysctls = self.sysctls().observe()?;
         self.state.retry_unsaved();
         observed.state_problems = self.state.unsaved();

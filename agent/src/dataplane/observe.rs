@@ -31,16 +31,44 @@ pub(crate) struct FamilyObservation {
     pub(crate) peer_stats: Vec<PeerStats>,
 }
 
-/// Observes one family within its scope entries.
-pub(crate) async fn observe_family(
+/// A family's WireGuard device as read through its own socket (UAPI, or WireGuard's generic
+/// netlink), within the family's scope entries; `None` when there is none.
+pub(crate) type FoundDevice = Option<(Link, DeviceState)>;
+
+/// The family's device within its scope entries. It does not use the rtnetlink handle, so it
+/// can be read while the handle dumps routes and rules.
+pub(crate) async fn find_device(
+    scopes: &[FamilyScope],
+    links: &[Link],
+) -> Result<FoundDevice, DriverError> {
+    find_interface(scopes, links).await
+}
+
+/// The routes and the rule of one family within its scope entries: two netlink dumps, one
+/// after the other (a netlink socket serves one dump at a time: another one started
+/// meanwhile fails with EBUSY).
+pub(crate) async fn routing_tables(
     handle: &Handle,
     family: Family,
     scopes: &[FamilyScope],
     links: &[Link],
+) -> Result<(Vec<Route>, Option<RuleSpec>), DriverError> {
+    let routes = routes(handle, family, scopes, links).await?;
+    let rule = rule(handle, family, scopes).await?;
+    Ok((routes, rule))
+}
+
+/// One family from its device (see [`find_device`]) and routing (see [`routing_tables`]);
+/// the interface's addresses are dumped here, so no other dump may run meanwhile.
+pub(crate) async fn observe_family(
+    handle: &Handle,
+    family: Family,
+    device: FoundDevice,
+    (routes, rule): (Vec<Route>, Option<RuleSpec>),
     peer_names: &PeerNames,
 ) -> Result<FamilyObservation, DriverError> {
     let mut found = FamilyObservation::default();
-    if let Some((link, state)) = find_interface(scopes, links).await? {
+    if let Some((link, state)) = device {
         let device = state.device();
         found.device_key = device.public_key.as_ref().and_then(wireguard::api_key);
         let names = peer_names.get(&link.name);
@@ -54,8 +82,8 @@ pub(crate) async fn observe_family(
         found.peer_stats = stats;
         found.dataplane.interface = interface_spec(handle, family, &link, device).await?;
     }
-    found.dataplane.routes = routes(handle, family, scopes, links).await?;
-    found.dataplane.rule = rule(handle, family, scopes).await?;
+    found.dataplane.routes = routes;
+    found.dataplane.rule = rule;
     Ok(found)
 }
 
@@ -67,7 +95,7 @@ fn leftovers_first(scopes: &[FamilyScope]) -> impl Iterator<Item = &FamilyScope>
 async fn find_interface(
     scopes: &[FamilyScope],
     links: &[Link],
-) -> Result<Option<(Link, DeviceState)>, DriverError> {
+) -> Result<FoundDevice, DriverError> {
     for scope in leftovers_first(scopes) {
         let Some(link) = links.iter().find(|l| l.name == scope.interface) else {
             continue;

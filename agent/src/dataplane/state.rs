@@ -43,7 +43,8 @@ pub(crate) struct StateDir {
 /// The records the driver keeps in memory, loaded from disk on first use.
 #[derive(Debug, Default)]
 struct Memory {
-    peer_names: Option<PeerNames>,
+    /// Shared with the observations reading it (copied only when edited).
+    peer_names: Option<Arc<PeerNames>>,
     /// `Some(spec)` once known; the inner `None` means no table was applied.
     firewall: Option<Option<FirewallSpec>>,
     /// File → why its latest content could not be written.
@@ -112,7 +113,7 @@ impl StateDir {
     }
 
     /// The node name of every programmed peer, as last recorded.
-    pub(crate) fn peer_names(&self) -> Result<PeerNames, DriverError> {
+    pub(crate) fn peer_names(&self) -> Result<Arc<PeerNames>, DriverError> {
         let mut memory = self.lock();
         Ok(self.loaded_peer_names(&mut memory)?.clone())
     }
@@ -124,13 +125,13 @@ impl StateDir {
     ) -> Result<(), DriverError> {
         let mut memory = self.lock();
         let names = self.loaded_peer_names(&mut memory)?;
-        let mut edited = names.clone();
+        let mut edited = names.as_ref().clone();
         edit(&mut edited);
         edited.retain(|_, peers| !peers.is_empty());
-        if edited == *names {
+        if edited == **names {
             return Ok(());
         }
-        memory.peer_names = Some(edited);
+        memory.peer_names = Some(Arc::new(edited));
         self.save(&mut memory, PEER_NAMES_FILE);
         Ok(())
     }
@@ -172,11 +173,15 @@ impl StateDir {
             .collect()
     }
 
-    fn loaded_peer_names<'m>(&self, memory: &'m mut Memory) -> Result<&'m PeerNames, DriverError> {
+    fn loaded_peer_names<'m>(
+        &self,
+        memory: &'m mut Memory,
+    ) -> Result<&'m Arc<PeerNames>, DriverError> {
         if memory.peer_names.is_none() {
-            memory.peer_names = Some(self.read(PEER_NAMES_FILE)?.unwrap_or_default());
+            let names: PeerNames = self.read(PEER_NAMES_FILE)?.unwrap_or_default();
+            memory.peer_names = Some(Arc::new(names));
         }
-        Ok(memory.peer_names.get_or_insert_with(PeerNames::default))
+        Ok(memory.peer_names.get_or_insert_with(Arc::default))
     }
 
     /// Writes `file` from memory (removes it when there is nothing to record); a failure is
@@ -184,7 +189,7 @@ impl StateDir {
     fn save(&self, memory: &mut Memory, file: &'static str) {
         let result = match file {
             PEER_NAMES_FILE => match memory.peer_names.as_ref().filter(|n| !n.is_empty()) {
-                Some(names) => self.write(file, names),
+                Some(names) => self.write(file, names.as_ref()),
                 None => self.remove(file),
             },
             FIREWALL_FILE => match memory.firewall.as_ref().and_then(Option::as_ref) {

@@ -175,6 +175,7 @@ pub async fn run_agent(
                 .map(|(i, spec)| NamedPool::new(format!("pool-{i}"), spec.clone()))
                 .collect(),
             nodes: run.nodes.iter().cloned().map(Arc::new).collect(),
+            views: None,
             pods: None,
         }),
         writer: writer.clone(),
