@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use kube_encrypt_api::dataplane::{Route, RouteKind, RuleSpec};
+use kube_encrypt_api::dataplane::{FirewallSpec, Route, RouteKind, RuleSpec};
 use kube_encrypt_api::diff::Change;
 use kube_encrypt_api::net::Family;
 use rtnetlink::Handle;
@@ -15,8 +15,8 @@ use super::error::{io_text, netlink_errno};
 use super::events::SharedInterest;
 use super::firewall::Firewall;
 use super::interface::Interfaces;
-use super::links;
-use super::observe::{find_device, observe_family, routing_tables};
+use super::links::{self, Link};
+use super::observe::{find_device, observe_family, routing_tables, FoundDevice};
 use super::routing::{self, describe_route, describe_rule};
 use super::state::StateDir;
 use super::sysctl::Sysctls;
@@ -203,51 +203,76 @@ impl HostDriver {
     }
 }
 
-impl Driver for HostDriver {
-    async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError> {
+/// What an observation reads before it looks at each family: the devices, the routes and
+/// rules, the nftables table.
+struct Reads {
+    devices: [(Family, FoundDevice); 2],
+    routing: Vec<(Vec<Route>, Option<RuleSpec>)>,
+    firewall: Option<FirewallSpec>,
+}
+
+impl HostDriver {
+    /// Tells the link-event watch which interfaces are the agent's.
+    fn note_managed(&self, scope: &Scope) {
         self.interest.lock().expect("interest lock").managed = scope
             .families
             .iter()
             .flat_map(|(_, entries)| entries.iter().map(|e| e.interface.clone()))
             .collect();
-        let links = bounded("list links", OBSERVE_TIMEOUT, async {
+    }
+
+    async fn links(&self) -> Result<Vec<Link>, DriverError> {
+        bounded("list links", OBSERVE_TIMEOUT, async {
             links::all_links(&self.handle)
                 .await
                 .map_err(|e| DriverError::netlink("list links", &e))
         })
-        .await?;
-        let peer_names = self.state.peer_names()?;
+        .await
+    }
+
+    /// The devices (read through their own sockets), the netlink dumps (one after the other:
+    /// one socket serves one dump at a time) and `nft`, read at once.
+    async fn read_at_once(&self, scope: &Scope, links: &[Link]) -> Result<Reads, DriverError> {
         let scopes = |family: Family| scope.families.get(family).as_slice();
-        let device = |family: Family| {
-            bounded(
-                format!("read the {family} WireGuard device"),
+        let device = |family: Family| async move {
+            let operation = format!("read the {family} WireGuard device");
+            let found = bounded(
+                operation,
                 OBSERVE_TIMEOUT,
-                find_device(scopes(family), &links),
-            )
+                find_device(scopes(family), links),
+            );
+            Ok::<_, DriverError>((family, found.await?))
         };
         let routing = async {
             let mut tables = Vec::with_capacity(Family::ALL.len());
             for family in Family::ALL {
-                let dumps = routing_tables(&self.handle, family, scopes(family), &links);
+                let dumps = routing_tables(&self.handle, family, scopes(family), links);
                 let operation = format!("list the {family} routes and rules");
                 tables.push(bounded(operation, OBSERVE_TIMEOUT, dumps).await?);
             }
             Ok::<_, DriverError>(tables)
         };
         let nft = self.firewall();
-        let firewall = bounded(
-            format!("list nftables table inet {}", super::firewall::TABLE),
-            OBSERVE_TIMEOUT,
-            nft.observe(),
-        );
-        // The devices (read through their own sockets), the netlink dumps (one after the
-        // other: one socket serves one dump at a time) and `nft` are read at once.
-        let (v4, v6, tables, firewall) =
+        let operation = format!("list nftables table inet {}", super::firewall::TABLE);
+        let firewall = bounded(operation, OBSERVE_TIMEOUT, nft.observe());
+        let (v4, v6, routing, firewall) =
             futures::try_join!(device(Family::V4), device(Family::V6), routing, firewall)?;
+        Ok(Reads {
+            devices: [v4, v6],
+            routing,
+            firewall,
+        })
+    }
+}
+
+impl Driver for HostDriver {
+    async fn observe(&self, scope: &Scope) -> Result<Observed, DriverError> {
+        self.note_managed(scope);
+        let links = self.links().await?;
+        let peer_names = self.state.peer_names()?;
+        let reads = self.read_at_once(scope, &links).await?;
         let mut observed = Observed::default();
-        for ((family, device), routing) in
-            [(Family::V4, v4), (Family::V6, v6)].into_iter().zip(tables)
-        {
+        for ((family, device), routing) in reads.devices.into_iter().zip(reads.routing) {
             let found = bounded(
                 format!("observe the {family} dataplane"),
                 OBSERVE_TIMEOUT,
@@ -258,7 +283,7 @@ impl Driver for HostDriver {
             *observed.device_keys.get_mut(family) = found.device_key;
             *observed.peer_stats.get_mut(family) = found.peer_stats;
         }
-        observed.dataplane.firewall = firewall;
+        observed.dataplane.firewall = reads.firewall;
         observed.dataplane.sysctls = self.sysctls().observe()?;
         self.state.retry_unsaved();
         observed.state_problems = self.state.unsaved();

@@ -35,15 +35,6 @@ pub(crate) struct FamilyObservation {
 /// netlink), within the family's scope entries; `None` when there is none.
 pub(crate) type FoundDevice = Option<(Link, DeviceState)>;
 
-/// The family's device within its scope entries. It does not use the rtnetlink handle, so it
-/// can be read while the handle dumps routes and rules.
-pub(crate) async fn find_device(
-    scopes: &[FamilyScope],
-    links: &[Link],
-) -> Result<FoundDevice, DriverError> {
-    find_interface(scopes, links).await
-}
-
 /// The routes and the rule of one family within its scope entries: two netlink dumps, one
 /// after the other (a netlink socket serves one dump at a time: another one started
 /// meanwhile fails with EBUSY).
@@ -92,7 +83,9 @@ fn leftovers_first(scopes: &[FamilyScope]) -> impl Iterator<Item = &FamilyScope>
     scopes.iter().skip(1).chain(scopes.first())
 }
 
-async fn find_interface(
+/// The family's device within its scope entries. It does not use the rtnetlink handle, so it
+/// can be read while the handle dumps routes and rules.
+pub(crate) async fn find_device(
     scopes: &[FamilyScope],
     links: &[Link],
 ) -> Result<FoundDevice, DriverError> {
