@@ -236,8 +236,16 @@ impl EncryptionConfigSpec {
     pub fn enabled_families(&self) -> Vec<Family> {
         Family::ALL
             .into_iter()
-            .filter(|f| self.family(*f).enabled)
+            .filter(|f| self.enabled(*f))
             .collect()
+    }
+
+    /// Whether `family`'s encryption is enabled.
+    pub fn enabled(&self, family: Family) -> bool {
+        match family {
+            Family::V4 => self.ipv4.enabled,
+            Family::V6 => self.ipv6.enabled,
+        }
     }
 }
 

@@ -63,26 +63,36 @@ pub(super) fn check_config<'a>(
     let mut findings = Vec::new();
     for family in spec.enabled_families() {
         let state = FamilyPools::of(pools.clone(), family);
-        let field = format!("spec.{}.enabled", family.field());
-        if !state.any {
-            findings.push(Finding::new(
-                rule(family),
-                field.clone(),
-                format!(
-                    "{family} encryption needs NAT outgoing, but no enabled {family} IPPool exists; create one with natOutgoing: true, or set {field}: false"
-                ),
-            ));
-        }
-        if !state.without_nat.is_empty() {
-            findings.push(Finding::new(
-                rule(family),
-                field.clone(),
-                format!(
-                    "{family} encryption needs natOutgoing: true on every enabled {family} IPPool, but {} natOutgoing: false; set natOutgoing: true there (kubectl encrypt enable --fix-nat-outgoing), or set {field}: false",
-                    pools_have(&state.without_nat)
-                ),
-            ));
-        }
+        findings.extend(nat_findings(family, &state));
+    }
+    findings
+}
+
+/// What is wrong with `family`'s pools for its encryption (nothing: no finding, no text built).
+fn nat_findings(family: Family, state: &FamilyPools<'_>) -> Vec<Finding> {
+    if state.any && state.without_nat.is_empty() {
+        return Vec::new();
+    }
+    let field = format!("spec.{}.enabled", family.field());
+    let mut findings = Vec::new();
+    if !state.any {
+        findings.push(Finding::new(
+            rule(family),
+            field.clone(),
+            format!(
+                "{family} encryption needs NAT outgoing, but no enabled {family} IPPool exists; create one with natOutgoing: true, or set {field}: false"
+            ),
+        ));
+    }
+    if !state.without_nat.is_empty() {
+        findings.push(Finding::new(
+            rule(family),
+            field.clone(),
+            format!(
+                "{family} encryption needs natOutgoing: true on every enabled {family} IPPool, but {} natOutgoing: false; set natOutgoing: true there (kubectl encrypt enable --fix-nat-outgoing), or set {field}: false",
+                pools_have(&state.without_nat)
+            ),
+        ));
     }
     findings
 }

@@ -5,28 +5,30 @@
 //! [`Review`] then [`Subject::of`], which say exactly what is wrong; a body the one pass
 //! decodes gets the same answer from both.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
-use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::admission::Operation;
-use kube::core::GroupVersionKind;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::review::{Request, Review};
-use super::subject::{resource_of, ConfigObject, Objects, PoolObject, Subject, SubjectError};
+use super::review::{Kind, Request, Review, Text, UserInfo};
+use super::subject::{
+    resource_of, ConfigObject, Objects, OldConfig, PoolObject, Subject, SubjectError,
+};
 use super::BadReview;
 
 /// A review as decoded: its `apiVersion`, its request, and what the request is about.
 #[derive(Debug)]
-pub struct Decoded {
-    pub api_version: String,
-    pub request: Request,
+pub struct Decoded<'a> {
+    pub api_version: Cow<'a, str>,
+    pub request: Request<'a>,
     pub subject: Result<Subject, SubjectError>,
 }
 
 /// Decodes `body`, in one pass when it can.
-pub fn decode(body: &[u8]) -> Result<Decoded, BadReview> {
+pub fn decode(body: &[u8]) -> Result<Decoded<'_>, BadReview> {
     match one_pass(body) {
         Some(decoded) => Ok(decoded),
         None => two_passes(body),
@@ -35,7 +37,7 @@ pub fn decode(body: &[u8]) -> Result<Decoded, BadReview> {
 
 /// The review when its kind comes before its objects and everything decodes. The body is
 /// checked to be UTF-8 once, so strings are not checked one by one.
-pub(super) fn one_pass(body: &[u8]) -> Option<Decoded> {
+pub(super) fn one_pass(body: &[u8]) -> Option<Decoded<'_>> {
     let text = std::str::from_utf8(body).ok()?;
     let OnePass {
         api_version,
@@ -52,7 +54,7 @@ pub(super) fn one_pass(body: &[u8]) -> Option<Decoded> {
 }
 
 /// The envelope with the objects skipped, then the objects as the kind's type.
-pub(super) fn two_passes(body: &[u8]) -> Result<Decoded, BadReview> {
+pub(super) fn two_passes(body: &[u8]) -> Result<Decoded<'_>, BadReview> {
     let review: Review = serde_json::from_slice(body).map_err(BadReview::Malformed)?;
     let request = review.request.ok_or(BadReview::NoRequest)?;
     let subject = Subject::of(&request, body);
@@ -65,15 +67,16 @@ pub(super) fn two_passes(body: &[u8]) -> Result<Decoded, BadReview> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct OnePass {
-    #[serde(default)]
-    api_version: String,
-    request: Option<OnePassRequest>,
+struct OnePass<'a> {
+    #[serde(borrow, default)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    request: Option<OnePassRequest<'a>>,
 }
 
 /// The request, and its objects unless they came before its kind (`None`: decode again).
-struct OnePassRequest {
-    request: Request,
+struct OnePassRequest<'a> {
+    request: Request<'a>,
     objects: Option<Objects>,
 }
 
@@ -100,18 +103,21 @@ enum Slot {
     /// It came before the kind.
     Deferred,
     Config(Option<Box<ConfigObject>>),
+    OldConfig(Option<OldConfig>),
     Pool(Option<Box<PoolObject>>),
     /// A kind this webhook does not judge.
     Skipped,
 }
 
 impl Slot {
-    /// Reads the object in `map` as the type `kind` names.
+    /// Reads the object (`old`: the old object) in `map` as the type `kind` names.
     fn read<'de, A: MapAccess<'de>>(
         map: &mut A,
-        kind: Option<&GroupVersionKind>,
+        kind: Option<&Kind>,
+        old: bool,
     ) -> Result<Self, A::Error> {
         Ok(match kind.map(resource_of) {
+            Some("encryptionconfigs") if old => Slot::OldConfig(map.next_value()?),
             Some("encryptionconfigs") => Slot::Config(map.next_value()?),
             Some("ippools") => Slot::Pool(map.next_value()?),
             Some(_) => {
@@ -133,6 +139,14 @@ impl Slot {
         }
     }
 
+    fn old_config(self) -> Option<Option<OldConfig>> {
+        match self {
+            Slot::Absent => Some(None),
+            Slot::OldConfig(object) => Some(object),
+            _ => None,
+        }
+    }
+
     fn pool(self) -> Option<Option<Box<PoolObject>>> {
         match self {
             Slot::Absent => Some(None),
@@ -144,16 +158,16 @@ impl Slot {
     /// Whether the object is there (for [`Request::object`]).
     fn present(&self) -> Option<IgnoredAny> {
         match self {
-            Slot::Absent | Slot::Config(None) | Slot::Pool(None) => None,
+            Slot::Absent | Slot::Config(None) | Slot::OldConfig(None) | Slot::Pool(None) => None,
             _ => Some(IgnoredAny),
         }
     }
 }
 
 /// The objects of a request of `kind`; `None` when they must be decoded again.
-fn objects_of(kind: &GroupVersionKind, old: Slot, new: Slot) -> Option<Objects> {
+fn objects_of(kind: &Kind, old: Slot, new: Slot) -> Option<Objects> {
     match resource_of(kind) {
-        "encryptionconfigs" => Some(Objects::Config(old.config()?, new.config()?)),
+        "encryptionconfigs" => Some(Objects::Config(old.old_config()?, new.config()?)),
         "ippools" => Some(Objects::Pool(old.pool()?, new.pool()?)),
         _ => matches!(
             (&old, &new),
@@ -171,28 +185,28 @@ fn set<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> R
     }
 }
 
-impl<'de> Deserialize<'de> for OnePassRequest {
+impl<'de: 'a, 'a> Deserialize<'de> for OnePassRequest<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RequestVisitor)
+        deserializer.deserialize_map(RequestVisitor(PhantomData))
     }
 }
 
-struct RequestVisitor;
+struct RequestVisitor<'a>(PhantomData<&'a ()>);
 
-impl<'de> Visitor<'de> for RequestVisitor {
-    type Value = OnePassRequest;
+impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
+    type Value = OnePassRequest<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an AdmissionRequest")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OnePassRequest, A::Error> {
-        let mut uid: Option<String> = None;
-        let mut kind: Option<GroupVersionKind> = None;
-        let mut sub_resource: Option<Option<String>> = None;
-        let mut name: Option<String> = None;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OnePassRequest<'a>, A::Error> {
+        let mut uid: Option<Text<'de>> = None;
+        let mut kind: Option<Kind<'de>> = None;
+        let mut sub_resource: Option<Option<Text<'de>>> = None;
+        let mut name: Option<Text<'de>> = None;
         let mut operation: Option<Operation> = None;
-        let mut user_info: Option<UserInfo> = None;
+        let mut user_info: Option<UserInfo<'de>> = None;
         let mut dry_run: Option<Option<bool>> = None;
         let (mut object, mut old_object) = (None, None);
         while let Some(field) = map.next_key::<Field>()? {
@@ -205,11 +219,11 @@ impl<'de> Visitor<'de> for RequestVisitor {
                 Field::UserInfo => set(&mut user_info, map.next_value()?, "userInfo")?,
                 Field::DryRun => set(&mut dry_run, map.next_value()?, "dryRun")?,
                 Field::Object => {
-                    let slot = Slot::read(&mut map, kind.as_ref())?;
+                    let slot = Slot::read(&mut map, kind.as_ref(), false)?;
                     set(&mut object, slot, "object")?
                 }
                 Field::OldObject => {
-                    let slot = Slot::read(&mut map, kind.as_ref())?;
+                    let slot = Slot::read(&mut map, kind.as_ref(), true)?;
                     set(&mut old_object, slot, "oldObject")?
                 }
                 Field::Other => {
@@ -225,10 +239,10 @@ impl<'de> Visitor<'de> for RequestVisitor {
         let (has_object, has_old_object) = (object.present(), old_object.present());
         let objects = objects_of(&kind, old_object, object);
         let request = Request {
-            uid: uid.ok_or_else(|| de::Error::missing_field("uid"))?,
+            uid: uid.ok_or_else(|| de::Error::missing_field("uid"))?.0,
             kind,
             sub_resource: sub_resource.flatten(),
-            name: name.unwrap_or_default(),
+            name: name.map(|name| name.0).unwrap_or_default(),
             operation: operation.ok_or_else(|| de::Error::missing_field("operation"))?,
             user_info: user_info.unwrap_or_default(),
             object: has_object,

@@ -33,8 +33,10 @@ use crate::metrics::Metrics;
 use crate::policy::reload::PolicyHandle;
 use crate::policy::Requester;
 
-pub use review::{Answer, Request, Response, Review, API_VERSION};
-pub use subject::{ConfigObject, Name, Object, Objects, PoolObject, Subject, SubjectError, GROUP};
+pub use review::{Answer, Kind, Request, Response, Review, Text, UserInfo, API_VERSION};
+pub use subject::{
+    ConfigObject, Name, Object, Objects, OldConfig, PoolObject, Subject, SubjectError, GROUP,
+};
 pub use verdict::{Leniency, Verdict};
 
 /// Why a body got no AdmissionReview answer.
@@ -69,49 +71,47 @@ impl Admission {
 
     /// The JSON AdmissionReview answering the review in `body`.
     pub fn review(&self, body: &[u8]) -> Result<Vec<u8>, BadReview> {
-        let review = self.answer(body).inspect_err(|_| {
+        let decoded = decode::decode(body).inspect_err(|_| {
             self.metrics.count_request("unknown", "unknown", "invalid");
         })?;
-        Ok(serde_json::to_vec(&review).expect("an AdmissionReview always serializes"))
+        let answer = self.answer(&decoded.request, decoded.subject);
+        let answer = answer.into_answer(&decoded.api_version);
+        // An admission fits (a denial grows the buffer once or twice).
+        let mut json = Vec::with_capacity(256);
+        serde_json::to_writer(&mut json, &answer).expect("an AdmissionReview always serializes");
+        Ok(json)
     }
 
-    fn answer(&self, body: &[u8]) -> Result<Answer, BadReview> {
-        let decode::Decoded {
-            api_version,
-            request,
-            subject,
-        } = decode::decode(body)?;
-        let resource = subject::resource_name(&request);
+    fn answer<'a>(
+        &self,
+        request: &'a Request,
+        subject: Result<Subject, SubjectError>,
+    ) -> Response<'a> {
+        let resource = subject::resource_name(request);
         let operation = subject::operation_name(&request.operation);
         let (response, outcome) = match subject {
             Ok(subject) => {
-                let verdict = self.judge(&request, subject);
+                let verdict = self.judge(request, subject);
                 for (rule, action) in &verdict.actions {
                     self.metrics.count_finding(rule.as_str(), action);
                 }
                 let outcome = verdict.outcome();
-                (response::of_verdict(&request, verdict), outcome)
+                (response::of_verdict(request, verdict), outcome)
             }
             Err(e) => {
                 tracing::warn!(uid = %request.uid, error = %e, "refusing an undecodable review");
-                (response::undecodable(&request, &e), "invalid")
+                (response::undecodable(request, &e), "invalid")
             }
         };
         self.metrics.count_request(resource, operation, outcome);
-        Ok(response.into_answer(&api_version))
+        response
     }
 
     fn judge(&self, request: &Request, subject: Subject) -> Verdict {
         let cluster = self.cluster.snapshot();
-        let (findings, unchanged) = match &subject {
-            Subject::Config { new, old } => (
-                config_findings(new, &cluster),
-                old.as_ref().is_some_and(|old| old.spec == new.spec),
-            ),
-            Subject::Pool { old, new } => (
-                pool_findings(old.as_deref(), new.as_deref(), &cluster),
-                matches!((old, new), (Some(o), Some(n)) if o.spec == n.spec),
-            ),
+        let findings = match &subject {
+            Subject::Config { new, .. } => config_findings(new, &cluster),
+            Subject::Pool { old, new } => pool_findings(old.as_deref(), new.as_deref(), &cluster),
             Subject::Other => return Verdict::default(),
         };
         let policy = self.policy.current();
@@ -121,7 +121,12 @@ impl Admission {
         };
         let leniency = match policy.exemption(requester) {
             Some(who) => Leniency::Exempt(who),
-            None if unchanged && request.operation == Operation::Update => Leniency::SpecUnchanged,
+            None if request.operation == Operation::Update
+                && !findings.is_empty()
+                && subject.spec_unchanged() =>
+            {
+                Leniency::SpecUnchanged
+            }
             None => Leniency::None,
         };
         Verdict::judge(findings, &policy, &leniency)

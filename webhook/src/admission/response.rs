@@ -15,7 +15,7 @@ const DENIED: u16 = 403;
 const UNDECODABLE: u16 = 400;
 
 /// The response carrying `verdict`.
-pub fn of_verdict(request: &Request, verdict: Verdict) -> Response {
+pub fn of_verdict<'a>(request: &'a Request, verdict: Verdict) -> Response<'a> {
     let mut response = Response::allow(request);
     response.warnings = verdict.warnings;
     if verdict.denials.is_empty() {
@@ -32,7 +32,7 @@ pub fn of_verdict(request: &Request, verdict: Verdict) -> Response {
 }
 
 /// The response refusing a review whose objects cannot be decoded.
-pub fn undecodable(request: &Request, error: &SubjectError) -> Response {
+pub fn undecodable<'a>(request: &'a Request, error: &SubjectError) -> Response<'a> {
     let mut response = Response::allow(request);
     response.allowed = false;
     response.status = Some(
@@ -65,9 +65,9 @@ fn denial_message(request: &Request, denials: &[Finding]) -> String {
 
 fn details(request: &Request, denials: &[Finding]) -> StatusDetails {
     StatusDetails {
-        name: request.name.clone(),
-        group: request.kind.group.clone(),
-        kind: request.kind.kind.clone(),
+        name: request.name.to_string(),
+        group: request.kind.group.to_string(),
+        kind: request.kind.kind.to_string(),
         causes: denials
             .iter()
             .map(|f| StatusCause {

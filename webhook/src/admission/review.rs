@@ -5,37 +5,42 @@
 //! `AdmissionReview<DynamicObject>` buffers the whole body through `serde(flatten)` and
 //! decodes each object twice, which cost more than the rules.)
 
-use k8s_openapi::api::authentication::v1::UserInfo;
+use std::borrow::Cow;
+
 use kube::core::admission::Operation;
-use kube::core::{GroupVersionKind, Status};
+use kube::core::Status;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 /// `apiVersion` of the reviews this webhook answers (and of its answers).
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
-/// An incoming review whose objects are of type `T` ([`IgnoredAny`]: skipped).
+/// An incoming review whose objects are of type `T` ([`IgnoredAny`]: skipped). Its text is
+/// borrowed from the body where it has no escapes.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Review<T = IgnoredAny> {
-    #[serde(default)]
-    pub api_version: String,
-    pub request: Option<Request<T>>,
+pub struct Review<'a, T = IgnoredAny> {
+    #[serde(borrow, default)]
+    pub api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub request: Option<Request<'a, T>>,
 }
 
 /// The request of a review: who does what to which object.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request<T = IgnoredAny> {
-    pub uid: String,
-    pub kind: GroupVersionKind,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub name: String,
+pub struct Request<'a, T = IgnoredAny> {
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Kind<'a>,
+    #[serde(borrow, default)]
+    pub sub_resource: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
     pub operation: Operation,
-    #[serde(default)]
-    pub user_info: UserInfo,
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
     #[serde(default = "none")]
     pub object: Option<T>,
     #[serde(default = "none")]
@@ -48,19 +53,65 @@ fn none<T>() -> Option<T> {
     None
 }
 
+/// The request's `kind`: group, version and kind of the object.
+#[derive(Debug, Deserialize)]
+pub struct Kind<'a> {
+    #[serde(borrow)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+}
+
+/// Who sent the request (the policy's exemptions read it).
+#[derive(Debug, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub groups: Option<Vec<Text<'a>>>,
+}
+
+/// A string of the review, borrowed from the body unless it has escapes (serde borrows a
+/// `Cow` only where it is a field itself, not inside an `Option` or a `Vec`).
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl Text<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An outgoing review carrying the response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Answer {
-    pub api_version: String,
+pub struct Answer<'a> {
+    pub api_version: &'a str,
     pub kind: &'static str,
-    pub response: Response,
+    pub response: Response<'a>,
 }
 
 /// The verdict on one request.
 #[derive(Debug, Default, Serialize)]
-pub struct Response {
-    pub uid: String,
+pub struct Response<'a> {
+    pub uid: &'a str,
     pub allowed: bool,
     /// Why a request is refused (ignored by the API server when allowed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,24 +121,24 @@ pub struct Response {
     pub warnings: Vec<String>,
 }
 
-impl Response {
+impl<'a> Response<'a> {
     /// Admits `request`.
-    pub fn allow<T>(request: &Request<T>) -> Self {
+    pub fn allow<T>(request: &'a Request<'_, T>) -> Self {
         Self {
-            uid: request.uid.clone(),
+            uid: &request.uid,
             allowed: true,
             ..Default::default()
         }
     }
 
     /// Wraps the response into a review of the request's API version.
-    pub fn into_answer(self, api_version: &str) -> Answer {
+    pub fn into_answer(self, api_version: &'a str) -> Answer<'a> {
         let api_version = match api_version {
             "" => API_VERSION,
             given => given,
         };
         Answer {
-            api_version: api_version.to_owned(),
+            api_version,
             kind: "AdmissionReview",
             response: self,
         }

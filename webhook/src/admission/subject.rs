@@ -1,15 +1,16 @@
 //! What an AdmissionRequest is about, decoded into the API crate's types: each object's name
 //! and spec, which is all the rules read (status, labels, annotations and `managedFields` are
-//! skipped unread).
+//! skipped unread). The EncryptionConfig an update replaces is kept as its JSON text and decoded
+//! only when a finding asks whether the update changed the spec ([`OldConfig`]).
 
 use kube::core::admission::Operation;
-use kube::core::GroupVersionKind;
 use kube_encrypt_api::crd::{EncryptionConfigSpec, IPPoolSpec};
 use kube_encrypt_api::rules::{ConfigRef, NamedPool};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::review::{Request, Review};
+use super::review::{Kind, Request};
 
 /// An object under review as the rules see it: its name and its spec (the API crate's type).
 #[derive(Debug, Deserialize)]
@@ -30,6 +31,23 @@ pub struct Name {
 pub type ConfigObject = Object<EncryptionConfigSpec>;
 /// An IPPool under review.
 pub type PoolObject = Object<IPPoolSpec>;
+
+/// The EncryptionConfig an update replaces, as the review carries it. No rule reads it: it
+/// only tells whether an update leaves the spec as it was, which matters when a finding
+/// does, so it is decoded then. An old object that no longer decodes (stored before a schema
+/// change, say) counts as a changed spec and never blocks the update.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct OldConfig(Box<RawValue>);
+
+impl OldConfig {
+    /// The old spec, when it decodes.
+    pub fn spec(&self) -> Option<EncryptionConfigSpec> {
+        serde_json::from_str::<ConfigObject>(self.0.get())
+            .ok()
+            .map(|old| old.spec)
+    }
+}
 
 impl<S> Object<S> {
     pub fn name(&self) -> &str {
@@ -55,7 +73,7 @@ impl From<&PoolObject> for NamedPool {
 /// The old object and object of a review, decoded as the type its kind names.
 #[derive(Debug)]
 pub enum Objects {
-    Config(Option<Box<ConfigObject>>, Option<Box<ConfigObject>>),
+    Config(Option<OldConfig>, Option<Box<ConfigObject>>),
     Pool(Option<Box<PoolObject>>, Option<Box<PoolObject>>),
     /// Not a kind this webhook judges: not decoded.
     Other,
@@ -70,7 +88,7 @@ pub enum Subject {
     /// An EncryptionConfig being created or updated.
     Config {
         new: Box<ConfigObject>,
-        old: Option<Box<ConfigObject>>,
+        old: Option<OldConfig>,
     },
     /// An IPPool being created (no old), updated or deleted (no new).
     Pool {
@@ -112,8 +130,8 @@ pub fn resource_name(request: &Request) -> &'static str {
 }
 
 /// The resource of objects of `kind`: `encryptionconfigs`, `ippools` or `other`.
-pub fn resource_of(kind: &GroupVersionKind) -> &'static str {
-    match (kind.group.as_str(), kind.kind.as_str()) {
+pub fn resource_of(kind: &Kind) -> &'static str {
+    match (&*kind.group, &*kind.kind) {
         (GROUP, "EncryptionConfig") => "encryptionconfigs",
         (GROUP, "IPPool") => "ippools",
         _ => "other",
@@ -140,8 +158,8 @@ impl Subject {
         }
         let missing = |which| SubjectError::Missing {
             operation: operation_name(&request.operation),
-            kind: request.kind.kind.clone(),
-            name: request.name.clone(),
+            kind: request.kind.kind.to_string(),
+            name: request.name.to_string(),
             which,
         };
         match (resource_name(request), &request.operation) {
@@ -176,6 +194,23 @@ impl Subject {
     }
 }
 
+impl Subject {
+    /// Whether this is an update that leaves the spec as it was.
+    pub fn spec_unchanged(&self) -> bool {
+        match self {
+            Subject::Config { new, old } => old
+                .as_ref()
+                .and_then(OldConfig::spec)
+                .is_some_and(|old| old == new.spec),
+            Subject::Pool {
+                old: Some(old),
+                new: Some(new),
+            } => old.spec == new.spec,
+            _ => false,
+        }
+    }
+}
+
 impl Objects {
     /// The objects of `request`, decoded from its review `body` as the type its kind names.
     pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
@@ -202,12 +237,12 @@ impl SubjectError {
     }
 }
 
-/// The review's old object and object, decoded as `K`.
-fn objects<K: DeserializeOwned>(
+/// The review's old object as `Old` and object as `New`.
+fn objects<Old: DeserializeOwned, New: DeserializeOwned>(
     body: &[u8],
     kind: &'static str,
-) -> Result<(Option<K>, Option<K>), SubjectError> {
-    let review: Review<K> =
+) -> Result<(Option<Old>, Option<New>), SubjectError> {
+    let review: ObjectsOf<Old, New> =
         serde_json::from_slice(body).map_err(|e| SubjectError::Undecodable {
             kind,
             reason: e.to_string(),
@@ -216,4 +251,23 @@ fn objects<K: DeserializeOwned>(
         .request
         .map(|r| (r.old_object, r.object))
         .unwrap_or((None, None)))
+}
+
+/// A review read for its objects only (the rest of it is read by [`super::review::Review`]).
+#[derive(Deserialize)]
+struct ObjectsOf<Old, New> {
+    request: Option<RequestObjects<Old, New>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestObjects<Old, New> {
+    #[serde(default = "none")]
+    object: Option<New>,
+    #[serde(default = "none")]
+    old_object: Option<Old>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }

@@ -42,6 +42,8 @@ use std::str::FromStr;
 use kube_encrypt_api::rules::{Rule, Severity, UnknownRule};
 use serde::Deserialize;
 
+use crate::admission::Text;
+
 /// What the webhook does with a rule's findings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -134,7 +136,7 @@ struct ExemptFile {
 #[derive(Clone, Copy, Debug)]
 pub struct Requester<'a> {
     pub username: &'a str,
-    pub groups: &'a [String],
+    pub groups: &'a [Text<'a>],
 }
 
 impl Policy {
@@ -196,8 +198,8 @@ fn names(list: &'static str, names: Vec<String>) -> Result<BTreeSet<String>, Pol
 mod tests {
     use super::*;
 
-    fn groups(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn groups(names: &[&'static str]) -> Vec<Text<'static>> {
+        names.iter().map(|s| Text((*s).into())).collect()
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The one-pass decoder against the two passes it stands in for.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use super::{config_object, pool_object, v6_pool, Review as Fixture};
@@ -85,8 +87,12 @@ const UNDECODABLE: [&str; 2] = ["pool without cidr", "config with a text port"];
 #[test]
 fn reviews_in_the_api_servers_order_take_one_pass() {
     for (name, fixture) in fixtures() {
-        let one = one_pass(&fixture.bytes());
-        assert_eq!(one.is_some(), !UNDECODABLE.contains(&name), "{name}");
+        let body = fixture.bytes();
+        assert_eq!(
+            one_pass(&body).is_some(),
+            !UNDECODABLE.contains(&name),
+            "{name}"
+        );
     }
 }
 
@@ -137,4 +143,33 @@ fn other_orders_and_shapes_take_two_passes() {
             new: None
         })
     ));
+}
+
+/// The review's strings are read in place; one with an escape is decoded into its own copy.
+#[test]
+fn strings_are_borrowed_from_the_body_unless_escaped() {
+    let fixture = Fixture::of("IPPool", "ippools", "DELETE", "v6")
+        .old(pool_object("v6", &v6_pool()))
+        .by("alice", &["dev"]);
+    let body = fixture.bytes();
+    let decoded = decode(&body).unwrap();
+    let request = &decoded.request;
+    let groups = request.user_info.groups.as_deref().unwrap();
+    let username = request.user_info.username.as_ref().unwrap();
+    for (what, text) in [
+        ("uid", &request.uid),
+        ("kind", &request.kind.kind),
+        ("name", &request.name),
+        ("username", &username.0),
+        ("group", &groups[0].0),
+    ] {
+        assert!(matches!(text, Cow::Borrowed(_)), "{what} was copied");
+    }
+    let escaped = String::from_utf8(body)
+        .unwrap()
+        .replace(r#""username":"alice""#, r#""username":"al\u0069ce""#);
+    let decoded = decode(escaped.as_bytes()).unwrap();
+    let username = decoded.request.user_info.username.unwrap().0;
+    assert!(matches!(username, Cow::Owned(_)));
+    assert_eq!(username, "alice");
 }

@@ -81,6 +81,7 @@ fn rows() -> Vec<Row> {
         // EncryptionConfig UPDATE
         row("update enabling v6 without NAT", Cluster::new().pool("v6", v6_pool().without_nat()).config(json!({})), Review::update_config(json!({}), json!({"ipv6": {"enabled": true}}))).denies(&["ipv6-nat-outgoing"]),
         row("update changing only metadata keeps an old problem a warning", Cluster::new().config(json!({"ipv6": {"enabled": true}})), Review::update_config(json!({"ipv6": {"enabled": true}}), json!({"ipv6": {"enabled": true}}))).warns(&["ipv6-nat-outgoing"]),
+        row("update whose stored config no longer decodes counts as a change", Cluster::new().config(json!({})), Review::update_config(json!({"ipv6": {"enabled": true, "port": "high"}}), json!({"ipv6": {"enabled": true}}))).denies(&["ipv6-nat-outgoing"]),
         row("dry-run create is judged alike", Cluster::new(), create(json!({"ipv6": {"enabled": true}})).dry_run()).denies(&["ipv6-nat-outgoing"]),
         // IPPool CREATE / UPDATE / DELETE
         row("pool-cidr", dual_stack(), Review::create_pool("bad", IPPoolSpec::test("198.19.0.1/16"))).denies(&["pool-cidr"]),
