@@ -13,6 +13,12 @@
 //!
 //! Run: `cargo build --release -p kube-encrypt-webhook && cargo bench -p kube-encrypt-tests --bench webhook`
 //! (`KEB_WEBHOOK_BIN` overrides the binary's path).
+//!
+//! `--review-cost N` judges the same review `N` times in process, without the network, and
+//! exits: under callgrind the instruction count is repeatable whatever else the machine
+//! does, so a change to decoding, the rules or the answer can be weighed exactly (run it with
+//! 1 and with 1,001; the difference / 1,000 is the cost of one review). The bench binary is
+//! the path `cargo bench --no-run -p kube-encrypt-tests --bench webhook` prints.
 
 #[allow(dead_code)]
 mod common;
@@ -69,6 +75,9 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if args.get(1).map(String::as_str) == Some("--review-cost") {
+        return review_cost::run(&args[2..]);
+    }
     if args.get(1).map(String::as_str) == Some("--serve-bare") {
         return match runtime.block_on(bare::serve(&args[2..])) {
             Ok(()) => ExitCode::SUCCESS,
@@ -586,5 +595,65 @@ mod bare {
                     .await;
             });
         }
+    }
+}
+
+/// The webhook's own work per review, in process (see the module doc).
+mod review_cost {
+    use std::process::ExitCode;
+    use std::sync::Arc;
+
+    use kube_encrypt_api::crd::{EncryptionConfig, IPPool, IPPoolSpec};
+    use kube_encrypt_webhook::admission::Admission;
+    use kube_encrypt_webhook::cluster::{ClusterSnapshot, SharedCluster};
+    use kube_encrypt_webhook::metrics::Metrics;
+    use kube_encrypt_webhook::policy::reload::PolicyHandle;
+    use kube_encrypt_webhook::policy::Policy;
+
+    use super::{pool_cidr, review_body, FEW_POOLS};
+
+    /// `N`: judges the bench's review N times.
+    pub fn run(args: &[String]) -> ExitCode {
+        let Some(Ok(reviews)) = args.first().map(|n| n.parse::<usize>()) else {
+            eprintln!("usage: --review-cost N (reviews to judge)");
+            return ExitCode::FAILURE;
+        };
+        let body = review_body();
+        let admission = admission(&body);
+        let mut answered = 0;
+        for _ in 0..reviews {
+            match admission.review(std::hint::black_box(&body)) {
+                Ok(answer) => answered += answer.len(),
+                Err(e) => {
+                    eprintln!("the review got no answer: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        println!(
+            "{reviews} reviews of {} bytes, answers of {} bytes",
+            body.len(),
+            answered / reviews.max(1)
+        );
+        ExitCode::SUCCESS
+    }
+
+    /// The handler over the bench's cluster: the review's new config as the cluster's, and
+    /// the first pools the bench creates (with NAT outgoing).
+    fn admission(body: &[u8]) -> Admission {
+        let review: serde_json::Value = serde_json::from_slice(body).expect("the bench's review");
+        let config: EncryptionConfig = serde_json::from_value(review["request"]["object"].clone())
+            .expect("the review's config");
+        let pools: Vec<IPPool> = (0..FEW_POOLS)
+            .map(|i| IPPool::new(&format!("pool-{i:04}"), IPPoolSpec::test(&pool_cidr(i))))
+            .collect();
+        Admission::new(
+            Arc::new(SharedCluster::fixed(ClusterSnapshot::of(
+                [Arc::new(config)],
+                &pools,
+            ))),
+            Arc::new(PolicyHandle::new(Policy::default())),
+            Arc::new(Metrics::new()),
+        )
     }
 }
