@@ -74,10 +74,10 @@ const READY_LIMIT: Duration = Duration::from_secs(60);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     if args.get(1).map(String::as_str) == Some("--review-cost") {
         return review_cost::run(&args[2..]);
     }
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     if args.get(1).map(String::as_str) == Some("--serve-bare") {
         return match runtime.block_on(bare::serve(&args[2..])) {
             Ok(()) => ExitCode::SUCCESS,

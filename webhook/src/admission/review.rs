@@ -1,7 +1,9 @@
 //! The AdmissionReview wire format (`admission.k8s.io/v1`). [`super::decode`] reads a review
 //! in one pass when its kind precedes its objects; otherwise in two: the envelope with the
 //! objects skipped (which kind, which operation), then the whole review with the objects
-//! decoded straight into the API crate's type for that kind. (kube's generic
+//! decoded straight into the API crate's type for that kind (the old EncryptionConfig of an
+//! update is only kept as its text, see [`super::OldConfig`]). Strings are borrowed from the
+//! body unless they hold an escape. (kube's generic
 //! `AdmissionReview<DynamicObject>` buffers the whole body through `serde(flatten)` and
 //! decodes each object twice, which cost more than the rules.)
 
