@@ -20,7 +20,7 @@ pub fn scope_of(config: Option<&EncryptionConfigSpec>) -> Scope {
     let config = config.unwrap_or(&defaults);
     let families = PerFamily::from_fn(|family| {
         vec![FamilyScope {
-            interface: config.family(family).interface_name,
+            interface: config.family(family).interface_name.to_owned(),
             table: u32::try_from(config.routing_table).unwrap_or(0),
             rule_priority: u32::try_from(config.routing_rule_priority).unwrap_or(0),
         }]

@@ -115,14 +115,14 @@ pub struct Ipv6Spec {
     pub interface_name: String,
 }
 
-/// The settings of one family, whichever it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FamilySettings {
+/// The settings of one family, whichever it is, borrowed from the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FamilySettings<'a> {
     pub family: Family,
     pub enabled: bool,
     pub port: i64,
     pub mtu: i64,
-    pub interface_name: String,
+    pub interface_name: &'a str,
 }
 
 /// Where a node's allowed IPs come from.
@@ -213,21 +213,21 @@ impl Default for Ipv6Spec {
 
 impl EncryptionConfigSpec {
     /// The settings of `family`, resolved from the per-family section.
-    pub fn family(&self, family: Family) -> FamilySettings {
+    pub fn family(&self, family: Family) -> FamilySettings<'_> {
         match family {
             Family::V4 => FamilySettings {
                 family,
                 enabled: self.ipv4.enabled,
                 port: self.ipv4.port,
                 mtu: self.ipv4.mtu,
-                interface_name: self.ipv4.interface_name.clone(),
+                interface_name: &self.ipv4.interface_name,
             },
             Family::V6 => FamilySettings {
                 family,
                 enabled: self.ipv6.enabled,
                 port: self.ipv6.port,
                 mtu: self.ipv6.mtu,
-                interface_name: self.ipv6.interface_name.clone(),
+                interface_name: &self.ipv6.interface_name,
             },
         }
     }

@@ -70,7 +70,7 @@ impl FamilySettings {
             enabled: s.enabled,
             port: admitted(s.port),
             mtu: (mtu > 0).then_some(mtu),
-            interface: s.interface_name,
+            interface: s.interface_name.to_owned(),
         }
     }
 }

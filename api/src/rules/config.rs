@@ -103,7 +103,7 @@ fn mtu_range(s: &FamilySettings) -> Option<Finding> {
 /// printable ASCII, so byte and character counts agree (the CRD's CEL regex counts
 /// characters) and no name carries a byte the kernel treats as space (0xA0 inside UTF-8).
 pub fn interface_name_problem(name: &str) -> Option<String> {
-    let bad = |c: char| !c.is_ascii_graphic() || c == '/' || c == ':';
+    let bad = |b: u8| !b.is_ascii_graphic() || b == b'/' || b == b':';
     if name.is_empty() {
         Some("is empty".into())
     } else if name.len() > MAX_INTERFACE_NAME_BYTES {
@@ -111,7 +111,9 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
             "is {} bytes long, Linux allows {MAX_INTERFACE_NAME_BYTES}",
             name.len()
         ))
-    } else if let Some(c) = name.chars().find(|c| bad(*c)) {
+    } else if let Some(at) = name.bytes().position(bad) {
+        // Every byte before `at` is ASCII, so `at` starts a character.
+        let c = name[at..].chars().next().unwrap_or_default();
         Some(format!("contains {c:?}"))
     } else if name == "." || name == ".." {
         Some("is reserved by Linux".into())
@@ -123,7 +125,7 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
 }
 
 fn interface_name(s: &FamilySettings) -> Option<Finding> {
-    interface_name_problem(&s.interface_name).map(|problem| {
+    interface_name_problem(s.interface_name).map(|problem| {
         Finding::new(
             Rule::InterfaceName,
             field(s.family, "interfaceName"),

@@ -160,7 +160,7 @@ fn config_summary(
             enabled: s.enabled,
             port: s.port,
             mtu: s.mtu,
-            interface_name: s.interface_name,
+            interface_name: s.interface_name.to_owned(),
         }
     };
     let ready = config

@@ -24,7 +24,7 @@ use super::BadReview;
 pub struct Decoded<'a> {
     pub api_version: Cow<'a, str>,
     pub request: Request<'a>,
-    pub subject: Result<Subject, SubjectError>,
+    pub subject: Result<Subject<'a>, SubjectError>,
 }
 
 /// Decodes `body`, in one pass when it can.
@@ -77,7 +77,7 @@ struct OnePass<'a> {
 /// The request, and its objects unless they came before its kind (`None`: decode again).
 struct OnePassRequest<'a> {
     request: Request<'a>,
-    objects: Option<Objects>,
+    objects: Option<Objects<'a>>,
 }
 
 /// The fields of [`Request`], spelled as in the review.
@@ -98,20 +98,20 @@ enum Field {
 }
 
 /// One object field as read.
-enum Slot {
+enum Slot<'a> {
     Absent,
     /// It came before the kind.
     Deferred,
     Config(Option<Box<ConfigObject>>),
-    OldConfig(Option<OldConfig>),
+    OldConfig(Option<OldConfig<'a>>),
     Pool(Option<Box<PoolObject>>),
     /// A kind this webhook does not judge.
     Skipped,
 }
 
-impl Slot {
+impl<'a> Slot<'a> {
     /// Reads the object (`old`: the old object) in `map` as the type `kind` names.
-    fn read<'de, A: MapAccess<'de>>(
+    fn read<'de: 'a, A: MapAccess<'de>>(
         map: &mut A,
         kind: Option<&Kind>,
         old: bool,
@@ -139,7 +139,7 @@ impl Slot {
         }
     }
 
-    fn old_config(self) -> Option<Option<OldConfig>> {
+    fn old_config(self) -> Option<Option<OldConfig<'a>>> {
         match self {
             Slot::Absent => Some(None),
             Slot::OldConfig(object) => Some(object),
@@ -165,7 +165,7 @@ impl Slot {
 }
 
 /// The objects of a request of `kind`; `None` when they must be decoded again.
-fn objects_of(kind: &Kind, old: Slot, new: Slot) -> Option<Objects> {
+fn objects_of<'a>(kind: &Kind, old: Slot<'a>, new: Slot<'a>) -> Option<Objects<'a>> {
     match resource_of(kind) {
         "encryptionconfigs" => Some(Objects::Config(old.old_config()?, new.config()?)),
         "ippools" => Some(Objects::Pool(old.pool()?, new.pool()?)),

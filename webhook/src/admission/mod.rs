@@ -75,17 +75,13 @@ impl Admission {
             self.metrics.count_request("unknown", "unknown", "invalid");
         })?;
         let answer = self.answer(&decoded.request, decoded.subject);
-        let answer = answer.into_answer(&decoded.api_version);
-        // An admission fits (a denial grows the buffer once or twice).
-        let mut json = Vec::with_capacity(256);
-        serde_json::to_writer(&mut json, &answer).expect("an AdmissionReview always serializes");
-        Ok(json)
+        Ok(answer.into_answer(&decoded.api_version).to_json())
     }
 
     fn answer<'a>(
         &self,
         request: &'a Request,
-        subject: Result<Subject, SubjectError>,
+        subject: Result<Subject<'_>, SubjectError>,
     ) -> Response<'a> {
         let resource = subject::resource_name(request);
         let operation = subject::operation_name(&request.operation);
@@ -107,7 +103,7 @@ impl Admission {
         response
     }
 
-    fn judge(&self, request: &Request, subject: Subject) -> Verdict {
+    fn judge(&self, request: &Request, subject: Subject<'_>) -> Verdict {
         let cluster = self.cluster.snapshot();
         let findings = match &subject {
             Subject::Config { new, .. } => config_findings(new, &cluster),

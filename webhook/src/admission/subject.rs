@@ -6,7 +6,6 @@
 use kube::core::admission::Operation;
 use kube_encrypt_api::crd::{EncryptionConfigSpec, IPPoolSpec};
 use kube_encrypt_api::rules::{ConfigRef, NamedPool};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -38,9 +37,9 @@ pub type PoolObject = Object<IPPoolSpec>;
 /// change, say) counts as a changed spec and never blocks the update.
 #[derive(Debug, Deserialize)]
 #[serde(transparent)]
-pub struct OldConfig(Box<RawValue>);
+pub struct OldConfig<'a>(#[serde(borrow)] &'a RawValue);
 
-impl OldConfig {
+impl OldConfig<'_> {
     /// The old spec, when it decodes.
     pub fn spec(&self) -> Option<EncryptionConfigSpec> {
         serde_json::from_str::<ConfigObject>(self.0.get())
@@ -72,8 +71,8 @@ impl From<&PoolObject> for NamedPool {
 
 /// The old object and object of a review, decoded as the type its kind names.
 #[derive(Debug)]
-pub enum Objects {
-    Config(Option<OldConfig>, Option<Box<ConfigObject>>),
+pub enum Objects<'a> {
+    Config(Option<OldConfig<'a>>, Option<Box<ConfigObject>>),
     Pool(Option<Box<PoolObject>>, Option<Box<PoolObject>>),
     /// Not a kind this webhook judges: not decoded.
     Other,
@@ -84,11 +83,11 @@ pub const GROUP: &str = "kube-encrypt.dev";
 
 /// The object(s) of one request, by kind.
 #[derive(Debug)]
-pub enum Subject {
+pub enum Subject<'a> {
     /// An EncryptionConfig being created or updated.
     Config {
         new: Box<ConfigObject>,
-        old: Option<OldConfig>,
+        old: Option<OldConfig<'a>>,
     },
     /// An IPPool being created (no old), updated or deleted (no new).
     Pool {
@@ -138,16 +137,16 @@ pub fn resource_of(kind: &Kind) -> &'static str {
     }
 }
 
-impl Subject {
+impl<'a> Subject<'a> {
     /// Decodes the objects of `request`, whose review is `body`.
-    pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
+    pub fn of(request: &Request, body: &'a [u8]) -> Result<Self, SubjectError> {
         Self::with_objects(request, || Objects::of(request, body))
     }
 
     /// The subject of `request`, whose objects `decode` yields when the request needs them.
     pub fn with_objects(
         request: &Request,
-        decode: impl FnOnce() -> Result<Objects, SubjectError>,
+        decode: impl FnOnce() -> Result<Objects<'a>, SubjectError>,
     ) -> Result<Self, SubjectError> {
         if request
             .sub_resource
@@ -194,7 +193,7 @@ impl Subject {
     }
 }
 
-impl Subject {
+impl Subject<'_> {
     /// Whether this is an update that leaves the spec as it was.
     pub fn spec_unchanged(&self) -> bool {
         match self {
@@ -211,9 +210,9 @@ impl Subject {
     }
 }
 
-impl Objects {
+impl<'a> Objects<'a> {
     /// The objects of `request`, decoded from its review `body` as the type its kind names.
-    pub fn of(request: &Request, body: &[u8]) -> Result<Self, SubjectError> {
+    pub fn of(request: &Request, body: &'a [u8]) -> Result<Self, SubjectError> {
         match resource_name(request) {
             "encryptionconfigs" => {
                 let (old, new) = objects(body, "EncryptionConfig")?;
@@ -238,8 +237,8 @@ impl SubjectError {
 }
 
 /// The review's old object as `Old` and object as `New`.
-fn objects<Old: DeserializeOwned, New: DeserializeOwned>(
-    body: &[u8],
+fn objects<'a, Old: Deserialize<'a>, New: Deserialize<'a>>(
+    body: &'a [u8],
     kind: &'static str,
 ) -> Result<(Option<Old>, Option<New>), SubjectError> {
     let review: ObjectsOf<Old, New> =

@@ -136,7 +136,7 @@ fn family_issue(
 
 /// What an encrypting family still runs differently from the config, if anything.
 fn outdated(
-    settings: &kube_encrypt_api::crd::FamilySettings,
+    settings: &kube_encrypt_api::crd::FamilySettings<'_>,
     status: &FamilyStatus,
 ) -> Option<String> {
     let family = settings.family;

@@ -273,3 +273,24 @@ fn pool_cidr_message_gives_the_network_address() {
         "pool-cidr: spec.cidr: IPPool \"pods\": \"198.18.0.1/16\" has host bits set; write the network address 198.18.0.0/16"
     );
 }
+
+#[test]
+fn interface_name_problem_names_the_first_bad_character() {
+    use crate::rules::interface_name_problem;
+    let rows = [
+        ("wg 0", Some("contains ' '")),
+        ("wg\t0", Some("contains '\\t'")),
+        ("wgé", Some("contains 'é'")),
+        ("ab/c:d", Some("contains '/'")),
+        ("wg\u{a0}0", Some("contains '\\u{a0}'")),
+        ("ééééééé", Some("contains 'é'")),
+        (
+            "abcdefghijklmnop",
+            Some("is 16 bytes long, Linux allows 15"),
+        ),
+        ("wg-encrypt", None),
+    ];
+    for (name, expect) in rows {
+        assert_eq!(interface_name_problem(name).as_deref(), expect, "{name:?}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Handler tests: AdmissionReview fixtures built like the API server sends them, for every rule
 //! and operation (table rows), and bounded property-style loops of hostile bodies.
 
+mod answer;
 mod decode;
 mod fuzz;
 mod rules;
