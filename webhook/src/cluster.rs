@@ -3,7 +3,9 @@
 //! server; they read the latest snapshot, rebuilt once per watch event.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
 
 use kube_encrypt_api::crd::{EncryptionConfig, IPPool, SINGLETON_NAME};
 use kube_encrypt_api::rules::{NamedPool, PoolSet};
@@ -35,10 +37,12 @@ impl ClusterSnapshot {
     }
 }
 
-/// The latest snapshot and whether the caches behind it completed their first list.
+/// The latest snapshot and whether the caches behind it completed their first list. Reading
+/// the snapshot takes no lock and writes no shared reference count (arc-swap), so reviews on
+/// several threads do not contend for it.
 #[derive(Debug, Default)]
 pub struct SharedCluster {
-    snapshot: RwLock<Arc<ClusterSnapshot>>,
+    snapshot: ArcSwap<ClusterSnapshot>,
     synced: AtomicBool,
 }
 
@@ -51,12 +55,13 @@ impl SharedCluster {
         shared
     }
 
-    pub fn snapshot(&self) -> Arc<ClusterSnapshot> {
-        self.snapshot.read().expect("cluster lock").clone()
+    /// The latest snapshot, to read for the length of one review.
+    pub fn snapshot(&self) -> Guard<Arc<ClusterSnapshot>> {
+        self.snapshot.load()
     }
 
     pub fn publish(&self, snapshot: ClusterSnapshot) {
-        *self.snapshot.write().expect("cluster lock") = Arc::new(snapshot);
+        self.snapshot.store(Arc::new(snapshot));
     }
 
     pub fn synced(&self) -> bool {

@@ -4,8 +4,10 @@
 //! arrives.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::{ArcSwap, Guard};
 
 use super::Policy;
 use crate::metrics::Metrics;
@@ -14,26 +16,27 @@ use crate::watched::WatchedFiles;
 /// How often the policy file is read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The policy in force, shared by the admission handler and the reloader.
+/// The policy in force, shared by the admission handler and the reloader (read without a
+/// lock, as [`crate::cluster::SharedCluster`]'s snapshot).
 #[derive(Debug, Default)]
 pub struct PolicyHandle {
-    current: RwLock<Arc<Policy>>,
+    current: ArcSwap<Policy>,
 }
 
 impl PolicyHandle {
     pub fn new(policy: Policy) -> Self {
         Self {
-            current: RwLock::new(Arc::new(policy)),
+            current: ArcSwap::from_pointee(policy),
         }
     }
 
     /// The policy in force now.
-    pub fn current(&self) -> Arc<Policy> {
-        self.current.read().expect("policy lock").clone()
+    pub fn current(&self) -> Guard<Arc<Policy>> {
+        self.current.load()
     }
 
     fn replace(&self, policy: Policy) {
-        *self.current.write().expect("policy lock") = Arc::new(policy);
+        self.current.store(Arc::new(policy));
     }
 }
 
