@@ -1,21 +1,27 @@
-//! One pass over an AdmissionReview body: the envelope and, when the request's `kind` comes
-//! before its objects (the order the API server writes them in), the objects straight into
-//! the type that kind names. Any other body (objects before the kind, a repeated field, an
-//! object that does not decode, not a review at all) takes the two passes of
-//! [`Review`] then [`Subject::of`], which say exactly what is wrong; a body the one pass
-//! decodes gets the same answer from both.
+//! One pass over an AdmissionReview body: the envelope walked with [`Skim`], which skips the
+//! fields no rule reads and hands the ones it reads to serde_json, and, when the request's
+//! `kind` comes before its objects (the order the API server writes them in), each object's
+//! name and spec straight into the type that kind names. Any other body (objects before the
+//! kind, a repeated field, a key spelled with escapes, an object that does not decode, not a
+//! review at all, anything the cursor does not take) takes the two passes of [`Review`] then
+//! [`Subject::of`], which say exactly what is wrong; a body the one pass decodes gets the same
+//! answer from both (tests/skim.rs holds it to that against serde_json, over random edits).
+//!
+//! One difference, on purpose: a value the one pass hands to serde_json gets serde_json's
+//! nesting limit (128) counted from where the value starts, where the two passes count from
+//! the top of the review; a spec nested 125 to 128 levels deep is decoded by the one pass and
+//! refused by the two. No API server writes such a spec, and either way nothing breaks.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
 use kube::core::admission::Operation;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
 use super::review::{Kind, Request, Review, Text, UserInfo};
+use super::skim::Skim;
 use super::subject::{
-    resource_of, ConfigObject, Objects, OldConfig, PoolObject, Subject, SubjectError,
+    resource_of, ConfigObject, Name, Object, Objects, OldConfig, PoolObject, Subject, SubjectError,
 };
 use super::BadReview;
 
@@ -38,16 +44,20 @@ pub fn decode(body: &[u8]) -> Result<Decoded<'_>, BadReview> {
 /// The review when its kind comes before its objects and everything decodes. The body is
 /// checked to be UTF-8 once, so strings are not checked one by one.
 pub(super) fn one_pass(body: &[u8]) -> Option<Decoded<'_>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let OnePass {
-        api_version,
-        request,
-    } = serde_json::from_str(text).ok()?;
-    let OnePassRequest { request, objects } = request?;
-    let objects = objects?;
+    let mut skim = Skim::new(std::str::from_utf8(body).ok()?);
+    let (mut api_version, mut request) = (None, None);
+    skim.object(|skim, key| match key? {
+        "apiVersion" => once(&mut api_version, skim.value::<Text>()?.0),
+        "request" => once(&mut request, self::request(skim)?),
+        _ => skim.skip(),
+    })?;
+    if !skim.at_end() {
+        return None;
+    }
+    let (request, objects) = request?;
     let subject = Subject::with_objects(&request, || Ok(objects));
     Some(Decoded {
-        api_version,
+        api_version: api_version.unwrap_or_default(),
         request,
         subject,
     })
@@ -65,43 +75,78 @@ pub(super) fn two_passes(body: &[u8]) -> Result<Decoded<'_>, BadReview> {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OnePass<'a> {
-    #[serde(borrow, default)]
-    api_version: Cow<'a, str>,
-    #[serde(borrow)]
-    request: Option<OnePassRequest<'a>>,
+/// The request, read field by field.
+fn request<'a>(skim: &mut Skim<'a>) -> Option<(Request<'a>, Objects<'a>)> {
+    let mut fields = Fields::default();
+    skim.object(|skim, key| fields.read(skim, key?))?;
+    fields.into_request()
 }
 
-/// The request, and its objects unless they came before its kind (`None`: decode again).
-struct OnePassRequest<'a> {
-    request: Request<'a>,
-    objects: Option<Objects<'a>>,
+/// The fields of a request as read so far.
+#[derive(Default)]
+struct Fields<'a> {
+    uid: Option<Text<'a>>,
+    kind: Option<Kind<'a>>,
+    sub_resource: Option<Option<Text<'a>>>,
+    name: Option<Text<'a>>,
+    operation: Option<Operation>,
+    user_info: Option<UserInfo<'a>>,
+    dry_run: Option<Option<bool>>,
+    object: Option<Slot<'a>>,
+    old_object: Option<Slot<'a>>,
 }
 
-/// The fields of [`Request`], spelled as in the review.
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum Field {
-    Uid,
-    Kind,
-    SubResource,
-    Name,
-    Operation,
-    UserInfo,
-    Object,
-    OldObject,
-    DryRun,
-    #[serde(other)]
-    Other,
+impl<'a> Fields<'a> {
+    /// Reads the value of `key`; `None` for a repeated field or an object before the kind.
+    fn read(&mut self, skim: &mut Skim<'a>, key: &str) -> Option<()> {
+        match key {
+            "uid" => once(&mut self.uid, skim.value()?),
+            "kind" => once(&mut self.kind, skim.value()?),
+            "subResource" => once(&mut self.sub_resource, skim.value()?),
+            "name" => once(&mut self.name, skim.value()?),
+            "operation" => once(&mut self.operation, skim.value()?),
+            "userInfo" => once(&mut self.user_info, skim.value()?),
+            "dryRun" => once(&mut self.dry_run, skim.value()?),
+            "object" => once(
+                &mut self.object,
+                Slot::read(skim, self.kind.as_ref()?, false)?,
+            ),
+            "oldObject" => once(
+                &mut self.old_object,
+                Slot::read(skim, self.kind.as_ref()?, true)?,
+            ),
+            _ => skim.skip(),
+        }
+    }
+
+    fn into_request(self) -> Option<(Request<'a>, Objects<'a>)> {
+        let kind = self.kind?;
+        let object = self.object.unwrap_or(Slot::Absent);
+        let old_object = self.old_object.unwrap_or(Slot::Absent);
+        let request = Request {
+            uid: self.uid?.0,
+            sub_resource: self.sub_resource.flatten(),
+            name: self.name.map(|name| name.0).unwrap_or_default(),
+            operation: self.operation?,
+            user_info: self.user_info.unwrap_or_default(),
+            object: object.present(),
+            old_object: old_object.present(),
+            dry_run: self.dry_run.flatten(),
+            kind,
+        };
+        let objects = objects_of(&request.kind, old_object, object)?;
+        Some((request, objects))
+    }
+}
+
+/// Stores a field's value; `None` when it was there already.
+fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    slot.replace(value).is_none().then_some(())
 }
 
 /// One object field as read.
 enum Slot<'a> {
     Absent,
-    /// It came before the kind.
-    Deferred,
     Config(Option<Box<ConfigObject>>),
     OldConfig(Option<OldConfig<'a>>),
     Pool(Option<Box<PoolObject>>),
@@ -110,23 +155,17 @@ enum Slot<'a> {
 }
 
 impl<'a> Slot<'a> {
-    /// Reads the object (`old`: the old object) in `map` as the type `kind` names.
-    fn read<'de: 'a, A: MapAccess<'de>>(
-        map: &mut A,
-        kind: Option<&Kind>,
-        old: bool,
-    ) -> Result<Self, A::Error> {
-        Ok(match kind.map(resource_of) {
-            Some("encryptionconfigs") if old => Slot::OldConfig(map.next_value()?),
-            Some("encryptionconfigs") => Slot::Config(map.next_value()?),
-            Some("ippools") => Slot::Pool(map.next_value()?),
-            Some(_) => {
-                map.next_value::<IgnoredAny>()?;
-                Slot::Skipped
+    /// Reads the object (`old`: the old object) as the type `kind` names.
+    fn read(skim: &mut Skim<'a>, kind: &Kind, old: bool) -> Option<Self> {
+        Some(match resource_of(kind) {
+            "encryptionconfigs" if old => {
+                Slot::OldConfig(skim.raw_or_null()?.map(OldConfig::from_json))
             }
-            None => {
-                map.next_value::<IgnoredAny>()?;
-                Slot::Deferred
+            "encryptionconfigs" => Slot::Config(object(skim)?),
+            "ippools" => Slot::Pool(object(skim)?),
+            _ => {
+                skim.skip()?;
+                Slot::Skipped
             }
         })
     }
@@ -164,7 +203,37 @@ impl<'a> Slot<'a> {
     }
 }
 
-/// The objects of a request of `kind`; `None` when they must be decoded again.
+/// An object under review (`None` for `null`): its name and spec decoded, the rest skipped.
+fn object<'a, S: Deserialize<'a>>(skim: &mut Skim<'a>) -> Option<Option<Box<Object<S>>>> {
+    if skim.null() {
+        return Some(None);
+    }
+    let (mut metadata, mut spec) = (None, None);
+    skim.object(|skim, key| match key? {
+        "metadata" => once(&mut metadata, name(skim)?),
+        "spec" => once(&mut spec, skim.value()?),
+        _ => skim.skip(),
+    })?;
+    let metadata = metadata.unwrap_or_default();
+    Some(Some(Box::new(Object {
+        metadata,
+        spec: spec?,
+    })))
+}
+
+/// `metadata.name`, the rest of `metadata` skipped.
+fn name(skim: &mut Skim) -> Option<Name> {
+    let mut name = None;
+    skim.object(|skim, key| match key? {
+        "name" => once(&mut name, skim.value()?),
+        _ => skim.skip(),
+    })?;
+    Some(Name {
+        name: name.flatten(),
+    })
+}
+
+/// The objects of a request of `kind`.
 fn objects_of<'a>(kind: &Kind, old: Slot<'a>, new: Slot<'a>) -> Option<Objects<'a>> {
     match resource_of(kind) {
         "encryptionconfigs" => Some(Objects::Config(old.old_config()?, new.config()?)),
@@ -174,81 +243,5 @@ fn objects_of<'a>(kind: &Kind, old: Slot<'a>, new: Slot<'a>) -> Option<Objects<'
             (Slot::Absent | Slot::Skipped, Slot::Absent | Slot::Skipped)
         )
         .then_some(Objects::Other),
-    }
-}
-
-/// Stores a field's value, refusing a repeated field as the derived decoder does.
-fn set<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
-    match slot.replace(value) {
-        Some(_) => Err(E::duplicate_field(name)),
-        None => Ok(()),
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for OnePassRequest<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(RequestVisitor(PhantomData))
-    }
-}
-
-struct RequestVisitor<'a>(PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for RequestVisitor<'a> {
-    type Value = OnePassRequest<'a>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an AdmissionRequest")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OnePassRequest<'a>, A::Error> {
-        let mut uid: Option<Text<'de>> = None;
-        let mut kind: Option<Kind<'de>> = None;
-        let mut sub_resource: Option<Option<Text<'de>>> = None;
-        let mut name: Option<Text<'de>> = None;
-        let mut operation: Option<Operation> = None;
-        let mut user_info: Option<UserInfo<'de>> = None;
-        let mut dry_run: Option<Option<bool>> = None;
-        let (mut object, mut old_object) = (None, None);
-        while let Some(field) = map.next_key::<Field>()? {
-            match field {
-                Field::Uid => set(&mut uid, map.next_value()?, "uid")?,
-                Field::Kind => set(&mut kind, map.next_value()?, "kind")?,
-                Field::SubResource => set(&mut sub_resource, map.next_value()?, "subResource")?,
-                Field::Name => set(&mut name, map.next_value()?, "name")?,
-                Field::Operation => set(&mut operation, map.next_value()?, "operation")?,
-                Field::UserInfo => set(&mut user_info, map.next_value()?, "userInfo")?,
-                Field::DryRun => set(&mut dry_run, map.next_value()?, "dryRun")?,
-                Field::Object => {
-                    let slot = Slot::read(&mut map, kind.as_ref(), false)?;
-                    set(&mut object, slot, "object")?
-                }
-                Field::OldObject => {
-                    let slot = Slot::read(&mut map, kind.as_ref(), true)?;
-                    set(&mut old_object, slot, "oldObject")?
-                }
-                Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
-        let (object, old_object) = (
-            object.unwrap_or(Slot::Absent),
-            old_object.unwrap_or(Slot::Absent),
-        );
-        let (has_object, has_old_object) = (object.present(), old_object.present());
-        let objects = objects_of(&kind, old_object, object);
-        let request = Request {
-            uid: uid.ok_or_else(|| de::Error::missing_field("uid"))?.0,
-            kind,
-            sub_resource: sub_resource.flatten(),
-            name: name.map(|name| name.0).unwrap_or_default(),
-            operation: operation.ok_or_else(|| de::Error::missing_field("operation"))?,
-            user_info: user_info.unwrap_or_default(),
-            object: has_object,
-            old_object: has_old_object,
-            dry_run: dry_run.flatten(),
-        };
-        Ok(OnePassRequest { request, objects })
     }
 }

@@ -17,6 +17,7 @@
 mod decode;
 mod response;
 mod review;
+mod skim;
 mod subject;
 mod verdict;
 

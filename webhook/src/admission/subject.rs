@@ -35,16 +35,26 @@ pub type PoolObject = Object<IPPoolSpec>;
 /// only tells whether an update leaves the spec as it was, which matters when a finding
 /// does, so it is decoded then. An old object that no longer decodes (stored before a schema
 /// change, say) counts as a changed spec and never blocks the update.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub struct OldConfig<'a>(#[serde(borrow)] &'a RawValue);
+#[derive(Debug)]
+pub struct OldConfig<'a>(&'a str);
 
-impl OldConfig<'_> {
+impl<'a> OldConfig<'a> {
+    /// The old object as its JSON text (checked to be JSON by whoever found it).
+    pub(super) fn from_json(text: &'a str) -> Self {
+        Self(text)
+    }
+
     /// The old spec, when it decodes.
     pub fn spec(&self) -> Option<EncryptionConfigSpec> {
-        serde_json::from_str::<ConfigObject>(self.0.get())
+        serde_json::from_str::<ConfigObject>(self.0)
             .ok()
             .map(|old| old.spec)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for OldConfig<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&RawValue>::deserialize(deserializer).map(|raw| Self(raw.get()))
     }
 }
 

@@ -5,6 +5,7 @@ mod answer;
 mod decode;
 mod fuzz;
 mod rules;
+mod skim;
 
 use std::sync::Arc;
 
