@@ -1,7 +1,8 @@
 //! One pass over an AdmissionReview body: the envelope walked with [`Skim`], which skips the
-//! fields no rule reads and hands the ones it reads to serde_json, and, when the request's
-//! `kind` comes before its objects (the order the API server writes them in), each object's
-//! name and spec straight into the type that kind names. Any other body (objects before the
+//! fields no rule reads and reads the request's strings and flags in place (a string with
+//! escapes goes to serde_json), and, when the request's `kind` comes before its objects (the
+//! order the API server writes them in), each object's name, and its spec through serde_json
+//! straight into the type that kind names. Any other body (objects before the
 //! kind, a repeated field, a key spelled with escapes, an object that does not decode, not a
 //! review at all, anything the cursor does not take) takes the two passes of [`Review`] then
 //! [`Subject::of`], which say exactly what is wrong; a body the one pass decodes gets the same
@@ -47,7 +48,7 @@ pub(super) fn one_pass(body: &[u8]) -> Option<Decoded<'_>> {
     let mut skim = Skim::new(std::str::from_utf8(body).ok()?);
     let (mut api_version, mut request) = (None, None);
     skim.object(|skim, key| match key? {
-        "apiVersion" => once(&mut api_version, skim.value::<Text>()?.0),
+        "apiVersion" => once(&mut api_version, text(skim)?.0),
         "request" => once(&mut request, self::request(skim)?),
         _ => skim.skip(),
     })?;
@@ -100,13 +101,13 @@ impl<'a> Fields<'a> {
     /// Reads the value of `key`; `None` for a repeated field or an object before the kind.
     fn read(&mut self, skim: &mut Skim<'a>, key: &str) -> Option<()> {
         match key {
-            "uid" => once(&mut self.uid, skim.value()?),
-            "kind" => once(&mut self.kind, skim.value()?),
-            "subResource" => once(&mut self.sub_resource, skim.value()?),
-            "name" => once(&mut self.name, skim.value()?),
-            "operation" => once(&mut self.operation, skim.value()?),
-            "userInfo" => once(&mut self.user_info, skim.value()?),
-            "dryRun" => once(&mut self.dry_run, skim.value()?),
+            "uid" => once(&mut self.uid, text(skim)?),
+            "kind" => once(&mut self.kind, kind(skim)?),
+            "subResource" => once(&mut self.sub_resource, optional(skim, text)?),
+            "name" => once(&mut self.name, text(skim)?),
+            "operation" => once(&mut self.operation, operation(skim)?),
+            "userInfo" => once(&mut self.user_info, user_info(skim)?),
+            "dryRun" => once(&mut self.dry_run, optional(skim, flag)?),
             "object" => once(
                 &mut self.object,
                 Slot::read(skim, self.kind.as_ref()?, false)?,
@@ -225,12 +226,86 @@ fn object<'a, S: Deserialize<'a>>(skim: &mut Skim<'a>) -> Option<Option<Box<Obje
 fn name(skim: &mut Skim) -> Option<Name> {
     let mut name = None;
     skim.object(|skim, key| match key? {
-        "name" => once(&mut name, skim.value()?),
+        "name" => once(&mut name, optional(skim, text)?),
         _ => skim.skip(),
     })?;
     Some(Name {
-        name: name.flatten(),
+        name: name.flatten().map(|name| name.0.into_owned()),
     })
+}
+
+/// A string, borrowed from the body when it has no escapes (serde_json reads those).
+fn text<'a>(skim: &mut Skim<'a>) -> Option<Text<'a>> {
+    match skim.plain_str() {
+        Some(text) => Some(Text(Cow::Borrowed(text))),
+        None => skim.value(),
+    }
+}
+
+/// `null` as `None`, anything else as `read` reads it.
+fn optional<'a, T>(
+    skim: &mut Skim<'a>,
+    read: impl FnOnce(&mut Skim<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    match skim.null() {
+        true => Some(None),
+        false => read(skim).map(Some),
+    }
+}
+
+fn flag(skim: &mut Skim) -> Option<bool> {
+    skim.plain_bool().or_else(|| skim.value())
+}
+
+/// The operation, spelled as the API server spells it (serde_json reads any other spelling).
+fn operation(skim: &mut Skim) -> Option<Operation> {
+    match skim.plain_str() {
+        Some("CREATE") => Some(Operation::Create),
+        Some("UPDATE") => Some(Operation::Update),
+        Some("DELETE") => Some(Operation::Delete),
+        Some("CONNECT") => Some(Operation::Connect),
+        Some(_) => None,
+        None => skim.value(),
+    }
+}
+
+/// The request's `kind`: all three fields, each once.
+fn kind<'a>(skim: &mut Skim<'a>) -> Option<Kind<'a>> {
+    let (mut group, mut version, mut kind) = (None, None, None);
+    skim.object(|skim, key| match key? {
+        "group" => once(&mut group, text(skim)?.0),
+        "version" => once(&mut version, text(skim)?.0),
+        "kind" => once(&mut kind, text(skim)?.0),
+        _ => skim.skip(),
+    })?;
+    Some(Kind {
+        group: group?,
+        version: version?,
+        kind: kind?,
+    })
+}
+
+/// `userInfo`: the username and groups, the rest skipped.
+fn user_info<'a>(skim: &mut Skim<'a>) -> Option<UserInfo<'a>> {
+    let (mut username, mut groups) = (None, None);
+    skim.object(|skim, key| match key? {
+        "username" => once(&mut username, optional(skim, text)?),
+        "groups" => once(&mut groups, optional(skim, texts)?),
+        _ => skim.skip(),
+    })?;
+    Some(UserInfo {
+        username: username.flatten(),
+        groups: groups.flatten(),
+    })
+}
+
+fn texts<'a>(skim: &mut Skim<'a>) -> Option<Vec<Text<'a>>> {
+    let mut texts = Vec::new();
+    skim.array(|skim| {
+        texts.push(text(skim)?);
+        Some(())
+    })?;
+    Some(texts)
 }
 
 /// The objects of a request of `kind`.

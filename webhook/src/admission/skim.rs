@@ -1,6 +1,7 @@
-//! A cursor over a JSON text that walks objects key by key, skips the values nobody reads
-//! while checking them as strictly as serde_json does, and hands the values that are read to
-//! serde_json where they start. Skipping is most of an AdmissionReview (the request's
+//! A cursor over a JSON text that walks objects and arrays, skips the values nobody reads
+//! while checking them as strictly as serde_json does, takes plain strings (no escapes) and
+//! booleans as they stand, and hands any other value that is read to serde_json where it
+//! starts. Skipping is most of an AdmissionReview (the request's
 //! `resource`, `requestKind`, `requestResource`, `options`, the old object of an update, the
 //! objects' metadata), and serde_json skips token by token through its generic visitors; this
 //! is one loop over the tokens, strings eight bytes at a time.
@@ -64,6 +65,46 @@ impl<'a> Skim<'a> {
         let value = stream.next()?.ok()?;
         self.at += stream.byte_offset();
         Some(value)
+    }
+
+    /// Walks the array that comes next, calling `item` when the cursor is at each value;
+    /// `item` must consume it.
+    pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.expect(b'[')?;
+        if self.take(b']') {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if !self.take(b',') {
+                return self.expect(b']');
+            }
+        }
+    }
+
+    /// The next value when it is a string without escapes, as it stands in the text;
+    /// otherwise `None`, the cursor left where it was (for serde_json to read the value).
+    pub fn plain_str(&mut self) -> Option<&'a str> {
+        self.space();
+        let start = self.at;
+        match self.string() {
+            Some(false) => self.text.get(start + 1..self.at - 1),
+            _ => {
+                self.at = start;
+                None
+            }
+        }
+    }
+
+    /// The next value when it is `true` or `false`; otherwise `None`, the cursor left where
+    /// it was.
+    pub fn plain_bool(&mut self) -> Option<bool> {
+        self.space();
+        match self.peek()? {
+            b't' => self.literal("true").map(|()| true),
+            b'f' => self.literal("false").map(|()| false),
+            _ => None,
+        }
     }
 
     /// Takes a `null` if it comes next.
