@@ -1,10 +1,10 @@
 //! A cursor over a JSON text that walks objects and arrays, skips the values nobody reads
 //! while checking them as strictly as serde_json does, takes plain strings (no escapes) and
 //! booleans as they stand, and hands any other value that is read to serde_json where it
-//! starts. Skipping is most of an AdmissionReview (the request's
-//! `resource`, `requestKind`, `requestResource`, `options`, the old object of an update, the
-//! objects' metadata), and serde_json skips token by token through its generic visitors; this
-//! is one loop over the tokens, strings eight bytes at a time.
+//! starts. Skipping is most of an AdmissionReview (the request's `resource`, `requestKind`,
+//! `requestResource`, `options`, the old object of an update, the objects' metadata), and
+//! serde_json skips token by token through its generic visitors; this is one loop over the
+//! tokens, strings eight bytes at a time.
 //!
 //! Every method returns `None` on anything it does not take, and the caller then decodes the
 //! body with serde_json alone, which says what is wrong. So the cursor may refuse what
